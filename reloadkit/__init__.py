@@ -1,0 +1,37 @@
+"""reloadkit: an auto-reloader that holds the server's sockets.
+
+The supervisor binds every socket before the first child exists and hands them to each
+generation by file descriptor (systemd's ``LISTEN_FDS`` protocol), so a reload never refuses
+a connection. Child-side helpers find those sockets and talk back to the supervisor.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import BindError, BindSpecError, ConfigError, NoSocketsError, ReloadkitError, SpawnError
+from .notify import notify, notify_ready, trigger_reload
+from .sockets import sockets, sockets_by_name
+
+__all__ = [
+    "BindError",
+    "BindSpecError",
+    "ConfigError",
+    "NoSocketsError",
+    "ReloadkitError",
+    "SpawnError",
+    "__version__",
+    "is_child",
+    "notify",
+    "notify_ready",
+    "sockets",
+    "sockets_by_name",
+    "trigger_reload",
+]
+
+
+def is_child() -> bool:
+    """True in a process that reloadkit started itself (not in its grandchildren)."""
+    import os
+
+    return os.environ.get("RELOADKIT_PID") == str(os.getpid())

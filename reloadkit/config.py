@@ -1,0 +1,132 @@
+"""The supervisor's configuration: defaults, validation, and ``RELOADKIT_*`` overrides.
+
+Precedence: an explicit argument beats a ``RELOADKIT_*`` environment variable, which beats
+auto-detection.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from .errors import ConfigError
+from .sockets import BindSpec, parse_binds
+
+__all__ = ["Config", "parse_signal", "from_environment"]
+
+DEFAULT_DEBOUNCE_MS = 50
+DEFAULT_STOP_TIMEOUT = 5.0
+DEFAULT_POLL_INTERVAL = 1.0
+DEFAULT_READY_AFTER = 1.0
+
+
+def parse_signal(text: str) -> signal.Signals:
+    """``TERM``, ``SIGTERM``, ``sigint`` or ``15`` → a signal."""
+    value = text.strip().upper()
+    if value.isdigit():
+        try:
+            return signal.Signals(int(value))
+        except ValueError:
+            raise ConfigError(f"unknown signal {text!r}") from None
+    if not value.startswith("SIG"):
+        value = "SIG" + value
+    try:
+        return signal.Signals[value]
+    except KeyError:
+        raise ConfigError(f"unknown signal {text!r}") from None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything ``reloadkit run`` and ``run_with_reloader`` can be told."""
+
+    command: tuple[str, ...]
+    binds: tuple[BindSpec, ...] = ()
+    backlog: int | None = None
+    watch: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    ext: tuple[str, ...] = ()
+    extra_files: tuple[str, ...] = ()
+    poll: float | None = None
+    debounce_ms: int = DEFAULT_DEBOUNCE_MS
+    stop_signal: signal.Signals = signal.SIGTERM
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    overlap: bool = False
+    ready_after: float | None = None
+    imports: bool = False
+    reload: bool = True
+    verbosity: int = 0
+    cwd: str = field(default_factory=os.getcwd)
+
+    def __post_init__(self) -> None:
+        if not self.command or not self.command[0]:
+            raise ConfigError("no command given: put it after --, e.g. reloadkit run -- python serve.py")
+        if self.backlog is not None and self.backlog < 1:
+            raise ConfigError("--backlog must be at least 1")
+        if self.poll is not None and self.poll <= 0:
+            raise ConfigError("--poll interval must be greater than 0")
+        if self.debounce_ms < 0:
+            raise ConfigError("--debounce must not be negative")
+        if self.stop_timeout < 0:
+            raise ConfigError("--stop-timeout must not be negative")
+        if self.ready_after is not None and self.ready_after < 0:
+            raise ConfigError("--ready-after must not be negative")
+
+    @property
+    def watch_roots(self) -> tuple[str, ...]:
+        """Where to watch: the given paths; by default the current directory, except when the
+        child reports its imports (then exactly those files, plus any given paths)."""
+        if self.watch:
+            return tuple(os.path.abspath(os.path.join(self.cwd, path)) for path in self.watch)
+        return () if self.imports else (self.cwd,)
+
+    @property
+    def effective_ready_after(self) -> float:
+        """Timer readiness for children that never send ``READY=1``."""
+        return DEFAULT_READY_AFTER if self.ready_after is None else self.ready_after
+
+    def with_binds(self, specs: Sequence[str]) -> Config:
+        return replace(self, binds=tuple(parse_binds(specs)))
+
+
+def _float(environ: Mapping[str, str], name: str) -> float | None:
+    text = environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a number") from None
+
+
+def from_environment(environ: Mapping[str, str]) -> dict[str, object]:
+    """Settings found in ``RELOADKIT_*`` variables, as keyword arguments for :class:`Config`.
+
+    ``RELOADKIT_POLL=1`` (or any true value) polls at the default interval; a number
+    greater than 1 is taken as the interval in seconds.
+    """
+    found: dict[str, object] = {}
+    poll = environ.get("RELOADKIT_POLL", "").strip().lower()
+    if poll and poll not in ("0", "false", "no", "off"):
+        if poll in ("1", "true", "yes", "on"):
+            found["poll"] = DEFAULT_POLL_INTERVAL
+        else:
+            found["poll"] = _float(environ, "RELOADKIT_POLL")
+    for name, key in (
+        ("RELOADKIT_STOP_TIMEOUT", "stop_timeout"),
+        ("RELOADKIT_READY_AFTER", "ready_after"),
+    ):
+        value = _float(environ, name)
+        if value is not None:
+            found[key] = value
+    debounce = _float(environ, "RELOADKIT_DEBOUNCE")
+    if debounce is not None:
+        found["debounce_ms"] = int(debounce)
+    if environ.get("RELOADKIT_STOP_SIGNAL"):
+        found["stop_signal"] = parse_signal(environ["RELOADKIT_STOP_SIGNAL"])
+    if environ.get("RELOADKIT_OVERLAP", "").strip().lower() in ("1", "true", "yes", "on"):
+        found["overlap"] = True
+    return found

@@ -1,0 +1,36 @@
+"""Exceptions raised by the library; only the CLI turns them into messages and exit codes."""
+
+from __future__ import annotations
+
+__all__ = [
+    "BindError",
+    "BindSpecError",
+    "ConfigError",
+    "NoSocketsError",
+    "ReloadkitError",
+    "SpawnError",
+]
+
+
+class ReloadkitError(Exception):
+    """Base class: every error reloadkit raises on purpose has a one-line message."""
+
+
+class ConfigError(ReloadkitError, ValueError):
+    """An option value is not acceptable."""
+
+
+class BindSpecError(ConfigError):
+    """A ``--bind`` spec does not follow the grammar."""
+
+
+class BindError(ReloadkitError, OSError):
+    """A socket could not be bound, listened on or adopted."""
+
+
+class NoSocketsError(ReloadkitError, LookupError):
+    """The child asked for inherited sockets that are not there (or not for this process)."""
+
+
+class SpawnError(ReloadkitError, OSError):
+    """The command could not be started."""

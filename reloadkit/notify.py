@@ -1,0 +1,172 @@
+"""systemd's notify protocol: the supervisor's private datagram socket and the child's helpers.
+
+The child learns the address from ``NOTIFY_SOCKET`` (an address, not an inherited fd, so no
+descriptor of the supervisor reaches it). On Linux the socket lives in the abstract namespace
+and the kernel tells us the sender's pid, so only the current children's trees are heard.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import struct
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "NotifyListener",
+    "NotifyMessage",
+    "notify",
+    "notify_ready",
+    "parse_message",
+    "trigger_reload",
+    "watch_files",
+]
+
+#: reloadkit's own keys, beside systemd's READY/STATUS/STOPPING/EXTEND_TIMEOUT_USEC.
+WATCH_KEY = "RELOADKIT_WATCH"
+RELOAD_KEY = "RELOADKIT_RELOAD"
+_MAX_DATAGRAM = 60_000
+_HAS_CREDENTIALS = hasattr(socket, "SO_PASSCRED") and hasattr(socket, "SCM_CREDENTIALS")
+
+
+@dataclass(frozen=True)
+class NotifyMessage:
+    """One datagram: the sender's pid (``None`` where the platform cannot tell) and its lines."""
+
+    pid: int | None
+    fields: tuple[tuple[str, str], ...]
+
+    def get(self, key: str) -> str | None:
+        for name, value in reversed(self.fields):
+            if name == key:
+                return value
+        return None
+
+    def values(self, key: str) -> list[str]:
+        return [value for name, value in self.fields if name == key]
+
+
+def parse_message(data: bytes) -> tuple[tuple[str, str], ...]:
+    """``KEY=VALUE`` lines, as systemd's ``sd_notify`` sends them; other lines are ignored."""
+    fields = []
+    for line in data.decode("utf-8", errors="replace").split("\n"):
+        key, sep, value = line.partition("=")
+        if sep and key:
+            fields.append((key, value))
+    return tuple(fields)
+
+
+class NotifyListener:
+    """The supervisor's end: a non-blocking datagram socket for the selector loop."""
+
+    def __init__(self) -> None:
+        self._directory: str | None = None
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            if sys.platform.startswith("linux"):
+                name = f"reloadkit-{os.getpid()}-{secrets.token_hex(8)}"
+                self.sock.bind("\0" + name)
+                self.address = "@" + name
+            else:
+                self._directory = tempfile.mkdtemp(prefix="reloadkit-")  # mode 0700
+                path = os.path.join(self._directory, "notify")
+                self.sock.bind(path)
+                self.address = path
+            if _HAS_CREDENTIALS:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+            self.sock.setblocking(False)
+        except BaseException:
+            self.close()
+            raise
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def receive(self) -> list[NotifyMessage]:
+        """Drain what is queued, without blocking."""
+        messages = []
+        ancillary = socket.CMSG_SPACE(struct.calcsize("3i")) if _HAS_CREDENTIALS else 0
+        while True:
+            try:
+                data, cmsgs, _flags, _address = self.sock.recvmsg(_MAX_DATAGRAM, ancillary)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break
+            pid = None
+            for level, kind, payload in cmsgs:
+                if level == socket.SOL_SOCKET and _HAS_CREDENTIALS and kind == socket.SCM_CREDENTIALS:
+                    pid = struct.unpack("3i", payload[: struct.calcsize("3i")])[0]
+            messages.append(NotifyMessage(pid, parse_message(data)))
+        return messages
+
+    def close(self) -> None:
+        self.sock.close()
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
+            self._directory = None
+
+    def __enter__(self) -> NotifyListener:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+# --- the child's side -------------------------------------------------------------------
+
+
+def notify(state: str) -> bool:
+    """Send ``state`` (``KEY=VALUE`` lines) to ``$NOTIFY_SOCKET``; False when there is none.
+
+    Works under systemd too; outside both it is a harmless no-op.
+    """
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.sendto(state.encode("utf-8"), address)
+        except OSError:
+            return False
+    return True
+
+
+def notify_ready(status: str | None = None) -> bool:
+    """Tell the supervisor this process serves now (``READY=1``)."""
+    return notify("READY=1" + (f"\nSTATUS={status}" if status else ""))
+
+
+def trigger_reload() -> bool:
+    """Ask reloadkit for a restart of this child; False when not running under reloadkit."""
+    if not os.environ.get("RELOADKIT_PID"):
+        return False
+    return notify(f"{RELOAD_KEY}=1")
+
+
+def watch_files(paths: Iterable[str]) -> bool:
+    """Ask reloadkit to watch these files too (import tracking uses this)."""
+    if not os.environ.get("RELOADKIT_PID"):
+        return False
+    lines: list[str] = []
+    size = 0
+    sent = True
+    for path in paths:
+        if "\n" in path:
+            continue
+        line = f"{WATCH_KEY}={path}"
+        if size + len(line) + 1 > _MAX_DATAGRAM // 2 and lines:
+            sent = notify("\n".join(lines)) and sent
+            lines, size = [], 0
+        lines.append(line)
+        size += len(line) + 1
+    if lines:
+        sent = notify("\n".join(lines)) and sent
+    return sent

@@ -1,0 +1,57 @@
+"""Pure restart policy: when a child that keeps dying may be started again."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["CrashBackoff", "exit_status", "describe_changes"]
+
+
+class CrashBackoff:
+    """Delay restarts of a child that dies right after it started, doubling up to a cap.
+
+    A child that ran for ``healthy`` seconds resets the delay: only a tight loop is slowed.
+    """
+
+    def __init__(self, first: float = 0.25, cap: float = 8.0, healthy: float = 2.0) -> None:
+        self.first = first
+        self.cap = cap
+        self.healthy = healthy
+        self._delay = 0.0
+
+    def next_delay(self, lifetime: float) -> float:
+        """Seconds to wait before the next start, given how long the last child lived."""
+        if lifetime >= self.healthy:
+            self._delay = 0.0
+        else:
+            self._delay = self.first if self._delay == 0 else min(self._delay * 2, self.cap)
+        return self._delay
+
+    def reset(self) -> None:
+        self._delay = 0.0
+
+
+def exit_status(wait_status: int) -> int:
+    """A shell-style exit code: the child's code, or 128+N when signal N killed it."""
+    code = 0
+    if os.WIFSIGNALED(wait_status):
+        code = 128 + os.WTERMSIG(wait_status)
+    elif os.WIFEXITED(wait_status):
+        code = os.WEXITSTATUS(wait_status)
+    return code
+
+
+def describe_changes(paths: frozenset[str] | set[str], base: str) -> str:
+    """``app.py changed`` or ``3 files changed``, relative to ``base`` where possible."""
+    if not paths:
+        return "no files changed"
+    if len(paths) == 1:
+        (path,) = paths
+        try:
+            shown = os.path.relpath(path, base)
+        except ValueError:
+            shown = path
+        if shown.startswith(".."):
+            shown = path
+        return f"{shown} changed"
+    return f"{len(paths)} files changed"

@@ -1,0 +1,344 @@
+"""One child generation: spawn it with the fd contract, stop it, and end its whole tree.
+
+The child is forked and exec'd by hand (not ``subprocess``) because systemd's contract wants
+``LISTEN_PID`` to be the exec'd command's own pid, which is only known between fork and exec,
+and the sockets must land exactly at fds 3, 4, ... with nothing else inherited.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import fcntl
+import os
+import shutil
+import signal
+import sys
+import time
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import psutil
+
+from .errors import SpawnError
+from .sockets import FIRST_FD
+
+__all__ = [
+    "Child",
+    "Guardian",
+    "become_subreaper",
+    "kill_processes",
+    "resolve_command",
+    "spawn",
+]
+
+# os.fork() in a process with threads warns on 3.12+; the child only calls async-signal-safe
+# system calls (dup2, prctl, execve) before exec, which is what that warning is about.
+warnings.filterwarnings("ignore", message=r".*fork\(\) may lead to deadlocks.*", category=DeprecationWarning)
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+_libc: ctypes.CDLL | None = None
+if sys.platform.startswith("linux"):
+    try:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:  # pragma: no cover - exotic libc
+        _libc = None
+
+
+def _prctl(option: int, value: int) -> bool:
+    if _libc is None:
+        return False
+    return bool(_libc.prctl(option, value, 0, 0, 0) == 0)
+
+
+def become_subreaper() -> bool:
+    """Make orphaned descendants (double-forked daemons) re-parent to us, so we can end them."""
+    return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def resolve_command(argv: Sequence[str], env: Mapping[str, str]) -> str:
+    """The executable's path, or a one-line :class:`SpawnError` before anything is forked."""
+    if not argv or not argv[0]:
+        raise SpawnError(errno.ENOENT, "no command given (put it after --)")
+    program = argv[0]
+    if os.sep in program:
+        if not os.path.exists(program):
+            raise SpawnError(errno.ENOENT, f"command not found: {program}")
+        if os.path.isdir(program) or not os.access(program, os.X_OK):
+            raise SpawnError(errno.EACCES, f"command is not executable: {program}")
+        return program
+    found = shutil.which(program, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise SpawnError(errno.ENOENT, f"command not found: {program}")
+    return found
+
+
+def _max_fd() -> int:
+    try:
+        return int(os.sysconf("SC_OPEN_MAX"))
+    except (OSError, ValueError):  # pragma: no cover
+        return 65536
+
+
+def _exec_child(
+    path: str,
+    argv: Sequence[str],
+    env: dict[bytes, bytes],
+    fds: Sequence[int],
+    keep: Sequence[int],
+    errpipe: int,
+    parent: int,
+    own_group: bool,
+    stderr_fd: int | None,
+) -> None:
+    """Runs in the forked child: only system calls, then exec. Never returns."""
+    try:
+        signal.set_wakeup_fd(-1)
+        for number in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(number, signal.SIG_DFL)
+        if _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) and os.getppid() != parent:
+            os._exit(1)  # the supervisor died between fork and prctl
+        if own_group:
+            os.setpgid(0, 0)
+        if stderr_fd is not None:
+            os.dup2(stderr_fd, 2)
+        count = len(fds)
+        # Move the sources out of the target range first so that no dup2 clobbers another.
+        high = max([FIRST_FD + count, errpipe + 1, *[fd + 1 for fd in fds]])
+        moved = [_dup_above(fd, high) for fd in fds]
+        errpipe = _dup_above(errpipe, max([high, *[m + 1 for m in moved]]), cloexec=True)
+        for index, source in enumerate(moved):
+            os.dup2(source, FIRST_FD + index, inheritable=True)
+        keep_set = sorted({errpipe, *keep})
+        start = FIRST_FD + count
+        for fd in keep_set:
+            if fd >= start:
+                os.closerange(start, fd)
+                start = fd + 1
+        os.closerange(start, _max_fd())
+        pid = str(os.getpid()).encode()
+        if fds:
+            env[b"LISTEN_PID"] = pid
+        env[b"RELOADKIT_PID"] = pid
+        os.execve(path, list(argv), env)
+    except BaseException as exc:  # noqa: BLE001 - report anything, then leave
+        code = getattr(exc, "errno", None) or errno.EINVAL
+        try:
+            os.write(errpipe, f"{code}:{exc}".encode(errors="replace"))
+        finally:
+            os._exit(127)
+
+
+def _dup_above(fd: int, minimum: int, cloexec: bool = False) -> int:
+    return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC if cloexec else fcntl.F_DUPFD, minimum)
+
+
+@dataclass
+class Child:
+    """A running (or finished) child generation and every process seen in its tree."""
+
+    pid: int
+    generation: int
+    argv: tuple[str, ...]
+    started: float = field(default_factory=time.monotonic)
+    returncode: int | None = None
+    ready_at: float | None = None
+    stop_sent_at: float | None = None
+    extend: float = 0.0
+    known: dict[int, psutil.Process] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            self.known[self.pid] = psutil.Process(self.pid)
+        except psutil.Error:
+            pass
+
+    @property
+    def alive(self) -> bool:
+        return self.returncode is None
+
+    def snapshot(self) -> None:
+        """Remember every current descendant, so it can be ended even after re-parenting."""
+        root = self.known.get(self.pid)
+        if root is None or not self.alive:
+            return
+        try:
+            for proc in root.children(recursive=True):
+                self.known.setdefault(proc.pid, proc)
+        except psutil.Error:
+            pass
+
+    def tree_pids(self) -> set[int]:
+        self.snapshot()
+        return set(self.known)
+
+    def signal(self, number: int) -> None:
+        if self.alive:
+            try:
+                os.kill(self.pid, number)
+            except ProcessLookupError:
+                pass
+
+    def kill_tree(self) -> int:
+        """SIGKILL the child and every process ever seen in its tree; returns how many."""
+        self.snapshot()
+        victims = [proc for pid, proc in self.known.items() if pid != self.pid or self.alive]
+        return kill_processes(victims)
+
+
+def kill_processes(processes: Iterable[psutil.Process]) -> int:
+    """SIGKILL each process that is still the one we saw (psutil checks its start time)."""
+    killed = 0
+    for proc in processes:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                proc.kill()
+                killed += 1
+        except psutil.Error:
+            pass
+    return killed
+
+
+def spawn(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    socket_fds: Sequence[int] = (),
+    *,
+    generation: int = 0,
+    keep_fds: Sequence[int] = (),
+    own_group: bool = False,
+    stderr_fd: int | None = None,
+) -> Child:
+    """Fork and exec ``argv`` with ``socket_fds`` at 3.. and ``LISTEN_PID`` set to its pid.
+
+    ``stderr_fd`` replaces the child's stderr; ``keep_fds`` survive into the child beside
+    the sockets; every other descriptor above the sockets is closed.
+    """
+    path = resolve_command(argv, env)
+    env_bytes = {os.fsencode(key): os.fsencode(value) for key, value in env.items()}
+    read_end, write_end = os.pipe()
+    parent = os.getpid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child execs or exits
+        os.close(read_end)
+        _exec_child(
+            path, argv, env_bytes, list(socket_fds), keep_fds, write_end, parent, own_group, stderr_fd
+        )
+    os.close(write_end)
+    try:
+        report = b""
+        while True:
+            chunk = os.read(read_end, 4096)
+            if not chunk:
+                break
+            report += chunk
+    finally:
+        os.close(read_end)
+    if report:
+        os.waitpid(pid, 0)
+        code_text, _, message = report.decode(errors="replace").partition(":")
+        code = int(code_text) if code_text.isdigit() else errno.EINVAL
+        raise SpawnError(code, f"cannot start {argv[0]}: {os.strerror(code)}" if code else message)
+    return Child(pid=pid, generation=generation, argv=tuple(argv))
+
+
+class Guardian:
+    """A small process that outlives a SIGKILLed supervisor to end what it left behind.
+
+    A parent-death signal only reaches the direct child; the guardian waits for the
+    supervisor's end of a pipe to close and then kills every process carrying this
+    supervisor's tree cookie in its environment, and removes its Unix socket files.
+    """
+
+    def __init__(self, cookie: str, unix_files: Iterable[tuple[str, int]] = ()) -> None:
+        self.cookie = cookie
+        files = list(unix_files)
+        read_end, self._write_end = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # pragma: no cover - runs in the forked guardian
+            try:
+                os.close(self._write_end)
+                self._serve(read_end, files)
+            finally:
+                os._exit(0)
+        os.close(read_end)
+
+    def _serve(self, read_end: int, files: list[tuple[str, int]]) -> None:  # pragma: no cover
+        signal.set_wakeup_fd(-1)
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTSTP, signal.SIGTTOU):
+            signal.signal(number, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.closerange(3, read_end)
+        os.closerange(read_end + 1, _max_fd())
+        clean = False
+        while True:
+            try:
+                data = os.read(read_end, 64)
+            except InterruptedError:
+                continue
+            if not data:
+                break
+            if b"clean" in data:
+                clean = True
+        if not clean:
+            sweep_cookie(self.cookie, exclude={os.getpid()})
+            for path, inode in files:
+                try:
+                    if os.stat(path).st_ino == inode:
+                        os.unlink(path)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        """The supervisor exits cleanly: the guardian leaves without a sweep."""
+        if self._write_end < 0:
+            return
+        try:
+            os.write(self._write_end, b"clean")
+        except OSError:
+            pass
+        os.close(self._write_end)
+        self._write_end = -1
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            try:
+                done, _ = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if done:
+                return
+            time.sleep(0.005)
+
+
+def sweep_cookie(cookie: str, exclude: set[int]) -> int:
+    """Kill every process whose environment carries ``RELOADKIT_TREE=cookie``."""
+    marker = f"RELOADKIT_TREE={cookie}".encode()
+    killed = 0
+    for _round in range(5):
+        found = 0
+        for pid in psutil.pids():
+            if pid in exclude:
+                continue
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as handle:
+                    carries = marker in handle.read().split(b"\0")
+            except OSError:
+                try:
+                    carries = psutil.Process(pid).environ().get("RELOADKIT_TREE") == cookie
+                except (psutil.Error, OSError):
+                    carries = False
+            if carries:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    found += 1
+                except OSError:
+                    pass
+        killed += found
+        if not found:
+            break
+    return killed

@@ -1,0 +1,421 @@
+"""Bind specs, binding and listening early, and the child's side of the fd handoff.
+
+The supervisor parses ``--bind`` specs, binds and listens on every socket before the first
+child exists, and keeps them for its whole life; the child finds them at fds 3.. through
+systemd's ``LISTEN_FDS`` protocol.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import socket
+import stat
+import sys
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from .errors import BindError, BindSpecError, NoSocketsError
+
+__all__ = [
+    "FIRST_FD",
+    "BindSpec",
+    "Listener",
+    "adopt_activation",
+    "contract_environment",
+    "default_backlog",
+    "open_listeners",
+    "parse_bind",
+    "parse_binds",
+    "sockets",
+    "sockets_by_name",
+]
+
+FIRST_FD = 3
+#: Variables of the fd contract; removed from a child once it has taken its sockets.
+CONTRACT_VARIABLES = (
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    "LISTEN_FDS_FIRST_FD",
+    "WERKZEUG_SERVER_FD",
+    "WERKZEUG_RUN_MAIN",
+)
+_NAME_RE = re.compile(r"^([A-Za-z0-9_.\-]{1,64})=(.*)$", re.DOTALL)
+_UNIX_PATH_MAX = 107 if sys.platform.startswith("linux") else 103
+
+
+@dataclass(frozen=True)
+class BindSpec:
+    """One parsed ``--bind`` spec; ``kind`` is ``tcp``, ``unix`` or ``fd``."""
+
+    text: str
+    name: str
+    kind: str
+    host: str | None = None
+    port: int | None = None
+    path: str | None = None
+    mode: int | None = None
+    fd: int | None = None
+    explicit_name: bool = False
+
+
+def _parse_port(text: str, spec: str) -> int:
+    if not text:
+        raise BindSpecError(f"bad bind spec {spec!r}: missing port")
+    if not text.isdigit():
+        raise BindSpecError(f"bad bind spec {spec!r}: port {text!r} is not a number")
+    port = int(text)
+    if port > 65535:
+        raise BindSpecError(f"bad bind spec {spec!r}: port {port} is out of range (0-65535)")
+    return port
+
+
+def _parse_unix(rest: str, spec: str) -> tuple[str, int | None]:
+    path, _, options = rest.partition(",")
+    mode: int | None = None
+    if options:
+        key, _, value = options.partition("=")
+        if key != "mode" or not re.fullmatch(r"[0-7]{3,4}", value):
+            raise BindSpecError(
+                f"bad bind spec {spec!r}: the only unix option is mode=OCTAL (e.g. mode=660)"
+            )
+        mode = int(value, 8)
+    if not path:
+        raise BindSpecError(f"bad bind spec {spec!r}: missing socket path")
+    path = os.path.abspath(path)
+    if len(os.fsencode(path)) > _UNIX_PATH_MAX:
+        raise BindSpecError(
+            f"bad bind spec {spec!r}: socket path is longer than {_UNIX_PATH_MAX} bytes"
+        )
+    return path, mode
+
+
+def parse_bind(spec: str) -> BindSpec:
+    """Parse ``[NAME=]ADDRESS``; the default name is filled in by :func:`parse_binds`."""
+    text = spec.strip()
+    name = ""
+    match = _NAME_RE.match(text)
+    if match:
+        name, text = match.group(1), match.group(2)
+    if not text:
+        raise BindSpecError(f"bad bind spec {spec!r}: empty address")
+    fields = {"text": spec, "name": name, "explicit_name": bool(name)}
+    if text.startswith("unix:"):
+        path, mode = _parse_unix(text[5:], spec)
+        return BindSpec(kind="unix", path=path, mode=mode, **fields)  # type: ignore[arg-type]
+    if text.startswith("fd://"):
+        number = text[5:]
+        if not number.isdigit():
+            raise BindSpecError(f"bad bind spec {spec!r}: fd://N needs a descriptor number")
+        return BindSpec(kind="fd", fd=int(number), **fields)  # type: ignore[arg-type]
+    if text.isdigit():
+        return BindSpec(kind="tcp", host="127.0.0.1", port=_parse_port(text, spec), **fields)  # type: ignore[arg-type]
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0:
+            raise BindSpecError(f"bad bind spec {spec!r}: missing ']' after the IPv6 address")
+        host, rest = text[1:close], text[close + 1 :]
+        if not host:
+            raise BindSpecError(f"bad bind spec {spec!r}: empty IPv6 address")
+        if not rest.startswith(":"):
+            raise BindSpecError(f"bad bind spec {spec!r}: expected ':PORT' after ']'")
+        return BindSpec(kind="tcp", host=host, port=_parse_port(rest[1:], spec), **fields)  # type: ignore[arg-type]
+    if ":" not in text:
+        raise BindSpecError(
+            f"bad bind spec {spec!r}: expected PORT, HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N"
+        )
+    host, _, port_text = text.rpartition(":")
+    if ":" in host:
+        raise BindSpecError(f"bad bind spec {spec!r}: write IPv6 addresses in brackets, [::1]:PORT")
+    return BindSpec(
+        kind="tcp", host=host or "127.0.0.1", port=_parse_port(port_text, spec), **fields  # type: ignore[arg-type]
+    )
+
+
+def parse_binds(specs: Sequence[str]) -> list[BindSpec]:
+    """Parse specs in order and give each a unique name (``tcp``, ``tcp2``, ``unix``, ...)."""
+    parsed = [parse_bind(spec) for spec in specs]
+    taken = {spec.name for spec in parsed if spec.explicit_name}
+    if len(taken) != sum(1 for spec in parsed if spec.explicit_name):
+        raise BindSpecError("bind names must be unique")
+    result: list[BindSpec] = []
+    for spec in parsed:
+        if not spec.explicit_name:
+            counter = 1
+            name = spec.kind
+            while name in taken:
+                counter += 1
+                name = f"{spec.kind}{counter}"
+            taken.add(name)
+            spec = BindSpec(**{**spec.__dict__, "name": name})
+        result.append(spec)
+    return result
+
+
+def default_backlog() -> int:
+    """The kernel's maximum accept queue: clients wait there while no child is running."""
+    try:
+        with open("/proc/sys/net/core/somaxconn", encoding="ascii") as handle:
+            return max(int(handle.read().strip()), socket.SOMAXCONN)
+    except (OSError, ValueError):
+        return max(socket.SOMAXCONN, 1024)
+
+
+@dataclass
+class Listener:
+    """A socket the supervisor holds for its whole life."""
+
+    name: str
+    sock: socket.socket
+    unix_path: str | None = None
+    unix_inode: int | None = None
+
+    @property
+    def is_tcp(self) -> bool:
+        return self.sock.family in (socket.AF_INET, socket.AF_INET6)
+
+    def display(self) -> str:
+        """The address as a person wants to see it (a URL for TCP)."""
+        if self.sock.family == socket.AF_INET:
+            host, port = self.sock.getsockname()[:2]
+            return f"http://{host}:{port}"
+        if self.sock.family == socket.AF_INET6:
+            host, port = self.sock.getsockname()[:2]
+            return f"http://[{host}]:{port}"
+        if self.sock.family == socket.AF_UNIX:
+            address = self.sock.getsockname()
+            if isinstance(address, bytes):
+                address = address.decode(errors="replace")
+            return f"unix:{address}" if address else "unix:(unnamed)"
+        return f"socket family {self.sock.family}"
+
+    def close(self) -> None:
+        """Close, and remove the Unix socket file only if it is still the one we made."""
+        self.sock.close()
+        if self.unix_path is not None:
+            try:
+                if os.stat(self.unix_path).st_ino == self.unix_inode:
+                    os.unlink(self.unix_path)
+            except OSError:
+                pass
+            self.unix_path = None
+
+
+def _bind_error(what: str, exc: OSError) -> BindError:
+    reasons = {
+        errno.EADDRINUSE: "address already in use",
+        errno.EADDRNOTAVAIL: "address not available on this machine",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+    }
+    reason = reasons.get(exc.errno or 0) or exc.strerror or str(exc)
+    return BindError(exc.errno or 0, f"cannot bind {what}: {reason}")
+
+
+def _bind_tcp(spec: BindSpec, backlog: int) -> Listener:
+    assert spec.host is not None and spec.port is not None
+    what = f"{spec.host}:{spec.port}" if ":" not in spec.host else f"[{spec.host}]:{spec.port}"
+    try:
+        infos = socket.getaddrinfo(
+            spec.host, spec.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise BindError(errno.EADDRNOTAVAIL, f"cannot bind {what}: unknown host ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise _bind_error(what, exc) from None
+    return Listener(spec.name, sock)
+
+
+def _remove_stale_unix_socket(path: str) -> None:
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise BindError(errno.EEXIST, f"cannot bind unix:{path}: the path exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)  # nobody listens: a stale file left by a dead process
+    else:
+        raise BindError(errno.EADDRINUSE, f"cannot bind unix:{path}: another process is listening on it")
+    finally:
+        probe.close()
+
+
+def _bind_unix(spec: BindSpec, backlog: int) -> Listener:
+    assert spec.path is not None
+    path = spec.path
+    _remove_stale_unix_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o777 & ~spec.mode) if spec.mode is not None else None
+    try:
+        sock.bind(path)
+    except OSError as exc:
+        sock.close()
+        raise _bind_error(f"unix:{path}", exc) from None
+    finally:
+        if old_umask is not None:
+            os.umask(old_umask)
+    listener = Listener(spec.name, sock, unix_path=path, unix_inode=os.stat(path).st_ino)
+    try:
+        if spec.mode is not None:
+            os.chmod(path, spec.mode)
+        sock.listen(backlog)
+    except OSError as exc:
+        listener.close()
+        raise _bind_error(f"unix:{path}", exc) from None
+    return listener
+
+
+def _adopt_fd(fd: int, name: str, what: str) -> Listener:
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        raise BindError(errno.EBADF, f"cannot adopt {what}: descriptor {fd} is not open") from None
+    if not stat.S_ISSOCK(info.st_mode):
+        raise BindError(errno.ENOTSOCK, f"cannot adopt {what}: descriptor {fd} is not a socket")
+    sock = socket.socket(fileno=fd)
+    try:
+        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    except OSError:
+        listening = 0
+    if sock.type != socket.SOCK_STREAM or not listening:
+        sock.detach()
+        raise BindError(errno.EINVAL, f"cannot adopt {what}: descriptor {fd} is not a listening socket")
+    sock.set_inheritable(False)
+    return Listener(name, sock)
+
+
+def _open_one(spec: BindSpec, backlog: int) -> Listener:
+    if spec.kind == "tcp":
+        return _bind_tcp(spec, backlog)
+    if spec.kind == "unix":
+        return _bind_unix(spec, backlog)
+    assert spec.fd is not None
+    if spec.fd <= 2:
+        raise BindError(errno.EINVAL, f"cannot adopt fd://{spec.fd}: that is a standard stream")
+    return _adopt_fd(spec.fd, spec.name, f"fd://{spec.fd}")
+
+
+@contextmanager
+def open_listeners(specs: Sequence[BindSpec], backlog: int | None = None) -> Iterator[list[Listener]]:
+    """Bind and listen on every spec, in order; everything opened is closed on any exit."""
+    listeners: list[Listener] = []
+    try:
+        for spec in specs:
+            listeners.append(_open_one(spec, backlog or default_backlog()))
+        yield listeners
+    finally:
+        for listener in reversed(listeners):
+            listener.close()
+
+
+def adopt_activation(environ: MutableMapping[str, str]) -> list[Listener]:
+    """Adopt sockets handed to *this* process by systemd or systemfd, and unset the variables.
+
+    Only when ``LISTEN_PID`` names this process: stale variables inherited from a parent
+    that was itself activated must not be trusted.
+    """
+    count_text = environ.get("LISTEN_FDS")
+    pid_text = environ.get("LISTEN_PID")
+    if not count_text or not pid_text:
+        return []
+    if not pid_text.isdigit() or int(pid_text) != os.getpid() or not count_text.isdigit():
+        return []
+    count = int(count_text)
+    first = int(environ.get("LISTEN_FDS_FIRST_FD", FIRST_FD) or FIRST_FD)
+    names = environ.get("LISTEN_FDNAMES", "").split(":")
+    listeners = []
+    for index in range(count):
+        name = names[index] if index < len(names) and names[index] else f"activated{index + 1}"
+        listeners.append(_adopt_fd(first + index, name, f"activated socket {first + index}"))
+    for variable in CONTRACT_VARIABLES:
+        environ.pop(variable, None)
+    return listeners
+
+
+def contract_environment(listeners: Sequence[Listener]) -> dict[str, str]:
+    """The child's fd-contract variables, all but ``LISTEN_PID`` (known only after fork)."""
+    if not listeners:
+        return {}
+    env = {
+        "LISTEN_FDS": str(len(listeners)),
+        "LISTEN_FDNAMES": ":".join(listener.name for listener in listeners),
+        "LISTEN_FDS_FIRST_FD": str(FIRST_FD),
+    }
+    for index, listener in enumerate(listeners):
+        if listener.is_tcp:
+            env["WERKZEUG_SERVER_FD"] = str(FIRST_FD + index)
+            env["WERKZEUG_RUN_MAIN"] = "true"
+            break
+    return env
+
+
+# --- the child's side -------------------------------------------------------------------
+
+_inherited: dict[str, socket.socket] | None = None
+
+
+def _take_inherited(environ: MutableMapping[str, str]) -> dict[str, socket.socket]:
+    count_text = environ.get("LISTEN_FDS")
+    pid_text = environ.get("LISTEN_PID")
+    if count_text is None:
+        raise NoSocketsError(
+            "no inherited sockets: LISTEN_FDS is not set (start under `reloadkit run --bind ...`)"
+        )
+    if pid_text is None or not pid_text.isdigit() or int(pid_text) != os.getpid():
+        raise NoSocketsError(
+            f"the inherited sockets are for process {pid_text}, not this one ({os.getpid()}):"
+            " a wrapper that does not exec changed the pid"
+        )
+    if not count_text.isdigit() or int(count_text) < 1:
+        raise NoSocketsError(f"no inherited sockets: LISTEN_FDS={count_text!r}")
+    first = int(environ.get("LISTEN_FDS_FIRST_FD", FIRST_FD) or FIRST_FD)
+    names = environ.get("LISTEN_FDNAMES", "").split(":")
+    found: dict[str, socket.socket] = {}
+    for index in range(int(count_text)):
+        fd = first + index
+        name = names[index] if index < len(names) and names[index] else f"fd{fd}"
+        try:
+            listener = _adopt_fd(fd, name, f"inherited fd {fd}")
+        except BindError as exc:
+            raise NoSocketsError(str(exc)) from None
+        found[name] = listener.sock
+    for variable in CONTRACT_VARIABLES:
+        environ.pop(variable, None)
+    return found
+
+
+def sockets_by_name(environ: MutableMapping[str, str] | None = None) -> dict[str, socket.socket]:
+    """The inherited listening sockets by their ``LISTEN_FDNAMES`` name, in fd order.
+
+    The first call takes them (sets close-on-exec, removes the ``LISTEN_*`` and werkzeug
+    variables so that the server's own subprocesses do not adopt them); later calls return
+    the same objects.
+    """
+    global _inherited
+    if _inherited is None:
+        _inherited = _take_inherited(os.environ if environ is None else environ)
+    return dict(_inherited)
+
+
+def sockets(environ: MutableMapping[str, str] | None = None) -> list[socket.socket]:
+    """The inherited listening sockets, in ``--bind`` order (see :func:`sockets_by_name`)."""
+    return list(sockets_by_name(environ).values())
+
+
+def describe(environ: Mapping[str, str]) -> str:
+    """A one-line summary of the contract variables, for debugging output."""
+    return " ".join(f"{key}={environ[key]}" for key in CONTRACT_VARIABLES if key in environ)

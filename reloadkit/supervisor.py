@@ -1,0 +1,677 @@
+"""The event loop: change batches, child exits, signals and readiness decide what happens.
+
+Everything arrives through file descriptors watched by one ``selectors`` loop on the main
+thread: signals through ``signal.set_wakeup_fd`` (the handlers themselves do nothing),
+file changes through the watcher's fd, readiness through the notify socket. Nothing else
+decides, so there are no races between handlers.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import secrets
+import selectors
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import psutil
+
+from . import process
+from .config import Config
+from .debounce import Debouncer
+from .errors import ConfigError, SpawnError
+from .filters import FilterRules
+from .notify import RELOAD_KEY, WATCH_KEY, NotifyListener, NotifyMessage
+from .policy import CrashBackoff, describe_changes, exit_status
+from .process import Child, Guardian
+from .sockets import CONTRACT_VARIABLES, Listener, adopt_activation, contract_environment, open_listeners
+from .watcher import Watcher, create_watcher
+
+__all__ = ["HOOK_DIR", "Supervisor", "child_environment", "supervise"]
+
+HOOK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_hook")
+RESTART_STATUS = 3
+_MAX_CHANGED_IN_ENV = 50
+_DEBOUNCE_CAP = 1.0
+_HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
+#: Variables that belong to one supervisor and must not reach its children from outside.
+_OWN_VARIABLES = (
+    *CONTRACT_VARIABLES,
+    "NOTIFY_SOCKET",
+    "RELOADKIT_PID",
+    "RELOADKIT_GENERATION",
+    "RELOADKIT_CHANGED",
+    "RELOADKIT_IMPORTS",
+)
+
+
+def child_environment(
+    base: Mapping[str, str],
+    listeners: Sequence[Listener],
+    *,
+    notify_address: str,
+    generation: int,
+    cookie: str,
+    changed: Sequence[str] = (),
+    imports: bool = False,
+) -> dict[str, str]:
+    """The child's environment, all but ``LISTEN_PID``/``RELOADKIT_PID`` (set after fork)."""
+    env = {key: value for key, value in base.items() if key not in _OWN_VARIABLES}
+    env.update(contract_environment(listeners))
+    env["NOTIFY_SOCKET"] = notify_address
+    env["RELOADKIT_GENERATION"] = str(generation)
+    env["RELOADKIT_TREE"] = cookie
+    if changed:
+        env["RELOADKIT_CHANGED"] = os.pathsep.join(sorted(changed)[:_MAX_CHANGED_IN_ENV])
+    if imports:
+        env["RELOADKIT_IMPORTS"] = "1"
+        existing = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = HOOK_DIR + (os.pathsep + existing if existing else "")
+    return env
+
+
+@dataclass
+class _Stopping:
+    child: Child
+    kill_at: float
+
+
+@dataclass
+class _Restart:
+    reason: str
+    changed: set[str] = field(default_factory=set)
+
+
+class _Terminal:
+    """The controlling terminal, when reloadkit runs in its foreground process group.
+
+    Then the child shares our process group, so it can read the terminal (``input()``,
+    pdb) and gets Ctrl+C from the terminal itself; its settings are restored after a child
+    dies in the middle of, say, a debugger session.
+    """
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+        self.saved: list[object] | None = None
+        for fd in (0, 1, 2):
+            try:
+                if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+                    self.fd = fd
+                    break
+            except OSError:
+                continue
+        if self.fd is not None:
+            import termios
+
+            try:
+                self.saved = termios.tcgetattr(self.fd)
+            except termios.error:
+                self.saved = None
+
+    @property
+    def foreground(self) -> bool:
+        if self.fd is None:
+            return False
+        try:
+            return os.tcgetpgrp(self.fd) == os.getpgrp()
+        except OSError:
+            return False
+
+    def restore(self) -> None:
+        if self.saved is None or not self.foreground:
+            return
+        import termios
+
+        with contextlib.suppress(termios.error, OSError):
+            termios.tcsetattr(self.fd, termios.TCSANOW, self.saved)  # type: ignore[arg-type]
+
+
+class _StderrTee:
+    """In overlap mode the child's stderr passes through us, so a failed start can be shown."""
+
+    def __init__(self, lines: int = 20) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        self.tail: collections.deque[str] = collections.deque(maxlen=lines)
+        self._partial = b""
+
+    def pump(self) -> bool:
+        """Copy what is there to our stderr; False at end of file."""
+        try:
+            data = os.read(self.read_fd, 65536)
+        except BlockingIOError:
+            return True
+        if not data:
+            return False
+        with contextlib.suppress(OSError):
+            sys.stderr.buffer.write(data)
+            sys.stderr.flush()
+        text = self._partial + data
+        *complete, self._partial = text.split(b"\n")
+        self.tail.extend(line.decode(errors="replace") for line in complete)
+        return True
+
+    def close_write(self) -> None:
+        if self.write_fd >= 0:
+            os.close(self.write_fd)
+            self.write_fd = -1
+
+    def close(self) -> None:
+        self.close_write()
+        if self.read_fd >= 0:
+            os.close(self.read_fd)
+            self.read_fd = -1
+
+
+class Supervisor:
+    """Runs generations of the child on the held sockets until told to stop."""
+
+    def __init__(
+        self,
+        config: Config,
+        listeners: Sequence[Listener] = (),
+        *,
+        environ: Mapping[str, str] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.listeners = list(listeners)
+        self.environ = dict(os.environ if environ is None else environ)
+        self._write = log or _stderr_line
+        self.cookie = secrets.token_hex(8)
+        self.generation = -1
+        self.current: Child | None = None
+        self.pending: Child | None = None
+        self.stopping: list[_Stopping] = []
+        self.restart: _Restart | None = None
+        self.restart_at: float | None = None
+        self.shutdown_signal: int | None = None
+        self.exit_code: int | None = None
+        self.last_status: int | None = None
+        self.last_stop_ms: float | None = None
+        self.backoff = CrashBackoff()
+        self.debouncer = Debouncer(config.debounce_ms / 1000.0, max(_DEBOUNCE_CAP, config.debounce_ms / 1000.0))
+        self.watcher: Watcher | None = None
+        self.notifier: NotifyListener | None = None
+        self.guardian: Guardian | None = None
+        self.terminal = _Terminal()
+        self.tees: dict[int, _StderrTee] = {}
+        self.selector = selectors.DefaultSelector()
+        self._signal_read = -1
+        self._done = False
+
+    # --- logging --------------------------------------------------------------------------
+
+    def info(self, message: str) -> None:
+        if self.config.verbosity >= 0:
+            self._write(message)
+
+    def debug(self, message: str) -> None:
+        if self.config.verbosity > 0:
+            self._write(message)
+
+    def warn(self, message: str) -> None:
+        self._write(message)
+
+    # --- set-up and the loop --------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until SIGINT/SIGTERM (or, with ``reload=False``, until the child exits)."""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self._signals())
+            process.become_subreaper()
+            unix_files = [
+                (listener.unix_path, listener.unix_inode)
+                for listener in self.listeners
+                if listener.unix_path is not None and listener.unix_inode is not None
+            ]
+            self.guardian = Guardian(self.cookie, unix_files)
+            stack.callback(self.guardian.close)
+            self.notifier = stack.enter_context(NotifyListener())
+            self.selector.register(self.notifier, selectors.EVENT_READ, self._on_notify)
+            if self.config.reload:
+                self.watcher = stack.enter_context(self._make_watcher())
+                self.selector.register(self.watcher.fileno(), selectors.EVENT_READ, self._on_watch)
+            stack.callback(self._end_everything)
+            for listener in self.listeners:
+                self.info(f"listening on {listener.display()} (fd {self._fd_of(listener)})")
+            if self.watcher is not None:
+                self.debug(f"watching with {self.watcher.backend}: {', '.join(self.config.watch_roots) or '(imports only)'}")
+            self._start(None)
+            while not self._done:
+                timeout = self._timeout()
+                for key, _events in self.selector.select(timeout):
+                    key.data()
+                self._run_timers()
+        return self.exit_code if self.exit_code is not None else 0
+
+    def _make_watcher(self) -> Watcher:
+        rules = FilterRules.build(include=self.config.include, exclude=self.config.exclude, ext=self.config.ext)
+        return create_watcher(
+            self.config.watch_roots,
+            rules,
+            poll_interval=self.config.poll,
+            files=self.config.extra_files,
+            on_warning=lambda message: self.warn(message),
+        )
+
+    def _fd_of(self, listener: Listener) -> int:
+        return self.listeners.index(listener) + 3
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+        previous = {number: signal.getsignal(number) for number in _HANDLED_SIGNALS}
+        old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        try:
+            for number in _HANDLED_SIGNALS:
+                signal.signal(number, _ignore_in_handler)
+            self._signal_read = read_fd
+            self.selector.register(read_fd, selectors.EVENT_READ, self._on_signals)
+            yield
+        finally:
+            signal.set_wakeup_fd(old_wakeup)
+            for number, handler in previous.items():
+                signal.signal(number, handler if handler is not None else signal.SIG_DFL)
+            os.close(read_fd)
+            os.close(write_fd)
+
+    def _timeout(self) -> float | None:
+        deadlines = [stop.kill_at for stop in self.stopping]
+        debounce = self.debouncer.deadline()
+        if debounce is not None:
+            deadlines.append(debounce)
+        if self.restart_at is not None:
+            deadlines.append(self.restart_at)
+        for child in (self.current, self.pending):
+            if child is not None and child.alive and child.ready_at is None and self.config.overlap:
+                deadlines.append(child.started + self._ready_after(child))
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - time.monotonic())
+
+    def _ready_after(self, child: Child) -> float:
+        return max(self.config.effective_ready_after, child.extend)
+
+    def _run_timers(self) -> None:
+        now = time.monotonic()
+        for stop in list(self.stopping):
+            if now >= stop.kill_at and stop.child.alive:
+                self.warn(
+                    f"pid {stop.child.pid} did not stop within {self.config.stop_timeout:g} s; killing its process tree"
+                )
+                stop.child.kill_tree()
+                stop.kill_at = now + 3600  # killed; wait for the reap
+        if self.debouncer.due(now):
+            batch = self.debouncer.pop()
+            if batch:
+                self._request_restart(describe_changes(batch, self.config.cwd), set(batch))
+        if self.restart_at is not None and now >= self.restart_at:
+            self.restart_at = None
+            restart, self.restart = self.restart, None
+            self._start(restart)
+        if self.config.overlap:
+            for child in (self.pending, self.current):
+                if (
+                    child is not None
+                    and child.alive
+                    and child.ready_at is None
+                    and now >= child.started + self._ready_after(child)
+                ):
+                    self._mark_ready(child, by_timer=True)
+
+    # --- sources --------------------------------------------------------------------------
+
+    def _on_signals(self) -> None:
+        try:
+            data = os.read(self._signal_read, 512)
+        except BlockingIOError:
+            return
+        for number in data:
+            if number == signal.SIGCHLD:
+                self._reap()
+            elif number in (signal.SIGINT, signal.SIGTERM):
+                self._shutdown(number)
+            elif number == signal.SIGHUP:
+                self._request_restart("SIGHUP", set(), now=True)
+        self._reap()
+
+    def _on_watch(self) -> None:
+        assert self.watcher is not None
+        changed = self.watcher.read()
+        if changed and self.shutdown_signal is None:
+            self.debug(f"changed: {', '.join(sorted(changed)[:5])}{' ...' if len(changed) > 5 else ''}")
+            self.debouncer.add(changed, time.monotonic())
+
+    def _on_notify(self) -> None:
+        assert self.notifier is not None
+        for message in self.notifier.receive():
+            child = self._owner(message)
+            if child is None:
+                self.debug(f"ignored a notify message from pid {message.pid}: not in a child's tree")
+                continue
+            self._handle_notify(child, message)
+
+    def _owner(self, message: NotifyMessage) -> Child | None:
+        candidates = [child for child in (self.pending, self.current) if child is not None and child.alive]
+        if message.pid is None:  # no credentials on this platform: trust the newest child
+            return candidates[0] if candidates else None
+        for child in candidates:
+            if message.pid == child.pid:
+                return child
+        for child in candidates:
+            if message.pid in child.tree_pids():
+                return child
+        return None
+
+    def _handle_notify(self, child: Child, message: NotifyMessage) -> None:
+        if message.get("READY") == "1":
+            self._mark_ready(child, by_timer=False)
+        status = message.get("STATUS")
+        if status:
+            self.debug(f"pid {child.pid}: {status}")
+        extend = message.get("EXTEND_TIMEOUT_USEC")
+        if extend and extend.isdigit():
+            child.extend = (time.monotonic() - child.started) + int(extend) / 1e6
+        watch = message.values(WATCH_KEY)
+        if watch and self.watcher is not None:
+            self.watcher.add_files(watch)
+        if message.get(RELOAD_KEY) == "1":
+            self._request_restart("reload requested by the child", set(), now=True)
+
+    # --- decisions ------------------------------------------------------------------------
+
+    def _request_restart(self, reason: str, changed: set[str], *, now: bool = False) -> None:
+        if self.shutdown_signal is not None:
+            return
+        if self.restart is not None:  # a restart is under way: fold this change into it
+            self.restart.changed |= changed
+            if self.restart_at is not None and now:
+                self.restart_at = time.monotonic()
+            return
+        restart = _Restart(reason, set(changed))
+        if self.config.overlap and self.current is not None and self.current.alive:
+            if self.pending is not None:
+                self.info(f"replacing pid {self.pending.pid}, which was not ready yet")
+                self._begin_stop(self.pending, self.config.stop_signal)
+                self.pending = None
+            self._start(restart)
+            return
+        self.restart = restart
+        if self.current is not None and self.current.alive:
+            self._begin_stop(self.current, self.config.stop_signal)
+            self.current = None
+        elif not self.stopping:
+            self.restart = None
+            self._start(restart)
+
+    def _start(self, restart: _Restart | None) -> None:
+        if self.shutdown_signal is not None:
+            return
+        self.generation += 1
+        changed = sorted(restart.changed) if restart else []
+        env = child_environment(
+            self.environ,
+            self.listeners,
+            notify_address=self.notifier.address if self.notifier else "",
+            generation=self.generation,
+            cookie=self.cookie,
+            changed=changed,
+            imports=self.config.imports,
+        )
+        tee = _StderrTee() if self.config.overlap else None
+        try:
+            child = process.spawn(
+                self.config.command,
+                env,
+                [listener.sock.fileno() for listener in self.listeners],
+                generation=self.generation,
+                own_group=not self.terminal.foreground,
+                stderr_fd=tee.write_fd if tee else None,
+            )
+        except SpawnError as exc:
+            if tee:
+                tee.close()
+            if self.generation == 0:
+                raise
+            self.warn(f"{exc}; waiting for a change")
+            return
+        if tee is not None:
+            tee.close_write()
+            self.tees[child.pid] = tee
+            self.selector.register(tee.read_fd, selectors.EVENT_READ, lambda pid=child.pid: self._pump(pid))
+        beside = self.current if self.config.overlap and self.current is not None and self.current.alive else None
+        if restart is None:
+            self.info(f"started pid {child.pid} (generation {child.generation})")
+        else:
+            detail = f", stop took {self.last_stop_ms:.0f} ms" if self.last_stop_ms is not None and beside is None else ""
+            where = f" beside pid {beside.pid}" if beside is not None else ""
+            self.info(f"restarting ({restart.reason}): started pid {child.pid} (generation {child.generation}){where}{detail}")
+        self.last_stop_ms = None
+        if beside is not None:
+            self.pending = child
+        else:
+            self.current = child
+
+    def _pump(self, pid: int) -> None:
+        tee = self.tees.get(pid)
+        if tee is not None and not tee.pump():
+            self.selector.unregister(tee.read_fd)
+            tee.close()
+            del self.tees[pid]
+
+    def _mark_ready(self, child: Child, *, by_timer: bool) -> None:
+        if child.ready_at is not None:
+            return
+        child.ready_at = time.monotonic()
+        elapsed = (child.ready_at - child.started) * 1000
+        if not by_timer:
+            self.info(f"ready in {elapsed:.0f} ms (pid {child.pid})")
+        else:
+            self.debug(f"pid {child.pid} assumed ready after {elapsed:.0f} ms (no READY=1)")
+        if child is self.pending:
+            old = self.current
+            self.current, self.pending = child, None
+            if old is not None and old.alive:
+                self._begin_stop(old, self.config.stop_signal)
+
+    def _begin_stop(self, child: Child, number: int, *, send: bool = True) -> None:
+        child.snapshot()
+        child.stop_sent_at = time.monotonic()
+        self.debug(f"stopping pid {child.pid}" + (f" with {signal.Signals(number).name}" if send else ""))
+        if send:
+            child.signal(number)
+        if self.config.stop_timeout == 0:
+            child.kill_tree()
+        self.stopping.append(_Stopping(child, child.stop_sent_at + self.config.stop_timeout))
+
+    def _shutdown(self, number: int) -> None:
+        if self.shutdown_signal is not None:
+            self.warn("second signal: killing everything now")
+            for child in self._live_children():
+                child.kill_tree()
+            return
+        self.shutdown_signal = number
+        self.restart = None
+        self.restart_at = None
+        # From the terminal, Ctrl+C already reached a child in our process group.
+        send = not (number == signal.SIGINT and self.terminal.foreground)
+        for child in self._live_children():
+            if child not in [stop.child for stop in self.stopping]:
+                self._begin_stop(child, number, send=send)
+        self.current = self.current if self.current is not None and self.current.alive else self.current
+        self._maybe_finish()
+
+    def _live_children(self) -> list[Child]:
+        children = [stop.child for stop in self.stopping]
+        for child in (self.current, self.pending):
+            if child is not None and child not in children:
+                children.append(child)
+        return [child for child in children if child.alive]
+
+    def _maybe_finish(self) -> None:
+        if self.shutdown_signal is None or self._live_children():
+            return
+        if self.current is not None and self.current.returncode is not None:
+            self.exit_code = self.current.returncode
+        elif self.last_status is not None and not self.config.reload:
+            self.exit_code = self.last_status
+        else:
+            self.exit_code = 128 + self.shutdown_signal
+        self._done = True
+
+    # --- child exits ----------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            child = self._find(pid)
+            if child is not None:
+                self._on_exit(child, exit_status(status))
+
+    def _find(self, pid: int) -> Child | None:
+        for child in (self.current, self.pending, *[stop.child for stop in self.stopping]):
+            if child is not None and child.pid == pid:
+                return child
+        return None
+
+    def _on_exit(self, child: Child, code: int) -> None:
+        child.returncode = code
+        lifetime = time.monotonic() - child.started
+        self._end_tree(child)
+        tee = self.tees.get(child.pid)
+        if tee is not None:
+            self._pump(child.pid)
+        stop = next((stop for stop in self.stopping if stop.child is child), None)
+        if not self._live_children():
+            self.terminal.restore()
+        if stop is not None:
+            self.stopping.remove(stop)
+            assert child.stop_sent_at is not None
+            self.last_stop_ms = (time.monotonic() - child.stop_sent_at) * 1000
+            self.debug(f"pid {child.pid} stopped with status {code} in {self.last_stop_ms:.0f} ms")
+            if self.shutdown_signal is not None:
+                self._maybe_finish()
+            elif not self.stopping and self.restart is not None and self.restart_at is None:
+                restart, self.restart = self.restart, None
+                self._start(restart)
+            return
+        if self.shutdown_signal is not None:
+            self._maybe_finish()
+            return
+        self.last_status = code
+        if child is self.pending:
+            self.pending = None
+            tail = "\n".join(f"  | {line}" for line in (tee.tail if tee else []))
+            serving = f"; pid {self.current.pid} keeps serving" if self.current and self.current.alive else ""
+            self.warn(f"new pid {child.pid} exited with status {code} before it was ready{serving}" + (f"\n{tail}" if tail else ""))
+            return
+        if child is not self.current:
+            return
+        if not self.config.reload:
+            self.current = child
+            self.shutdown_signal = 0
+            self.exit_code = code
+            self._done = not self._live_children()
+            return
+        if code == RESTART_STATUS:
+            delay = self.backoff.next_delay(lifetime)
+            self.restart = _Restart(f"pid {child.pid} exited with status 3")
+            self.current = None
+            if delay:
+                self.warn(f"pid {child.pid} asked for a restart right after starting; waiting {delay:g} s")
+            self.restart_at = time.monotonic() + delay
+            return
+        self.warn(f"pid {child.pid} exited with status {code}; waiting for a change")
+        self.current = None
+
+    def _end_tree(self, child: Child) -> None:
+        """Kill what the child left: descendants seen earlier and orphans re-parented to us."""
+        child.kill_tree()
+        process.kill_processes(self._orphans_of(child.generation))
+
+    def _orphans_of(self, generation: int) -> list[psutil.Process]:
+        mine = {c.pid for c in self._live_children()}
+        if self.guardian is not None:
+            mine.add(self.guardian.pid)
+        found: list[psutil.Process] = []
+        try:
+            direct = psutil.Process().children()
+        except psutil.Error:
+            return found
+        for proc in direct:
+            if proc.pid in mine:
+                continue
+            try:
+                owner = proc.environ().get("RELOADKIT_GENERATION")
+            except (psutil.Error, OSError):
+                owner = None
+            if owner is None or owner == str(generation):
+                found.append(proc)
+                with contextlib.suppress(psutil.Error):
+                    found.extend(proc.children(recursive=True))
+        return found
+
+    def _end_everything(self) -> None:
+        """Last resort on any exit path (an exception included): nothing may survive us."""
+        for child in self._live_children():
+            child.kill_tree()
+        deadline = time.monotonic() + 2.0
+        while self._live_children() and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.002)
+        try:
+            leftovers = [proc for proc in psutil.Process().children(recursive=True)
+                         if self.guardian is None or proc.pid != self.guardian.pid]
+        except psutil.Error:
+            leftovers = []
+        process.kill_processes(leftovers)
+        for pid in list(self.tees):
+            self.tees.pop(pid).close()
+        self.terminal.restore()
+
+
+def _ignore_in_handler(_number: int, _frame: object) -> None:
+    """Signals are read from the wakeup fd by the loop; the handler only has to exist."""
+
+
+def _stderr_line(message: str) -> None:
+    try:
+        sys.stderr.write(f"reloadkit: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def supervise(config: Config, environ: Mapping[str, str] | None = None) -> int:
+    """Check the input, bind every socket, then supervise; raises :class:`ReloadkitError`.
+
+    Nothing is spawned before the command, the watch paths and every socket are known good.
+    With no ``--bind``, sockets handed to this process by systemd socket activation (or
+    systemfd) are adopted and passed on.
+    """
+    env = dict(os.environ if environ is None else environ)
+    process.resolve_command(config.command, env)
+    for root in config.watch_roots:
+        if not os.path.exists(root):
+            raise ConfigError(f"watch path not found: {root}")
+    for path in config.extra_files:
+        if not os.path.exists(path):
+            raise ConfigError(f"extra file not found: {path}")
+    with open_listeners(config.binds, config.backlog) as listeners:
+        if not config.binds:
+            listeners.extend(adopt_activation(os.environ))
+            env = {key: value for key, value in env.items() if key not in CONTRACT_VARIABLES}
+        return Supervisor(config, listeners, environ=env).run()

@@ -1,0 +1,326 @@
+"""Test harness: start reloadkit for real, wait for conditions with deadlines, clean up by pid.
+
+Every wait has a deadline and a message saying what it waited for; every process that was
+ever seen in the supervisor's tree is killed at the end, whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 10.0, what: str = "a condition", interval: float = 0.01) -> T:
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def reloadkit_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a reloadkit under test: the source tree importable, no stale contract."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("LISTEN_", "RELOADKIT_", "WERKZEUG_")) and key != "NOTIFY_SOCKET"}
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+class _Connection(http.client.HTTPConnection):
+    """HTTP over TCP or a Unix socket (``unix:/path`` URLs)."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.unix_path: str | None = None
+        if url.startswith("unix:"):
+            self.unix_path = url[5:]
+            super().__init__("localhost", timeout=timeout)
+        else:
+            hostport = url.split("://", 1)[-1].split("/", 1)[0]
+            super().__init__(hostport, timeout=timeout)
+
+    def connect(self) -> None:
+        if self.unix_path is None:
+            super().connect()
+            return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.unix_path)
+        self.sock = sock
+
+
+def http_get(url: str, path: str = "/", timeout: float = 5.0) -> tuple[int, str]:
+    """One request on a new connection: (status, body)."""
+    conn = _Connection(url, timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        response = conn.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def try_get(url: str, path: str = "/", timeout: float = 2.0) -> str | None:
+    """The body, or None if the request failed in any way."""
+    try:
+        status, body = http_get(url, path, timeout)
+    except (OSError, http.client.HTTPException):
+        return None
+    return body if status == 200 else None
+
+
+class Reloadkit:
+    """``python -m reloadkit run ARGS`` as a context manager, output captured, tree tracked."""
+
+    def __init__(self, args: Sequence[str], cwd: str | os.PathLike[str] | None = None,
+                 env: dict[str, str] | None = None, subcommand: Sequence[str] = ("run",),
+                 argv: Sequence[str] | None = None, pass_fds: Sequence[int] = ()) -> None:
+        self.argv = list(argv) if argv is not None else [sys.executable, "-m", "reloadkit", *subcommand, *args]
+        self.cwd = str(cwd) if cwd is not None else None
+        self.env = reloadkit_env(env)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._output: list[str] = []
+        self._lock = threading.Lock()
+        self._seen: dict[int, psutil.Process] = {}
+        self._stop = threading.Event()
+        self.addresses: list[str] = []
+        self.pass_fds = tuple(pass_fds)
+
+    # lifecycle
+    def __enter__(self) -> Reloadkit:
+        self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     pass_fds=self.pass_fds)
+        self._remember(self.proc.pid)
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._track, daemon=True).start()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self.close()
+        finally:
+            if exc_type is not None:
+                sys.stderr.write(f"\n----- reloadkit output ({' '.join(self.argv)}) -----\n{self.output}\n-----\n")
+
+    def close(self) -> None:
+        assert self.proc is not None
+        self.tree_pids()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+        self._stop.set()
+        self.kill_all()
+
+    def kill_all(self) -> None:
+        """SIGKILL every process ever seen in the tree that is still alive; reap ours."""
+        for proc in list(self._seen.values()):
+            with contextlib.suppress(psutil.Error):
+                if proc.is_running():
+                    proc.kill()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+    # output
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            line = raw.decode(errors="replace")
+            with self._lock:
+                self._output.append(line)
+
+    @property
+    def output(self) -> str:
+        with self._lock:
+            return "".join(self._output)
+
+    def count(self, pattern: str) -> int:
+        return len(re.findall(pattern, self.output, re.MULTILINE))
+
+    def wait_for_output(self, pattern: str, count: int = 1, timeout: float = 30.0) -> re.Match[str]:
+        def found() -> re.Match[str] | None:
+            matches = list(re.finditer(pattern, self.output, re.MULTILINE))
+            if len(matches) >= count:
+                return matches[count - 1]
+            if self.proc is not None and self.proc.poll() is not None and len(matches) < count:
+                time.sleep(0.05)  # the reader thread may still be draining the pipe
+                matches = list(re.finditer(pattern, self.output, re.MULTILINE))
+                if len(matches) >= count:
+                    return matches[count - 1]
+                pytest.fail(f"reloadkit exited ({self.proc.returncode}) before printing {pattern!r} x{count}:\n{self.output}")
+            return None
+
+        return wait_for(found, timeout, f"output {pattern!r} (occurrence {count})")
+
+    def wait_listening(self, timeout: float = 30.0) -> list[str]:
+        """Wait for every ``listening on`` line; returns the addresses in order."""
+        self.wait_for_output(r"listening on (\S+)", timeout=timeout)
+        self.wait_for_output(r"started pid \d+", timeout=timeout)
+        self.addresses = re.findall(r"listening on (\S+)", self.output)
+        return self.addresses
+
+    @property
+    def url(self) -> str:
+        if not self.addresses:
+            self.wait_listening()
+        return next(a for a in self.addresses if a.startswith("http"))
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1].rstrip("/"))
+
+    def generations(self) -> int:
+        """How many children were started so far."""
+        return self.count(r"started pid \d+")
+
+    def child_pid(self, generation: int | None = None) -> int:
+        pids = re.findall(r"started pid (\d+) \(generation (\d+)\)", self.output)
+        if generation is None:
+            return int(pids[-1][0])
+        return next(int(pid) for pid, gen in pids if int(gen) == generation)
+
+    # processes
+    def _remember(self, pid: int) -> None:
+        with contextlib.suppress(psutil.Error):
+            self._seen.setdefault(pid, psutil.Process(pid))
+
+    def _track(self) -> None:
+        while not self._stop.wait(0.05):
+            self.tree_pids()
+
+    def tree_pids(self) -> set[int]:
+        """Every pid ever seen in the supervisor's tree (this call takes a snapshot too)."""
+        assert self.proc is not None
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(self.proc.pid)
+            for child in root.children(recursive=True):
+                self._remember(child.pid)
+        for match in re.findall(r"pid (\d+)", self.output):
+            pid = int(match)
+            if pid not in self._seen:
+                self._remember(pid)
+        return set(self._seen)
+
+    def alive_pids(self) -> set[int]:
+        alive = set()
+        for pid, proc in list(self._seen.items()):
+            with contextlib.suppress(psutil.Error):
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.add(pid)
+        return alive
+
+    def signal(self, number: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(number)
+
+    def wait_exit(self, timeout: float = 15.0) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"reloadkit did not exit within {timeout:g} s:\n{self.output}")
+
+
+def assert_all_gone(pids: set[int], timeout: float = 5.0) -> None:
+    """Every pid in ``pids`` is dead (or a zombie) within ``timeout``."""
+    def alive() -> set[int]:
+        result = set()
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    result.add(pid)
+        return result
+
+    wait_for(lambda: not alive(), timeout, f"processes {sorted(alive())} to be gone")
+
+
+class LoopingClient:
+    """A background client: a new connection per request, bounded in count and time."""
+
+    def __init__(self, url: str, max_requests: int = 5000, max_seconds: float = 60.0, path: str = "/", timeout: float = 10.0) -> None:
+        self.url = url
+        self.max_requests = max_requests
+        self.max_seconds = max_seconds
+        self.path = path
+        self.timeout = timeout
+        self.stats: dict[str, Any] = {"ok": 0, "failed": 0, "errors": [], "latencies": []}
+        self.last_body: str | None = None
+        self.bodies: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> LoopingClient:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.timeout + 5)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        for _ in range(self.max_requests):
+            if self._stop.is_set() or time.monotonic() > deadline:
+                break
+            started = time.monotonic()
+            try:
+                status, body = http_get(self.url, self.path, self.timeout)
+            except (OSError, http.client.HTTPException) as exc:
+                self.stats["failed"] += 1
+                self.stats["errors"].append(f"{type(exc).__name__}: {exc}")
+                continue
+            self.stats["latencies"].append(time.monotonic() - started)
+            if status == 200:
+                self.stats["ok"] += 1
+                self.last_body = body
+                if not self.bodies or self.bodies[-1] != body:
+                    self.bodies.append(body)
+            else:
+                self.stats["failed"] += 1
+                self.stats["errors"].append(f"HTTP {status}")
+
+    def wait_requests(self, count: int, timeout: float = 10.0) -> None:
+        target = self.stats["ok"] + self.stats["failed"] + count
+        wait_for(lambda: self.stats["ok"] + self.stats["failed"] >= target, timeout, f"{count} more client requests")
+
+
+@contextlib.contextmanager
+def running(args: Sequence[str], cwd: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Iterator[Reloadkit]:
+    """Start reloadkit and wait until it listens and has started its first child."""
+    with Reloadkit(args, cwd=cwd, env=env) as rk:
+        rk.wait_listening()
+        yield rk
+
+
+def write_file(path: Path, text: str) -> None:
+    """Write and make sure the mtime moves, even on coarse-grained file systems."""
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_text(text)
+    if path.stat().st_mtime_ns == before:
+        os.utime(path, ns=(before + 1_000_000, before + 1_000_000))

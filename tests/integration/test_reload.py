@@ -1,0 +1,239 @@
+"""Reloading for real: file changes, restarts, signals, and what must never happen."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from support import LoopingClient, Reloadkit, assert_all_gone, try_get, wait_for, write_file
+
+pytestmark = pytest.mark.timeout(90)
+APP = Path(__file__).parent / "apps" / "versioned.py"
+
+
+def _project(tmp_path: Path, version: str = "v0") -> Path:
+    (tmp_path / "version.py").write_text(f"VERSION = {version!r}\n")
+    return tmp_path
+
+
+def _args(*extra: str, flags: tuple[str, ...] = ()) -> list[str]:
+    return ["-b", "127.0.0.1:0", *extra, "--", sys.executable, str(APP), *flags]
+
+
+def _serves(rk: Reloadkit, version: str, timeout: float = 20.0) -> None:
+    wait_for(lambda: try_get(rk.url) == version, timeout, f"version {version!r} to be served")
+
+
+def _starts(tmp_path: Path) -> list[list[str]]:
+    path = tmp_path / "starts.txt"
+    return [line.split(" ", 2) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_change_serves_new_code_with_zero_failed_requests(tmp_path: Path) -> None:
+    _project(tmp_path)
+    with Reloadkit(_args(), cwd=tmp_path) as rk:
+        rk.wait_listening()
+        _serves(rk, "v0")
+        port = rk.port
+        with LoopingClient(rk.url, max_requests=20000, max_seconds=60) as client:
+            for number in range(1, 6):
+                write_file(tmp_path / "version.py", f"VERSION = 'v{number}'\n")
+                wait_for(lambda n=number: client.last_body == f"v{n}", 20, f"the client to see v{number}")
+            client.wait_requests(5)
+        assert client.stats["failed"] == 0, client.stats["errors"][:5]
+        assert client.stats["ok"] > 10
+        assert rk.generations() == 6
+        assert rk.port == port
+        changed = _starts(tmp_path)[-1][2]
+        assert changed == str(tmp_path / "version.py")  # RELOADKIT_CHANGED
+        assert "restarting (version.py changed)" in rk.output
+
+
+def test_burst_of_300_files_gives_one_restart(tmp_path: Path) -> None:
+    _project(tmp_path)
+    (tmp_path / "pkg").mkdir()
+    with Reloadkit(_args(), cwd=tmp_path) as rk:
+        rk.wait_listening()
+        _serves(rk, "v0")
+        for index in range(300):
+            (tmp_path / "pkg" / f"m{index}.py").write_text(f"X = {index}\n")
+        rk.wait_for_output(r"restarting \(300 files changed\)")
+        # Positive control: one more change gives exactly one more restart, so nothing was pending.
+        write_file(tmp_path / "version.py", "VERSION = 'after'\n")
+        _serves(rk, "after")
+        assert rk.generations() == 3, rk.output
+
+
+def test_ignored_directories_and_files_do_not_restart(tmp_path: Path) -> None:
+    _project(tmp_path)
+    for directory in ("node_modules", ".venv", ".git", "__pycache__", "build", "pkg.egg-info"):
+        (tmp_path / directory).mkdir()
+    with Reloadkit(_args(), cwd=tmp_path) as rk:
+        rk.wait_listening()
+        _serves(rk, "v0")
+        for directory in ("node_modules", ".venv", ".git", "__pycache__", "build", "pkg.egg-info"):
+            (tmp_path / directory / "x.py").write_text("X = 1\n")
+        for name in ("a.pyc", "b.swp", "c.py~", ".#d.py", "e.log", "db-journal", "notes.txt"):
+            (tmp_path / name).write_text("x")
+        write_file(tmp_path / "version.py", "VERSION = 'control'\n")
+        _serves(rk, "control")
+        assert rk.generations() == 2, rk.output
+        assert "restarting (version.py changed)" in rk.output
+
+
+def test_child_that_ignores_sigterm_is_killed_after_the_timeout(tmp_path: Path) -> None:
+    _project(tmp_path)
+    with Reloadkit(_args("--stop-timeout", "0.5", flags=("--ignore-term",)), cwd=tmp_path) as rk:
+        rk.wait_listening()
+        _serves(rk, "v0")
+        first = rk.child_pid(0)
+        write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
+        _serves(rk, "v1")
+        assert "did not stop within 0.5 s" in rk.output
+        assert_all_gone({first})
+
+
+def test_open_streaming_response_cannot_hang_a_reload(tmp_path: Path) -> None:
+    import socket as socketlib
+
+    _project(tmp_path)
+    with Reloadkit(_args("--stop-timeout", "0.5", flags=("--graceful-streams",)), cwd=tmp_path) as rk:
+        rk.wait_listening()
+        _serves(rk, "v0")
+        stream = socketlib.create_connection(("127.0.0.1", rk.port), timeout=10)
+        try:
+            stream.sendall(b"GET /stream HTTP/1.0\r\n\r\n")
+            assert b"streaming" in stream.recv(1024) or True
+            write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
+            _serves(rk, "v1")
+            assert "did not stop within 0.5 s" in rk.output
+        finally:
+            stream.close()
+
+
+def test_grandchildren_are_gone_after_reload_and_exit(tmp_path: Path) -> None:
+    _project(tmp_path)
+    record = tmp_path / "grandchildren.txt"
+    with Reloadkit(_args(flags=("--grandchild",)), cwd=tmp_path) as rk:
+        rk.wait_listening()
+        _serves(rk, "v0")
+        first = {int(pid) for pid in wait_for(lambda: record.exists() and record.read_text().split(), 10, "grandchild 1")}
+        write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
+        _serves(rk, "v1")
+        assert_all_gone(first)
+        wait_for(lambda: len(record.read_text().split()) == 2, 10, "grandchild 2")
+        pids = rk.tree_pids() | {int(pid) for pid in record.read_text().split()}
+        rk.signal(signal.SIGINT)
+        rk.wait_exit()
+    assert_all_gone(pids)
+
+
+def test_syntax_error_keeps_reloadkit_running_and_the_fix_recovers(tmp_path: Path) -> None:
+    _project(tmp_path)
+    with Reloadkit(_args(), cwd=tmp_path) as rk:
+        rk.wait_listening()
+        _serves(rk, "v0")
+        write_file(tmp_path / "version.py", "VERSION = (\n")
+        rk.wait_for_output(r"exited with status 1; waiting for a change")
+        assert rk.proc is not None and rk.proc.poll() is None
+        write_file(tmp_path / "version.py", "VERSION = 'fixed'\n")
+        _serves(rk, "fixed")
+
+
+def test_exit_status_3_restarts_at_once(tmp_path: Path) -> None:
+    _project(tmp_path)
+    script = tmp_path / "exit3.py"
+    script.write_text(
+        "import os, sys, pathlib\n"
+        "p = pathlib.Path('runs.txt'); runs = int(p.read_text()) if p.exists() else 0\n"
+        "p.write_text(str(runs + 1))\n"
+        "sys.exit(3 if runs == 0 else 0)\n"
+    )
+    with Reloadkit(["--", sys.executable, str(script)], cwd=tmp_path) as rk:
+        rk.wait_for_output(r"restarting \(pid \d+ exited with status 3\)")
+        rk.wait_for_output(r"exited with status 0; waiting for a change")
+        assert (tmp_path / "runs.txt").read_text() == "2"
+
+
+def test_a_crash_loop_is_slowed_down(tmp_path: Path) -> None:
+    script = tmp_path / "loop.py"
+    script.write_text("import sys; sys.exit(3)\n")
+    with Reloadkit(["--", sys.executable, str(script)], cwd=tmp_path) as rk:
+        rk.wait_for_output(r"right after starting; waiting 1 s", timeout=30)
+        # Backoff 0.25, 0.5, 1 s: a tight loop would have started hundreds by now.
+        assert rk.generations() <= 5, rk.output
+
+
+def test_sigint_ends_everything_and_reports_the_status(tmp_path: Path) -> None:
+    _project(tmp_path)
+    with Reloadkit(_args(flags=("--grandchild",)), cwd=tmp_path) as rk:
+        rk.wait_listening()
+        _serves(rk, "v0")
+        wait_for(lambda: (tmp_path / "grandchildren.txt").exists(), 10, "the grandchild")
+        pids = rk.tree_pids() | {int(p) for p in (tmp_path / "grandchildren.txt").read_text().split()}
+        rk.signal(signal.SIGINT)
+        assert rk.wait_exit() == 128 + signal.SIGINT
+    assert_all_gone(pids)
+
+
+def test_second_sigint_kills_at_once(tmp_path: Path) -> None:
+    _project(tmp_path)
+    with Reloadkit(_args("--stop-timeout", "60", flags=("--ignore-term",)), cwd=tmp_path) as rk:
+        rk.wait_listening()
+        _serves(rk, "v0")
+        pids = rk.tree_pids()
+        rk.signal(signal.SIGTERM)
+        rk.wait_for_output(r"started pid")  # still running: the child ignores SIGTERM
+        rk.signal(signal.SIGINT)
+        rk.wait_for_output(r"second signal: killing everything now")
+        assert rk.wait_exit() == 128 + signal.SIGKILL
+    assert_all_gone(pids)
+
+
+def test_sighup_forces_a_restart(tmp_path: Path) -> None:
+    _project(tmp_path)
+    with Reloadkit(_args(), cwd=tmp_path) as rk:
+        rk.wait_listening()
+        _serves(rk, "v0")
+        rk.signal(signal.SIGHUP)
+        rk.wait_for_output(r"restarting \(SIGHUP\): started pid \d+ \(generation 1\)")
+
+
+def test_polling_backend_reloads(tmp_path: Path) -> None:
+    _project(tmp_path)
+    with Reloadkit(_args("--poll", "0.1"), cwd=tmp_path) as rk:
+        rk.wait_listening()
+        _serves(rk, "v0")
+        write_file(tmp_path / "version.py", "VERSION = 'polled'\n")
+        _serves(rk, "polled")
+
+
+def test_changes_during_a_restart_are_not_lost_and_do_not_cascade(tmp_path: Path) -> None:
+    """Changes while the old child stops are folded into the restart under way (the new child
+    starts after them); changes after the new child started give exactly one follow-up."""
+    _project(tmp_path)
+    with Reloadkit(_args("-v", "--stop-timeout", "1", flags=("--ignore-term",)), cwd=tmp_path) as rk:
+        rk.wait_listening()
+        _serves(rk, "v0")
+        write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
+        rk.wait_for_output(r"stopping pid \d+")  # the old child ignores SIGTERM: a 1 s stop
+        for index in range(3):
+            write_file(tmp_path / f"extra{index}.py", "X = 1\n")
+        _serves(rk, "v1")
+        assert rk.generations() == 2, rk.output
+        changed = _starts(tmp_path)[-1][2].split(os.pathsep)
+        assert sorted(Path(path).name for path in changed) == ["extra0.py", "extra1.py", "extra2.py", "version.py"]
+        rk.wait_for_output(r"started pid \d+ \(generation 1\)")
+        write_file(tmp_path / "version.py", "VERSION = 'v2'\n")
+        rk.wait_for_output(r"stopping pid \d+", count=2)
+        write_file(tmp_path / "extra0.py", "X = 2\n")
+        _serves(rk, "v2")
+        rk.wait_for_output(r"started pid \d+ \(generation 2\)")
+        write_file(tmp_path / "extra1.py", "X = 3\n")  # after the start: exactly one follow-up
+        rk.wait_for_output(r"started pid \d+ \(generation 3\)")
+        write_file(tmp_path / "version.py", "VERSION = 'v4'\n")
+        _serves(rk, "v4")
+        assert rk.generations() == 5, rk.output
