@@ -426,6 +426,12 @@ class Supervisor:
             changed=changed,
             imports=self.config.imports,
         )
+        if not self._live_children():
+            # A server that set O_NONBLOCK on the shared socket set it for the next generation
+            # too; give each a socket as fresh as a new one. (Not while another child runs:
+            # an asyncio server there relies on the flag.)
+            for listener in self.listeners:
+                os.set_blocking(listener.sock.fileno(), True)
         tee = _StderrTee() if self.config.overlap else None
         try:
             child = process.spawn(
@@ -461,10 +467,15 @@ class Supervisor:
             self.current = child
 
     def _pump(self, pid: int) -> None:
+        """Copy a child's stderr through; at its end, close the pipe and forget the child's
+        tee (its tail stays readable until the child has been reaped)."""
         tee = self.tees.get(pid)
-        if tee is not None and not tee.pump():
-            self.selector.unregister(tee.read_fd)
-            tee.close()
+        if tee is None or tee.read_fd < 0 or tee.pump():
+            return
+        self.selector.unregister(tee.read_fd)
+        tee.close()
+        child = self._find(pid)
+        if child is None or not child.alive:
             del self.tees[pid]
 
     def _mark_ready(self, child: Child, *, by_timer: bool) -> None:
@@ -506,7 +517,6 @@ class Supervisor:
         for child in self._live_children():
             if child not in [stop.child for stop in self.stopping]:
                 self._begin_stop(child, number, send=send)
-        self.current = self.current if self.current is not None and self.current.alive else self.current
         self._maybe_finish()
 
     def _live_children(self) -> list[Child]:
@@ -552,8 +562,9 @@ class Supervisor:
         lifetime = time.monotonic() - child.started
         self._end_tree(child)
         tee = self.tees.get(child.pid)
-        if tee is not None:
-            self._pump(child.pid)
+        self._pump(child.pid)
+        if tee is not None and tee.read_fd < 0:
+            self.tees.pop(child.pid, None)
         stop = next((stop for stop in self.stopping if stop.child is child), None)
         if not self._live_children():
             self.terminal.restore()

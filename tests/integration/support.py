@@ -221,9 +221,9 @@ class Reloadkit:
             root = psutil.Process(self.proc.pid)
             for child in root.children(recursive=True):
                 self._remember(child.pid)
-        for match in re.findall(r"pid (\d+)", self.output):
+        for match in re.findall(r"started pid (\d+)", self.output):
             pid = int(match)
-            if pid not in self._seen:
+            if pid not in self._seen and pid != os.getpid():
                 self._remember(pid)
         return set(self._seen)
 

@@ -90,7 +90,7 @@ def test_exit_status_is_forwarded(tmp_path: Path) -> None:
 
 
 def test_no_bind_is_a_plain_supervisor(tmp_path: Path) -> None:
-    data, rk, code = _run_contract(tmp_path, [], mode="exit:0")
+    data, _rk, code = _run_contract(tmp_path, [], mode="exit:0")
     assert code == 0
     assert "LISTEN_FDS" not in data["env"] and "LISTEN_PID" not in data["env"]
     assert "inherited sockets" in data["error"]

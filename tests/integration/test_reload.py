@@ -61,6 +61,7 @@ def test_burst_of_300_files_gives_one_restart(tmp_path: Path) -> None:
         for index in range(300):
             (tmp_path / "pkg" / f"m{index}.py").write_text(f"X = {index}\n")
         rk.wait_for_output(r"restarting \(300 files changed\)")
+        wait_for(lambda: len(_starts(tmp_path)) == 2, 20, "generation 1 to have imported its code")
         # Positive control: one more change gives exactly one more restart, so nothing was pending.
         write_file(tmp_path / "version.py", "VERSION = 'after'\n")
         _serves(rk, "after")
@@ -213,8 +214,12 @@ def test_polling_backend_reloads(tmp_path: Path) -> None:
 
 def test_changes_during_a_restart_are_not_lost_and_do_not_cascade(tmp_path: Path) -> None:
     """Changes while the old child stops are folded into the restart under way (the new child
-    starts after them); changes after the new child started give exactly one follow-up."""
+    starts after them); a change after the new child started gives exactly one follow-up."""
     _project(tmp_path)
+
+    def started(count: int) -> None:
+        wait_for(lambda: len(_starts(tmp_path)) >= count, 20, f"{count} children to have started")
+
     with Reloadkit(_args("-v", "--stop-timeout", "1", flags=("--ignore-term",)), cwd=tmp_path) as rk:
         rk.wait_listening()
         _serves(rk, "v0")
@@ -223,17 +228,21 @@ def test_changes_during_a_restart_are_not_lost_and_do_not_cascade(tmp_path: Path
         for index in range(3):
             write_file(tmp_path / f"extra{index}.py", "X = 1\n")
         _serves(rk, "v1")
-        assert rk.generations() == 2, rk.output
+        started(2)
         changed = _starts(tmp_path)[-1][2].split(os.pathsep)
         assert sorted(Path(path).name for path in changed) == ["extra0.py", "extra1.py", "extra2.py", "version.py"]
-        rk.wait_for_output(r"started pid \d+ \(generation 1\)")
-        write_file(tmp_path / "version.py", "VERSION = 'v2'\n")
+        assert rk.generations() == 2, rk.output
+        write_file(tmp_path / "version.py", "VERSION = 'v2'\n")  # after generation 1 started
         rk.wait_for_output(r"stopping pid \d+", count=2)
-        write_file(tmp_path / "extra0.py", "X = 2\n")
+        write_file(tmp_path / "extra0.py", "X = 2\n")  # during the stop: folded in
         _serves(rk, "v2")
-        rk.wait_for_output(r"started pid \d+ \(generation 2\)")
-        write_file(tmp_path / "extra1.py", "X = 3\n")  # after the start: exactly one follow-up
-        rk.wait_for_output(r"started pid \d+ \(generation 3\)")
+        started(3)
+        write_file(tmp_path / "version.py", "VERSION = 'v3'\n")  # after the start: one follow-up
+        _serves(rk, "v3")
+        started(4)
+        # Positive control: nothing else was pending.
         write_file(tmp_path / "version.py", "VERSION = 'v4'\n")
         _serves(rk, "v4")
+        started(5)
         assert rk.generations() == 5, rk.output
+        assert len(_starts(tmp_path)) == 5

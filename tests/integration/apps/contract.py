@@ -30,7 +30,7 @@ except reloadkit.NoSocketsError as exc:
 for name, sock in found.items():
     report["sockets"].append({
         "name": name, "fd": sock.fileno(), "family": sock.family.name, "type": sock.type.name,
-        "address": sock.getsockname() if sock.family != socket.AF_UNIX else sock.getsockname(),
+        "address": sock.getsockname(),
         "listening": sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN),
         "cloexec_after": not sock.get_inheritable(),
     })

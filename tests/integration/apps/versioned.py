@@ -2,10 +2,13 @@
 
 Flags: --ignore-term (ignore SIGTERM), --grandchild (start a `sleep` and record its pid in
 grandchildren.txt), --graceful-streams (on SIGTERM, wait for open /stream responses to end),
---ready (send READY=1). Every start appends "pid generation changed" to starts.txt.
+By default SIGTERM is graceful, as in real servers: stop accepting, finish the requests in
+flight, exit 0. --ready (send READY=1), --wait-release (before serving and READY=1, wait until a file
+release-<generation> exists), --report-notify (write NOTIFY_SOCKET to notify.txt). Every start appends "pid generation changed" to starts.txt.
 """
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -13,9 +16,9 @@ import sys
 import threading
 
 sys.path.insert(0, os.getcwd())
-from version import VERSION  # noqa: E402
+from version import VERSION
 
-import reloadkit  # noqa: E402
+import reloadkit
 
 flags = set(sys.argv[1:])
 with open("starts.txt", "a") as handle:
@@ -35,6 +38,14 @@ if "--graceful-streams" in flags:
     signal.signal(signal.SIGTERM, graceful)
 
 listener = reloadkit.sockets()[0]
+listener.setblocking(False)  # several generations may share the queue (overlap mode)
+in_flight: list[threading.Thread] = []
+wake_read, wake_write = os.pipe()
+os.set_blocking(wake_write, False)
+signal.set_wakeup_fd(wake_write)
+stop_on_term = not flags & {"--ignore-term", "--graceful-streams"}
+if stop_on_term:
+    signal.signal(signal.SIGTERM, lambda _number, _frame: None)
 
 
 def serve(conn: socket.socket) -> None:
@@ -49,8 +60,28 @@ def serve(conn: socket.socket) -> None:
         conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
 
 
+if "--report-notify" in flags:
+    with open("notify.txt", "w") as handle:
+        handle.write(os.environ.get("NOTIFY_SOCKET", ""))
+if "--wait-release" in flags:
+    release = f"release-{os.environ.get('RELOADKIT_GENERATION')}"
+    while not os.path.exists(release):
+        threading.Event().wait(0.01)
 if "--ready" in flags:
     reloadkit.notify_ready()
 while True:
-    connection, _ = listener.accept()
-    threading.Thread(target=serve, args=(connection,), daemon=True).start()
+    readable, _, _ = select.select([listener, wake_read], [], [])
+    if wake_read in readable and stop_on_term and signal.SIGTERM in os.read(wake_read, 64):
+        break
+    try:
+        connection, _ = listener.accept()
+    except BlockingIOError:
+        continue
+    connection.setblocking(True)
+    worker = threading.Thread(target=serve, args=(connection,), daemon=True)
+    in_flight.append(worker)
+    worker.start()
+    in_flight[:] = [thread for thread in in_flight if thread.is_alive()]
+for thread in in_flight:  # stop accepting, finish what is in flight, leave
+    thread.join(timeout=5)
+sys.exit(0)

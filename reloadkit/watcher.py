@@ -1,0 +1,1014 @@
+"""Watching the source tree: which files changed since the last look.
+
+Three backends share one small interface (:class:`Watcher`): a file descriptor the
+supervisor's ``selectors`` loop waits on, and a non-blocking :meth:`Watcher.read` that
+returns the changed paths that pass the :class:`~reloadkit.filters.FilterRules`.
+
+``inotify`` (Linux, default)
+    Our own directory walk over watchdog's inotify binding (the ctypes functions in
+    ``watchdog.observers.inotify_c``; watchdog's ``Inotify``/``InotifyFD`` classes are not
+    used because they read in a thread and, up to 6.x, always watch recursively). One
+    non-recursive watch per directory, placed while walking with pruning, so ignored
+    directories (``node_modules``, ``.git``, ...) never get a watch. No thread, no timer:
+    the inotify fd itself is what the supervisor selects on, and it is non-blocking.
+``watchdog`` (macOS and other non-Linux systems)
+    watchdog's native ``Observer`` (FSEvents on macOS) with a recursive schedule and our
+    filters; its thread hands paths over through a pipe.
+``poll`` (``--poll``, ``RELOADKIT_POLL``, or when inotify's limits are reached)
+    Our own stat-based poller in a thread: it prunes ignored directories (watchdog's
+    ``PollingObserver`` walks everything), re-lists a directory only when its mtime moved,
+    and stats only files that match the rules.
+"""
+
+from __future__ import annotations
+
+import abc
+import ctypes
+import errno
+import logging
+import math
+import os
+import stat
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, NamedTuple, TypeVar, cast
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+
+from .filters import FilterRules
+
+if TYPE_CHECKING:
+    from watchdog.observers.api import BaseObserver
+
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_POLL_INTERVAL",
+    "InotifyWatcher",
+    "PollingWatcher",
+    "WatchLimitError",
+    "Watcher",
+    "WatchdogWatcher",
+    "create_watcher",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between two scans of the polling backend (``--poll`` without a value).
+DEFAULT_POLL_INTERVAL = 1.0
+BACKENDS = ("inotify", "watchdog", "poll")
+
+WarningCallback = Callable[[str], None]
+_W = TypeVar("_W", bound="Watcher")
+
+
+class WatchLimitError(OSError):
+    """inotify's per-user watch (ENOSPC) or instance (EMFILE) limit was hit.
+
+    Raised while an inotify watcher is being built; :func:`create_watcher` catches it and
+    falls back to polling.
+    """
+
+
+class Watcher(abc.ABC):
+    """A source of changed paths for the supervisor's event loop; a context manager.
+
+    ``fileno()`` becomes readable when changes may be available; ``read()`` never blocks
+    and may return an empty set (a wake-up for nothing, or only ignored changes). After
+    ``close()``, ``read()`` returns an empty set and ``fileno()`` raises ``ValueError``;
+    unregister the fd from the selector before closing.
+    """
+
+    backend: str = ""
+
+    def __init__(
+        self, roots: Sequence[str], rules: FilterRules, on_warning: WarningCallback | None
+    ) -> None:
+        self.roots: tuple[str, ...] = tuple(roots)
+        self.rules = rules
+        self._on_warning = on_warning
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @abc.abstractmethod
+    def fileno(self) -> int:
+        """The fd to register for reading in a selector."""
+
+    @abc.abstractmethod
+    def read(self) -> set[str]:
+        """Drain what is available, without blocking: absolute paths of changed files."""
+
+    @abc.abstractmethod
+    def add_files(self, paths: Iterable[str]) -> None:
+        """Also watch exactly these files (their parent directory, non-recursively).
+
+        They count whatever the rules say. Idempotent; a file whose directory does not
+        exist is skipped (call again later). Never raises for a limit: warns instead.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the fd(s), watches and thread; idempotent."""
+
+    def __enter__(self: _W) -> _W:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _warn(self, message: str) -> None:
+        _emit(self._on_warning, message)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<{type(self).__name__} {self.backend} {state} roots={list(self.roots)!r}>"
+
+
+def _emit(on_warning: WarningCallback | None, message: str) -> None:
+    if on_warning is not None:
+        on_warning(message)
+    else:
+        logger.warning("%s", message)
+
+
+def _join_rel(rel: str, name: str) -> str:
+    return f"{rel}/{name}" if rel else name
+
+
+# --------------------------------------------------------------------------------------
+# inotify
+
+
+class _InotifyAPI(NamedTuple):
+    """The parts of watchdog's inotify binding we use; the same from watchdog 2.0 to 7.x."""
+
+    init: Callable[[], int]
+    add_watch: Callable[[int, bytes, int], int]
+    rm_watch: Callable[[int, int], int]
+    IN_MODIFY: int
+    IN_ATTRIB: int
+    IN_CLOSE_WRITE: int
+    IN_MOVED_FROM: int
+    IN_MOVED_TO: int
+    IN_CREATE: int
+    IN_DELETE: int
+    IN_DELETE_SELF: int
+    IN_MOVE_SELF: int
+    IN_Q_OVERFLOW: int
+    IN_IGNORED: int
+    IN_ONLYDIR: int
+    IN_DONT_FOLLOW: int
+    IN_EXCL_UNLINK: int
+    IN_ISDIR: int
+
+
+_api_cache: list[_InotifyAPI] = []
+
+
+def _inotify_api() -> _InotifyAPI:
+    """Import watchdog's binding lazily: on macOS the module refuses to import."""
+    if not _api_cache:
+        from watchdog.observers import inotify_c
+
+        c = inotify_c.InotifyConstants
+        _api_cache.append(
+            _InotifyAPI(
+                init=inotify_c.inotify_init,
+                add_watch=inotify_c.inotify_add_watch,
+                rm_watch=cast("Callable[[int, int], int]", inotify_c.inotify_rm_watch),
+                IN_MODIFY=int(c.IN_MODIFY),
+                IN_ATTRIB=int(c.IN_ATTRIB),
+                IN_CLOSE_WRITE=int(c.IN_CLOSE_WRITE),
+                IN_MOVED_FROM=int(c.IN_MOVED_FROM),
+                IN_MOVED_TO=int(c.IN_MOVED_TO),
+                IN_CREATE=int(c.IN_CREATE),
+                IN_DELETE=int(c.IN_DELETE),
+                IN_DELETE_SELF=int(c.IN_DELETE_SELF),
+                IN_MOVE_SELF=int(c.IN_MOVE_SELF),
+                IN_Q_OVERFLOW=int(c.IN_Q_OVERFLOW),
+                IN_IGNORED=int(c.IN_IGNORED),
+                IN_ONLYDIR=int(c.IN_ONLYDIR),
+                IN_DONT_FOLLOW=int(c.IN_DONT_FOLLOW),
+                IN_EXCL_UNLINK=int(c.IN_EXCL_UNLINK),
+                IN_ISDIR=int(c.IN_ISDIR),
+            )
+        )
+    return _api_cache[0]
+
+
+_EVENT_HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then name
+_READ_SIZE = 65536
+_MAX_READS_PER_CALL = 64  # bound one read() call; the fd stays readable if more is queued
+_OVER_LIMIT = -1  # _add_watch's answer when the watch limit is hit after start-up
+
+
+class _Dir:
+    """One watched directory: a tree directory (``rel`` is not None) and/or exact files."""
+
+    __slots__ = ("children", "exact", "known", "parent", "path", "rel", "wd")
+
+    def __init__(self, wd: int, path: str, rel: str | None, parent: _Dir | None) -> None:
+        self.wd = wd
+        self.path = path
+        self.rel = rel  # relative to its root; "" for a root; None: only for exact files
+        self.parent = parent
+        self.known: set[str] = set()  # names of matching files, reported if the dir goes away
+        self.exact: dict[str, str] = {}  # name -> path to report (add_files)
+        self.children: dict[str, _Dir] = {}
+
+
+class InotifyWatcher(Watcher):
+    """inotify with our own per-directory watches; single-threaded, starts no thread."""
+
+    backend = "inotify"
+
+    def __init__(
+        self,
+        roots: Sequence[str],
+        rules: FilterRules,
+        *,
+        files: Iterable[str] = (),
+        on_warning: WarningCallback | None = None,
+    ) -> None:
+        super().__init__(roots, rules, on_warning)
+        self._api = _inotify_api()
+        api = self._api
+        self._file_mask = (
+            api.IN_CREATE
+            | api.IN_MODIFY
+            | api.IN_CLOSE_WRITE
+            | api.IN_ATTRIB
+            | api.IN_DELETE
+            | api.IN_MOVED_FROM
+            | api.IN_MOVED_TO
+        )
+        self._mask = (
+            self._file_mask | api.IN_DELETE_SELF | api.IN_MOVE_SELF | api.IN_ONLYDIR | api.IN_EXCL_UNLINK
+        )
+        self._by_wd: dict[int, _Dir] = {}
+        self._by_path: dict[str, _Dir] = {}
+        self._exact_paths: set[str] = set()
+        self._limit_warned = False
+        self._fd = -1
+        fd = api.init()
+        if fd < 0:
+            err = ctypes.get_errno()
+            if err in (errno.EMFILE, errno.ENFILE):
+                raise WatchLimitError(err, "inotify instance limit reached")
+            raise OSError(err, os.strerror(err))
+        self._fd = fd
+        try:
+            os.set_inheritable(fd, False)  # inotify_init() has no CLOEXEC; children must not get it
+            os.set_blocking(fd, False)  # read() must never block the supervisor
+            for root in self.roots:
+                self._add_tree(root, "", None, None, runtime=False)
+            self._add_exact(files, runtime=False)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- public
+
+    def fileno(self) -> int:
+        if self._closed:
+            raise ValueError("fileno() on a closed watcher")
+        return self._fd
+
+    def read(self) -> set[str]:
+        changed: set[str] = set()
+        if self._closed:
+            return changed
+        overflow = False
+        for _ in range(_MAX_READS_PER_CALL):
+            try:
+                buf = os.read(self._fd, _READ_SIZE)
+            except BlockingIOError:
+                break
+            if not buf:
+                break
+            overflow = self._handle(buf, changed) or overflow
+        if overflow:
+            self._resync(changed)
+        return changed
+
+    def add_files(self, paths: Iterable[str]) -> None:
+        if not self._closed:
+            self._add_exact(paths, runtime=True)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        fd, self._fd = self._fd, -1
+        self._by_wd.clear()
+        self._by_path.clear()
+        self._exact_paths.clear()
+        if fd >= 0:
+            os.close(fd)  # frees every watch of this instance
+
+    @property
+    def watched_dirs(self) -> frozenset[str]:
+        """Directories watched as part of a tree (not those watched only for exact files)."""
+        return frozenset(d.path for d in self._by_wd.values() if d.rel is not None)
+
+    @property
+    def watch_count(self) -> int:
+        """inotify watches this watcher holds (tree and exact-file directories)."""
+        return len(self._by_wd)
+
+    # -- watches
+
+    def _add_watch(self, path: str, *, follow: bool, runtime: bool) -> int | None:
+        """inotify_add_watch: the wd; None when the directory is gone or not readable;
+        ``_OVER_LIMIT`` when the watch limit is hit at run time (at start: WatchLimitError)."""
+        mask = self._mask if follow else self._mask | self._api.IN_DONT_FOLLOW
+        wd = self._api.add_watch(self._fd, os.fsencode(path), mask)
+        if wd >= 0:
+            return wd
+        err = ctypes.get_errno()
+        if err == errno.ENOSPC:
+            if not runtime:
+                raise WatchLimitError(err, "inotify watch limit reached", path)
+            if not self._limit_warned:
+                self._limit_warned = True
+                self._warn(
+                    f"{_limit_message(err)}; {path} and other new directories are not watched"
+                    " (restart with --poll, or raise the limit)"
+                )
+            return _OVER_LIMIT
+        if err in (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.EPERM, errno.ELOOP):
+            return None
+        raise OSError(err, os.strerror(err), path)
+
+    def _register(self, wd: int, path: str, rel: str | None, parent: _Dir | None) -> _Dir | None:
+        """Book-keeping for a (re)added watch; None if it already belongs to a tree."""
+        d = self._by_wd.get(wd)
+        if d is None:
+            d = _Dir(wd, path, rel, parent)
+            self._by_wd[wd] = d
+            self._by_path[path] = d
+        elif rel is None or d.rel is not None:
+            # exact-file dir that is already known, or a tree dir seen again (overlapping
+            # roots, a bind mount, an IN_CREATE for a dir that a scan already added)
+            return d if rel is None else None
+        else:  # a dir watched for exact files only becomes part of a tree
+            if self._by_path.get(d.path) is d:
+                del self._by_path[d.path]
+            d.path, d.rel, d.parent = path, rel, parent
+            self._by_path[path] = d
+        if parent is not None:
+            parent.children[os.path.basename(path)] = d
+        return d
+
+    def _add_tree(
+        self, path: str, rel: str, parent: _Dir | None, changed: set[str] | None, *, runtime: bool
+    ) -> None:
+        """Watch a directory and its non-ignored subdirectories; report files found if asked.
+
+        The watch is placed before the directory is listed, so a file created meanwhile is
+        seen by one or the other (or both: paths are a set).
+        """
+        stack: list[tuple[str, str, _Dir | None]] = [(path, rel, parent)]
+        while stack:
+            p, r, par = stack.pop()
+            wd = self._add_watch(p, follow=(r == ""), runtime=runtime)
+            if wd is None:
+                continue  # vanished or unreadable: nothing to list
+            d = None
+            if wd != _OVER_LIMIT:
+                d = self._register(wd, p, r, par)
+                if d is None:
+                    continue  # already part of a tree
+            # over the limit (at run time): still list it, to report what is there
+            try:
+                it = os.scandir(p)
+            except OSError:
+                continue
+            known: set[str] = set()
+            with it:
+                for entry in it:
+                    crel = _join_rel(r, entry.name)
+                    try:
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if is_dir:
+                        if not self.rules.dir_ignored(crel, parents_checked=True):
+                            stack.append((entry.path, crel, d))
+                    elif self.rules.file_matches(crel, parents_checked=True):
+                        known.add(entry.name)
+                        if changed is not None:
+                            changed.add(entry.path)
+            if d is not None:
+                d.known = known
+
+    def _drop(self, d: _Dir, changed: set[str] | None, *, rm: bool) -> None:
+        """Forget a directory and everything below it, reporting the files it held."""
+        if d.parent is not None and d.parent.children.get(os.path.basename(d.path)) is d:
+            del d.parent.children[os.path.basename(d.path)]
+        stack = [d]
+        while stack:
+            x = stack.pop()
+            stack.extend(x.children.values())
+            if changed is not None:
+                changed.update(os.path.join(x.path, n) for n in x.known)
+                changed.update(x.exact.values())
+            self._exact_paths.difference_update(x.exact.values())
+            if self._by_wd.get(x.wd) is x:
+                del self._by_wd[x.wd]
+                if rm:
+                    self._api.rm_watch(self._fd, x.wd)  # EINVAL if already gone: fine
+            if self._by_path.get(x.path) is x:
+                del self._by_path[x.path]
+
+    def _add_exact(self, paths: Iterable[str], *, runtime: bool) -> None:
+        for p in paths:
+            ap = os.path.abspath(os.fspath(p))
+            if ap in self._exact_paths:
+                continue
+            parent, name = os.path.split(ap)
+            if not name:
+                continue
+            d = self._by_path.get(parent)
+            if d is None:
+                wd = self._add_watch(parent, follow=True, runtime=runtime)
+                if wd is None or wd == _OVER_LIMIT:
+                    continue
+                d = self._register(wd, parent, None, None)
+                if d is None:  # pragma: no cover - rel=None always returns the dir
+                    continue
+            d.exact[name] = ap
+            self._exact_paths.add(ap)
+
+    # -- events
+
+    def _handle(self, buf: bytes, changed: set[str]) -> bool:
+        """Apply one buffer of events; True if the kernel queue overflowed."""
+        api = self._api
+        overflow = False
+        i, n = 0, len(buf)
+        while i + _EVENT_HEADER.size <= n:
+            wd, mask, _cookie, length = _EVENT_HEADER.unpack_from(buf, i)
+            start = i + _EVENT_HEADER.size
+            raw_name = buf[start : start + length].rstrip(b"\0")
+            i = start + length
+            if mask & api.IN_Q_OVERFLOW:
+                overflow = True
+                continue
+            d = self._by_wd.get(wd)
+            if d is None:  # a watch we already dropped
+                continue
+            if mask & api.IN_IGNORED:  # the kernel removed the watch (deleted, unmounted)
+                self._drop(d, changed, rm=False)
+                continue
+            if mask & (api.IN_DELETE_SELF | api.IN_MOVE_SELF):
+                if d.rel == "":
+                    self._warn(f"watched directory {d.path} was moved or deleted; it is no longer watched")
+                self._drop(d, changed, rm=bool(mask & api.IN_MOVE_SELF))
+                continue
+            if not raw_name:
+                continue
+            name = os.fsdecode(raw_name)
+            if mask & api.IN_ISDIR:
+                if d.rel is None:
+                    continue
+                if mask & (api.IN_CREATE | api.IN_MOVED_TO):
+                    crel = _join_rel(d.rel, name)
+                    if not self.rules.dir_ignored(crel, parents_checked=True):
+                        self._add_tree(os.path.join(d.path, name), crel, d, changed, runtime=True)
+                elif mask & (api.IN_DELETE | api.IN_MOVED_FROM):
+                    child = d.children.get(name)
+                    if child is not None:
+                        self._drop(child, changed, rm=True)
+                continue
+            if not mask & self._file_mask:
+                continue
+            exact = d.exact.get(name)
+            if exact is not None:
+                changed.add(exact)
+            if d.rel is not None and self.rules.file_matches(_join_rel(d.rel, name), parents_checked=True):
+                changed.add(os.path.join(d.path, name))
+                if mask & (api.IN_DELETE | api.IN_MOVED_FROM):
+                    d.known.discard(name)
+                else:
+                    d.known.add(name)
+        return overflow
+
+    def _resync(self, changed: set[str]) -> None:
+        """After a queue overflow nothing is certain: re-walk and report every file."""
+        self._warn("inotify event queue overflowed; rescanning the watched trees")
+        exact = list(self._exact_paths)
+        for d in list(self._by_wd.values()):
+            changed.update(os.path.join(d.path, n) for n in d.known)
+            changed.update(d.exact.values())
+            self._api.rm_watch(self._fd, d.wd)
+        self._by_wd.clear()
+        self._by_path.clear()
+        self._exact_paths.clear()
+        for root in self.roots:
+            if os.path.isdir(root):
+                self._add_tree(root, "", None, changed, runtime=True)
+        self._add_exact(exact, runtime=True)
+
+
+def _read_sysctl(path: str) -> str | None:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _limit_message(err: int | None) -> str:
+    """One line naming the limit that was hit and its current value."""
+    if err == errno.ENOSPC:
+        key, what = "max_user_watches", "watch"
+    else:
+        key, what = "max_user_instances", "instance"
+    value = _read_sysctl(f"/proc/sys/fs/inotify/{key}")
+    shown = f" (fs.inotify.{key}={value})" if value else ""
+    return f"inotify {what} limit reached{shown}"
+
+
+# --------------------------------------------------------------------------------------
+# threaded backends: a background thread hands paths over through a pipe
+
+
+class _ThreadedWatcher(Watcher):
+    """Backends whose changes come from a thread: collected under a lock, one byte in a pipe.
+
+    Warnings raised in the thread are queued and passed to ``on_warning`` from ``read()``,
+    so the callback always runs in the supervisor's thread.
+    """
+
+    def __init__(
+        self, roots: Sequence[str], rules: FilterRules, on_warning: WarningCallback | None
+    ) -> None:
+        super().__init__(roots, rules, on_warning)
+        self._lock = threading.Lock()
+        self._pending: set[str] = set()
+        self._warnings: list[str] = []
+        self._signaled = False
+        self._rfd, self._wfd = os.pipe()  # non-inheritable by default (PEP 446)
+        os.set_blocking(self._rfd, False)
+        os.set_blocking(self._wfd, False)
+
+    def fileno(self) -> int:
+        if self._closed:
+            raise ValueError("fileno() on a closed watcher")
+        return self._rfd
+
+    def _deliver(self, paths: Iterable[str] = (), warning: str | None = None) -> None:
+        """Called from the background thread."""
+        with self._lock:
+            if self._closed:
+                return
+            before = len(self._pending)
+            self._pending.update(paths)
+            if warning is not None:
+                self._warnings.append(warning)
+            if (len(self._pending) > before or warning is not None) and not self._signaled:
+                self._signaled = True
+                try:
+                    os.write(self._wfd, b"!")
+                except BlockingIOError:  # pragma: no cover - one byte per read() cycle
+                    pass
+
+    def read(self) -> set[str]:
+        if self._closed:
+            return set()
+        # Drain first, then swap under the lock: a path added after the swap writes a new
+        # byte (``_signaled`` is cleared in the same critical section), so none is stranded.
+        try:
+            while os.read(self._rfd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        with self._lock:
+            batch, self._pending = self._pending, set()
+            warnings, self._warnings = self._warnings, []
+            self._signaled = False
+        for message in warnings:
+            self._warn(message)
+        return batch
+
+    def _close_pipe(self) -> None:
+        with self._lock:
+            if self._rfd < 0:
+                return
+            self._closed = True
+            rfd, wfd, self._rfd, self._wfd = self._rfd, self._wfd, -1, -1
+        os.close(rfd)
+        os.close(wfd)
+
+
+# -- polling
+
+_StatKey = tuple[int, int, int]
+#: A directory modified less than this before it was listed is listed again next time:
+#: with coarse timestamps a later change could leave its mtime unchanged.
+_FRESH_WINDOW = 2.0
+
+
+def _stat_key(path: str) -> _StatKey | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+class _PDir:
+    __slots__ = ("files", "fresh", "key", "path", "rel", "subdirs")
+
+    def __init__(self, path: str, rel: str) -> None:
+        self.path = path
+        self.rel = rel
+        self.key: tuple[int, int] | None = None  # (st_ino, st_mtime_ns) when last listed
+        self.fresh = True
+        self.files: dict[str, _StatKey] = {}
+        self.subdirs: dict[str, _PDir] = {}
+
+
+class PollingWatcher(_ThreadedWatcher):
+    """Stat-based polling in a thread, pruning ignored directories.
+
+    Each scan stats every known directory (re-listing only those whose mtime moved) and
+    every matching file; non-matching files are never stat'ed.
+    """
+
+    backend = "poll"
+
+    def __init__(
+        self,
+        roots: Sequence[str],
+        rules: FilterRules,
+        *,
+        interval: float = DEFAULT_POLL_INTERVAL,
+        files: Iterable[str] = (),
+        on_warning: WarningCallback | None = None,
+    ) -> None:
+        if not (math.isfinite(interval) and interval > 0):
+            raise ValueError(f"poll interval must be a positive number of seconds, not {interval!r}")
+        super().__init__(roots, rules, on_warning)
+        self.interval = float(interval)
+        self._exact: dict[str, _StatKey | None] = {}
+        self._trees: list[_PDir] = []
+        self._failed = False
+        try:
+            # The baseline is taken before returning: a change made after create_watcher()
+            # returns is a change.
+            for root in self.roots:
+                d = _PDir(root, "")
+                self._relist(d, None)
+                self._trees.append(d)
+            self.add_files(files)
+        except BaseException:
+            self._close_pipe()
+            raise
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reloadkit-poll", daemon=True)
+        self._thread.start()
+
+    def add_files(self, paths: Iterable[str]) -> None:
+        new = {os.path.abspath(os.fspath(p)) for p in paths}
+        with self._lock:
+            new.difference_update(self._exact)
+        keys = {p: _stat_key(p) for p in new}
+        with self._lock:
+            for p, key in keys.items():
+                self._exact.setdefault(p, key)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+        self._close_pipe()
+
+    @property
+    def watched_dirs(self) -> frozenset[str]:
+        """Directories the poller lists (ignored ones are never walked)."""
+        out: set[str] = set()
+        stack = list(self._trees)
+        while stack:
+            d = stack.pop()
+            out.add(d.path)
+            stack.extend(d.subdirs.values())
+        return frozenset(out)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                changed = self.poll_once()
+            except Exception as exc:  # noqa: BLE001 - a thread must not die silently; say it once
+                if not self._failed:
+                    self._failed = True
+                    self._deliver(warning=f"polling failed: {exc!r}")
+                continue
+            if changed:
+                self._deliver(changed)
+
+    def poll_once(self) -> set[str]:
+        """One scan: what changed since the previous one. Runs in the polling thread."""
+        changed: set[str] = set()
+        for root in self._trees:
+            self._poll_tree(root, changed)
+        with self._lock:
+            exact = list(self._exact.items())
+        updates: dict[str, _StatKey | None] = {}
+        for path, old in exact:
+            new = _stat_key(path)
+            if new != old:
+                changed.add(path)
+                updates[path] = new
+        if updates:
+            with self._lock:
+                for path, key in updates.items():
+                    if path in self._exact:
+                        self._exact[path] = key
+        return changed
+
+    def _poll_tree(self, root: _PDir, changed: set[str]) -> None:
+        stack = [root]
+        while stack:
+            d = stack.pop()
+            try:
+                st = os.stat(d.path) if d is root else os.lstat(d.path)
+            except OSError:
+                st = None
+            if st is None or not stat.S_ISDIR(st.st_mode):
+                self._forget(d, changed)  # gone; a root is kept, empty, and re-listed if it returns
+                continue
+            if (st.st_ino, st.st_mtime_ns) != d.key or d.fresh:
+                self._relist(d, changed, st)
+            gone: list[str] = []
+            for name, old in d.files.items():
+                path = os.path.join(d.path, name)
+                new = _stat_key(path)
+                if new != old:
+                    changed.add(path)
+                    if new is None:
+                        gone.append(name)
+                    else:
+                        d.files[name] = new  # same keys: fine while iterating
+            for name in gone:
+                del d.files[name]
+            stack.extend(d.subdirs.values())
+
+    def _forget(self, d: _PDir, changed: set[str] | None) -> None:
+        stack = [d]
+        while stack:
+            x = stack.pop()
+            if changed is not None:
+                changed.update(os.path.join(x.path, n) for n in x.files)
+            stack.extend(x.subdirs.values())
+            x.files = {}
+            x.subdirs = {}
+            x.key = None
+
+    def _relist(self, d: _PDir, changed: set[str] | None, st: os.stat_result | None = None) -> None:
+        """List a directory (and, for new subdirectories, their whole subtree)."""
+        stack = [d]
+        while stack:
+            x = stack.pop()
+            if st is None or x is not d:
+                try:
+                    xst = os.stat(x.path)
+                except OSError:
+                    continue
+            else:
+                xst = st
+            listed_at = time.time()
+            files: set[str] = set()
+            dirs: set[str] = set()
+            try:
+                with os.scandir(x.path) as it:
+                    for entry in it:
+                        crel = _join_rel(x.rel, entry.name)
+                        try:
+                            is_dir = entry.is_dir(follow_symlinks=False)
+                        except OSError:
+                            continue
+                        if is_dir:
+                            if not self.rules.dir_ignored(crel, parents_checked=True):
+                                dirs.add(entry.name)
+                        elif self.rules.file_matches(crel, parents_checked=True):
+                            files.add(entry.name)
+            except OSError:
+                continue
+            for name in x.files.keys() - files:
+                if changed is not None:
+                    changed.add(os.path.join(x.path, name))
+                del x.files[name]
+            for name in files - x.files.keys():
+                key = _stat_key(os.path.join(x.path, name))
+                if key is not None:
+                    x.files[name] = key
+                    if changed is not None:
+                        changed.add(os.path.join(x.path, name))
+            for name in x.subdirs.keys() - dirs:
+                self._forget(x.subdirs.pop(name), changed)
+            for name in dirs - x.subdirs.keys():
+                sub = _PDir(os.path.join(x.path, name), _join_rel(x.rel, name))
+                x.subdirs[name] = sub
+                stack.append(sub)
+            x.key = (xst.st_ino, xst.st_mtime_ns)
+            x.fresh = xst.st_mtime_ns / 1e9 > listed_at - _FRESH_WINDOW
+
+
+# -- watchdog Observer
+
+
+_WATCHDOG_CHANGES = frozenset({"created", "modified", "deleted", "moved", "attrib"})
+
+
+class _Handler(FileSystemEventHandler):
+    """Runs in the Observer's thread: filter with our rules, pass matches on."""
+
+    def __init__(self, owner: WatchdogWatcher, root: str | None) -> None:
+        super().__init__()
+        self._owner = owner
+        self._root = root
+        # FSEvents reports real paths (/private/var/... for /var/...): accept both spellings
+        self._prefixes: list[str] = []
+        if root is not None:
+            for prefix in dict.fromkeys((os.path.realpath(root), root)):
+                self._prefixes.append(prefix.rstrip(os.sep) + os.sep)
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in _WATCHDOG_CHANGES or event.is_directory:
+            return
+        raw = [event.src_path]
+        dest = getattr(event, "dest_path", "")
+        if dest:
+            raw.append(dest)
+        out: list[str] = []
+        for p in raw:
+            path = os.fsdecode(p)
+            exact = self._owner._exact_for(path)
+            if exact is not None:
+                out.append(exact)
+            if self._root is None:
+                continue
+            for prefix in self._prefixes:
+                if path.startswith(prefix):
+                    rel = path[len(prefix) :]
+                    if self._owner.rules.file_matches(rel):
+                        out.append(os.path.join(self._root, rel))
+                    break
+        if out:
+            self._owner._deliver(out)
+
+
+class WatchdogWatcher(_ThreadedWatcher):
+    """watchdog's native Observer, recursive, filtered by our rules (macOS, BSD)."""
+
+    backend = "watchdog"
+
+    def __init__(
+        self,
+        roots: Sequence[str],
+        rules: FilterRules,
+        *,
+        files: Iterable[str] = (),
+        on_warning: WarningCallback | None = None,
+    ) -> None:
+        super().__init__(roots, rules, on_warning)
+        from watchdog.observers import Observer
+
+        self._exact: dict[str, str] = {}  # spelling seen in events -> path to report
+        self._exact_dirs: set[str] = set()
+        self._observer: BaseObserver = Observer()
+        try:
+            for root in self.roots:
+                self._observer.schedule(_Handler(self, root), root, recursive=True)
+            self._observer.start()
+            self.add_files(files)
+        except BaseException:
+            self.close()
+            raise
+
+    def _exact_for(self, path: str) -> str | None:
+        with self._lock:
+            return self._exact.get(path)
+
+    def add_files(self, paths: Iterable[str]) -> None:
+        if self._closed:
+            return
+        for p in paths:
+            ap = os.path.abspath(os.fspath(p))
+            parent, name = os.path.split(ap)
+            with self._lock:
+                if ap in self._exact:
+                    continue
+            if not os.path.isdir(parent):
+                continue
+            real = os.path.join(os.path.realpath(parent), name)
+            with self._lock:
+                self._exact[ap] = ap
+                self._exact[real] = ap
+            if parent in self._exact_dirs or any(
+                parent == r or parent.startswith(r.rstrip(os.sep) + os.sep) for r in self.roots
+            ):
+                continue  # a recursive schedule already sees this directory
+            try:
+                self._observer.schedule(_Handler(self, None), parent, recursive=False)
+            except OSError as exc:
+                self._warn(f"cannot watch {parent}: {exc}")
+                continue
+            self._exact_dirs.add(parent)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        observer = getattr(self, "_observer", None)
+        if observer is not None:
+            observer.stop()
+            if observer.is_alive() and observer is not threading.current_thread():
+                observer.join(timeout=5.0)
+        self._close_pipe()
+
+
+# --------------------------------------------------------------------------------------
+
+
+def _resolve_roots(roots: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Absolute, de-duplicated roots split into (directories, files); missing -> error."""
+    dirs: list[str] = []
+    files: list[str] = []
+    seen: set[str] = set()
+    for root in roots:
+        ap = os.path.abspath(os.fspath(root))
+        if ap in seen:
+            continue
+        seen.add(ap)
+        try:
+            st = os.stat(ap)
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, "watched path does not exist", ap) from None
+        (dirs if stat.S_ISDIR(st.st_mode) else files).append(ap)
+    return dirs, files
+
+
+def create_watcher(
+    roots: Sequence[str],
+    rules: FilterRules,
+    *,
+    poll_interval: float | None = None,
+    files: Iterable[str] = (),
+    on_warning: WarningCallback | None = None,
+    backend: str | None = None,
+) -> Watcher:
+    """Build the watcher for this platform and options.
+
+    ``roots`` are directories (watched recursively, with pruning) or files (watched
+    exactly); a missing one raises ``FileNotFoundError`` naming it. ``poll_interval`` not
+    None selects polling. Otherwise Linux gets ``inotify`` (falling back to polling, with a
+    one-line warning to ``on_warning``, when inotify's limits are reached) and other
+    systems watchdog's native Observer. ``backend`` forces one of :data:`BACKENDS`
+    (tests; ``--poll`` is the user-facing switch). ``on_warning`` defaults to logging.
+    """
+    dirs, file_roots = _resolve_roots(roots)
+    exact = [*file_roots, *(os.path.abspath(os.fspath(f)) for f in files)]
+    if backend is None:
+        if poll_interval is not None:
+            backend = "poll"
+        elif sys.platform.startswith("linux"):
+            backend = "inotify"
+        else:
+            backend = "watchdog"
+    interval = DEFAULT_POLL_INTERVAL if poll_interval is None else poll_interval
+    if backend == "poll":
+        return PollingWatcher(dirs, rules, interval=interval, files=exact, on_warning=on_warning)
+    if backend == "inotify":
+        try:
+            return InotifyWatcher(dirs, rules, files=exact, on_warning=on_warning)
+        except WatchLimitError as exc:
+            reason = _limit_message(exc.errno)
+        except (ImportError, OSError, AttributeError) as exc:
+            if isinstance(exc, OSError) and not _inotify_unusable(exc):
+                raise
+            reason = f"inotify is not usable ({exc})"
+        _emit(on_warning, f"{reason}; falling back to polling every {interval:g}s")
+        return PollingWatcher(dirs, rules, interval=interval, files=exact, on_warning=on_warning)
+    if backend == "watchdog":
+        return WatchdogWatcher(dirs, rules, files=exact, on_warning=on_warning)
+    raise ValueError(f"unknown watcher backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+
+
+def _inotify_unusable(exc: OSError) -> bool:
+    """watchdog raises UnsupportedLibcError (an OSError) when libc has no inotify."""
+    return type(exc).__name__ == "UnsupportedLibcError" or exc.errno in (errno.ENOSYS, errno.EINVAL)
