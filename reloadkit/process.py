@@ -12,8 +12,10 @@ import ctypes.util
 import errno
 import fcntl
 import os
+import select
 import shutil
 import signal
+import stat
 import sys
 import time
 import warnings
@@ -28,6 +30,7 @@ from .sockets import FIRST_FD
 __all__ = [
     "Child",
     "Guardian",
+    "TreeTracker",
     "become_subreaper",
     "kill_processes",
     "resolve_command",
@@ -231,12 +234,7 @@ def spawn(
         )
     os.close(write_end)
     try:
-        report = b""
-        while True:
-            chunk = os.read(read_end, 4096)
-            if not chunk:
-                break
-            report += chunk
+        report = _read_until_exec(read_end, pid)
     finally:
         os.close(read_end)
     if report:
@@ -247,37 +245,70 @@ def spawn(
     return Child(pid=pid, generation=generation, argv=tuple(argv))
 
 
+def _read_until_exec(read_end: int, pid: int, timeout: float = 10.0) -> bytes:
+    """The child's error report, or b"" once exec closed the pipe (close-on-exec).
+
+    A child stuck before exec (it should never be) is killed rather than hanging the loop.
+    """
+    report = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([read_end], [], [], remaining)[0]:
+            os.kill(pid, signal.SIGKILL)
+            return f"{errno.ETIMEDOUT}:the child did not exec within {timeout:g} s".encode()
+        chunk = os.read(read_end, 4096)
+        if not chunk:
+            return report
+        report += chunk
+
+
 class Guardian:
     """A small process that outlives a SIGKILLed supervisor to end what it left behind.
 
-    A parent-death signal only reaches the direct child; the guardian waits for the
-    supervisor's end of a pipe to close and then kills every process carrying this
-    supervisor's tree cookie in its environment, and removes its Unix socket files.
+    A parent-death signal only reaches the direct child. The guardian looks at the
+    supervisor's process tree every :attr:`INTERVAL` seconds and remembers every process in
+    it; when the supervisor's end of a pipe closes without a "clean" message (a SIGKILL), it
+    stops and kills every remembered process that still runs (psutil checks the start time,
+    so a recycled pid is left alone) and what they started since, then every process that
+    carries this supervisor's tree cookie in its environment, and removes the Unix socket
+    files the supervisor created. The cookie finds what was started in the last interval;
+    the remembered tree finds what dropped its environment (``env -i``, ``sudo``, a
+    subprocess with a clean ``env=``).
     """
+
+    #: Seconds between two looks at the supervisor's tree (cheap: a few /proc reads on Linux).
+    INTERVAL = 0.25 if sys.platform.startswith("linux") else 1.0
 
     def __init__(self, cookie: str, unix_files: Iterable[tuple[str, int]] = ()) -> None:
         self.cookie = cookie
         files = list(unix_files)
+        root = os.getpid()
         read_end, self._write_end = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:  # pragma: no cover - runs in the forked guardian
             try:
                 os.close(self._write_end)
-                self._serve(read_end, files)
+                self._serve(read_end, root, files)
             finally:
                 os._exit(0)
         os.close(read_end)
 
-    def _serve(self, read_end: int, files: list[tuple[str, int]]) -> None:  # pragma: no cover
+    def _serve(self, read_end: int, root: int, files: list[tuple[str, int]]) -> None:  # pragma: no cover
         signal.set_wakeup_fd(-1)
         for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTSTP, signal.SIGTTOU):
             signal.signal(number, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.closerange(3, read_end)
         os.closerange(read_end + 1, _max_fd())
+        tree = TreeTracker(root, exclude={os.getpid()})
         clean = False
         while True:
             try:
+                readable, _, _ = select.select([read_end], [], [], self.INTERVAL)
+                if not readable:
+                    tree.look()
+                    continue
                 data = os.read(read_end, 64)
             except InterruptedError:
                 continue
@@ -286,10 +317,12 @@ class Guardian:
             if b"clean" in data:
                 clean = True
         if not clean:
+            tree.end()
             sweep_cookie(self.cookie, exclude={os.getpid()})
             for path, inode in files:
                 try:
-                    if os.stat(path).st_ino == inode:
+                    info = os.lstat(path)
+                    if stat.S_ISSOCK(info.st_mode) and info.st_ino == inode:
                         os.unlink(path)
                 except OSError:
                     pass
@@ -342,3 +375,94 @@ def sweep_cookie(cookie: str, exclude: set[int]) -> int:
         if not found:
             break
     return killed
+
+
+def _children_files_work() -> bool:
+    me = os.getpid()
+    return os.path.exists(f"/proc/{me}/task/{me}/children")
+
+
+def _children_of(pid: int) -> list[int]:
+    """The children of every thread of ``pid`` (Linux's /proc/PID/task/TID/children)."""
+    found: list[int] = []
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as handle:
+                found.extend(int(word) for word in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+class TreeTracker:
+    """Every process seen below ``root``, remembered even after it re-parents away."""
+
+    def __init__(self, root: int, exclude: Iterable[int] = ()) -> None:
+        self.root = root
+        self.exclude = set(exclude)
+        self.known: dict[int, psutil.Process] = {}
+        self._proc_children = _children_files_work()
+
+    def _descendants(self, roots: Iterable[int]) -> set[int]:
+        if not self._proc_children:
+            found: set[int] = set()
+            for pid in roots:
+                try:
+                    found.update(proc.pid for proc in psutil.Process(pid).children(recursive=True))
+                except psutil.Error:
+                    continue
+            return found
+        seen: set[int] = set()
+        queue = list(roots)
+        while queue:
+            for child in _children_of(queue.pop()):
+                if child not in seen:
+                    seen.add(child)
+                    queue.append(child)
+        return seen
+
+    def _remember(self, pids: Iterable[int]) -> list[int]:
+        new = []
+        for pid in pids:
+            if pid in self.known or pid in self.exclude:
+                continue
+            try:
+                self.known[pid] = psutil.Process(pid)
+                new.append(pid)
+            except psutil.Error:
+                continue
+        return new
+
+    def look(self) -> None:
+        """Remember the current tree; forget remembered processes that are gone."""
+        current = self._descendants([self.root])
+        self._remember(current)
+        for pid in [pid for pid in self.known if pid not in current]:
+            if not _running(self.known[pid]):
+                del self.known[pid]
+
+    def end(self) -> int:
+        """Stop every remembered process and what it started since, then kill them all."""
+        stopped: set[int] = set()
+        for _round in range(10):
+            for pid, proc in self.known.items():
+                if pid not in stopped and _running(proc):
+                    try:
+                        proc.send_signal(signal.SIGSTOP)  # no more forks while we look
+                    except psutil.Error:
+                        pass
+                    stopped.add(pid)
+            if not self._remember(self._descendants(list(self.known))):
+                break
+        return kill_processes(self.known.values())
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

@@ -32,7 +32,7 @@ from .process import Child, Guardian
 from .sockets import CONTRACT_VARIABLES, Listener, adopt_activation, contract_environment, open_listeners
 from .watcher import Watcher, create_watcher
 
-__all__ = ["HOOK_DIR", "Supervisor", "child_environment", "supervise"]
+__all__ = ["HOOK_DIR", "Supervisor", "child_environment", "drop_stale_bytecode", "supervise"]
 
 HOOK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_hook")
 RESTART_STATUS = 3
@@ -48,6 +48,31 @@ _OWN_VARIABLES = (
     "RELOADKIT_CHANGED",
     "RELOADKIT_IMPORTS",
 )
+
+
+def drop_stale_bytecode(changed: Sequence[str]) -> int:
+    """Remove the cached bytecode of changed ``.py`` files.
+
+    CPython trusts a ``.pyc`` whose recorded source mtime (whole seconds) and size match, so an
+    edit that keeps the size within the same second would be served stale by the new child.
+    """
+    removed = 0
+    for path in changed:
+        directory, name = os.path.split(path)
+        stem, extension = os.path.splitext(name)
+        if extension != ".py":
+            continue
+        cache = os.path.join(directory, "__pycache__")
+        try:
+            entries = os.listdir(cache)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.startswith(stem + ".") and entry.endswith(".pyc") and entry.count(".") >= 2:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(cache, entry))
+                    removed += 1
+    return removed
 
 
 def child_environment(
@@ -417,6 +442,7 @@ class Supervisor:
             return
         self.generation += 1
         changed = sorted(restart.changed) if restart else []
+        drop_stale_bytecode(changed)
         env = child_environment(
             self.environ,
             self.listeners,
@@ -445,8 +471,8 @@ class Supervisor:
         except SpawnError as exc:
             if tee:
                 tee.close()
-            if self.generation == 0:
-                raise
+            if self.generation == 0 or not self.config.reload:
+                raise  # with --no-reload no change will come: exit (everything is ended on the way out)
             self.warn(f"{exc}; waiting for a change")
             return
         if tee is not None:

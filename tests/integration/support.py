@@ -45,6 +45,7 @@ def reloadkit_env(extra: dict[str, str] | None = None) -> dict[str, str]:
            if not key.startswith(("LISTEN_", "RELOADKIT_", "WERKZEUG_")) and key != "NOTIFY_SOCKET"}
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env["PYTHONUNBUFFERED"] = "1"
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the same bytecode caching everywhere (CI or not)
     env.update(extra or {})
     return env
 
