@@ -9,9 +9,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from typing import TYPE_CHECKING
+
 from .errors import BindError, BindSpecError, ConfigError, NoSocketsError, ReloadkitError, SpawnError
 from .notify import notify, notify_ready, trigger_reload
+from .reloader import run_with_reloader
 from .sockets import sockets, sockets_by_name
+
+if TYPE_CHECKING:
+    from .wsgi import run_simple
 
 __all__ = [
     "BindError",
@@ -24,6 +30,8 @@ __all__ = [
     "is_child",
     "notify",
     "notify_ready",
+    "run_simple",
+    "run_with_reloader",
     "sockets",
     "sockets_by_name",
     "trigger_reload",
@@ -35,3 +43,12 @@ def is_child() -> bool:
     import os
 
     return os.environ.get("RELOADKIT_PID") == str(os.getpid())
+
+
+def __getattr__(name: str) -> object:
+    """``run_simple`` on first use: the WSGI server's imports are not for every child."""
+    if name == "run_simple":
+        from .wsgi import run_simple
+
+        return run_simple
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

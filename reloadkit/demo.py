@@ -1,50 +1,35 @@
-"""A demo server on the standard library alone: ``reloadkit run -b 8000 -- python -m reloadkit.demo``.
+"""A demo server on the standard library alone.
 
-It serves on the inherited socket, says which generation answers, and tells the
-supervisor when it is ready.
+Under reloadkit: ``reloadkit run -b 127.0.0.1:8000 -- python -m reloadkit.demo``; on its own,
+``python -m reloadkit.demo`` reloads itself (``run_simple`` with the reloader). It says which
+generation answers, tells the supervisor when it is ready, and finishes requests in flight
+when asked to stop.
 """
 
 from __future__ import annotations
 
 import os
-import socketserver
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from . import notify_ready, sockets
+from . import is_child
+from .wsgi import run_simple
 
-__all__ = ["main"]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the http.server name
-        body = (
-            f"Hello from reloadkit's demo: pid {os.getpid()}, "
-            f"generation {os.environ.get('RELOADKIT_GENERATION', '?')}\n"
-        ).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
+__all__ = ["application", "main"]
 
 
-class _InheritedServer(socketserver.ThreadingMixIn, HTTPServer):
-    daemon_threads = True
+def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    body = (
+        f"Hello from reloadkit's demo: pid {os.getpid()}, "
+        f"generation {os.environ.get('RELOADKIT_GENERATION', '?')}\n"
+    ).encode()
+    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def main() -> None:
-    listener = sockets()[0]
-    server = _InheritedServer(listener.getsockname(), _Handler, bind_and_activate=False)
-    server.socket.close()
-    server.socket = listener
-    notify_ready()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    under_reloadkit = is_child() or "LISTEN_FDS" in os.environ
+    run_simple("127.0.0.1", 8000, application, threaded=True, use_reloader=not under_reloadkit)
 
 
 if __name__ == "__main__":

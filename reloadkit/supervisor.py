@@ -47,6 +47,7 @@ _OWN_VARIABLES = (
     "RELOADKIT_GENERATION",
     "RELOADKIT_CHANGED",
     "RELOADKIT_IMPORTS",
+    "RELOADKIT_IMPORTS_EXCLUDE",
 )
 
 
@@ -84,6 +85,7 @@ def child_environment(
     cookie: str,
     changed: Sequence[str] = (),
     imports: bool = False,
+    import_excludes: Sequence[str] = (),
 ) -> dict[str, str]:
     """The child's environment, all but ``LISTEN_PID``/``RELOADKIT_PID`` (set after fork)."""
     env = {key: value for key, value in base.items() if key not in _OWN_VARIABLES}
@@ -95,6 +97,8 @@ def child_environment(
         env["RELOADKIT_CHANGED"] = os.pathsep.join(sorted(changed)[:_MAX_CHANGED_IN_ENV])
     if imports:
         env["RELOADKIT_IMPORTS"] = "1"
+        if import_excludes:  # the child's tracker drops these before reporting them
+            env["RELOADKIT_IMPORTS_EXCLUDE"] = "\n".join(import_excludes)
         existing = env.get("PYTHONPATH")
         env["PYTHONPATH"] = HOOK_DIR + (os.pathsep + existing if existing else "")
     return env
@@ -359,6 +363,8 @@ class Supervisor:
             data = os.read(self._signal_read, 512)
         except BlockingIOError:
             return
+        if self.notifier is not None:
+            self._on_notify()  # what a child sent before it died is still its own
         for number in data:
             if number == signal.SIGCHLD:
                 self._reap()
@@ -451,6 +457,7 @@ class Supervisor:
             cookie=self.cookie,
             changed=changed,
             imports=self.config.imports,
+            import_excludes=self.config.exclude,
         )
         if not self._live_children():
             # A server that set O_NONBLOCK on the shared socket set it for the next generation

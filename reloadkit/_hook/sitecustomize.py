@@ -1,0 +1,70 @@
+"""reloadkit's ``--imports`` hook, on the child's ``PYTHONPATH`` (this directory only).
+
+In the process reloadkit started (``RELOADKIT_PID`` is this pid) with ``RELOADKIT_IMPORTS=1``,
+it starts the import tracker before the program runs, so every module the program imports is
+reported to the supervisor, without any change to the program. Anywhere else (the program's
+own Python subprocesses inherit ``PYTHONPATH``) it does nothing. Either way it then removes
+its directory from ``sys.path`` and runs the ``sitecustomize`` this one shadows, if any.
+
+The tracker is loaded by path under a private name: the child may have no reloadkit
+installed, or another version of it, which must stay the one the program imports. Errors
+never stop the program: tracking is then off, with one line on stderr.
+"""
+
+import os
+import sys
+
+
+def _reloadkit_start_tracking(here: str) -> None:
+    if os.environ.get("RELOADKIT_IMPORTS") != "1" or os.environ.get("RELOADKIT_PID") != str(os.getpid()):
+        return
+    try:
+        name = "_reloadkit_import_tracker"
+        module = sys.modules.get(name)
+        if module is None:
+            import importlib.util
+
+            path = os.path.join(os.path.dirname(here), "reloader.py")
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise ImportError("cannot load " + path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[name]
+                raise
+        module.start_tracking()
+    except Exception as exc:  # noqa: BLE001 - never stop the program for the tracker
+        sys.stderr.write(f"reloadkit: not tracking imports in this process: {type(exc).__name__}: {exc}\n")
+
+
+def _reloadkit_chain(here: str) -> None:
+    """Leave ``sys.path`` as if this directory was never there, and run the next sitecustomize."""
+    def real(entry: str) -> str:
+        try:
+            return os.path.realpath(entry or os.curdir)
+        except (OSError, ValueError):
+            return entry
+
+    sys.path[:] = [entry for entry in sys.path if real(entry) != here]
+    import importlib.machinery
+
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", sys.path)
+    if spec is None or spec.loader is None or spec.origin is None or real(os.path.dirname(spec.origin)) == here:
+        return
+    import importlib.util
+
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sitecustomize"] = module
+    spec.loader.exec_module(module)
+
+
+def _reloadkit_main() -> None:
+    here = os.path.realpath(os.path.dirname(os.path.abspath(__file__)))
+    _reloadkit_start_tracking(here)
+    _reloadkit_chain(here)
+
+
+_reloadkit_main()

@@ -1,0 +1,647 @@
+"""``run_simple``: a small WSGI development server on the standard library, under the reloader.
+
+For programs without a framework server: :func:`run_simple` serves a WSGI application with
+``wsgiref`` on the socket reloadkit holds, and restarts it when its code changes, taking
+werkzeug's ``run_simple`` arguments. Three ways to serve:
+
+* one request at a time (the default);
+* a thread per request (``threaded=True``);
+* a forked process per request, at most ``processes`` at once (``processes=N``), as
+  werkzeug's ``ForkingMixIn`` server does: each request sees the state the server had
+  when it started, and a crash in one request cannot take the server down. While ``N``
+  requests run, new connections wait in the listen queue.
+
+A stop signal (``SIGTERM``, or ``SIGINT`` from Ctrl+C) stops accepting and lets the
+requests in flight finish, so a reload fails no request; a second signal stops at once.
+Forked request processes are killed with the server (``PR_SET_PDEATHSIG`` on Linux; a
+kill on the way out everywhere), and they are in the child's process tree, which reloadkit
+ends on every restart anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import functools
+import mimetypes
+import os
+import selectors
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
+
+from .errors import ConfigError, NoSocketsError
+from .notify import notify_ready
+from .reloader import run_with_reloader
+from .sockets import sockets
+
+if TYPE_CHECKING:
+    import ssl
+
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = ["run_simple"]
+
+_PR_SET_PDEATHSIG = 1
+_POLL_SECONDS = 0.5
+
+
+# --- request handling --------------------------------------------------------------------
+
+
+class _ServerHandler(ServerHandler):
+    passthrough_errors = False
+
+    def handle_error(self) -> None:
+        """Log and answer 500, as wsgiref does; or let it propagate (``passthrough_errors``)."""
+        if self.passthrough_errors:
+            raise  # the application's exception, being handled by wsgiref's caller
+        super().handle_error()
+
+
+class RequestHandler(WSGIRequestHandler):
+    """wsgiref's handler, telling the application the truth in ``wsgi.multithread`` and
+    ``wsgi.multiprocess`` (wsgiref always says single-threaded)."""
+
+    server: _DevServer
+
+    def handle(self) -> None:
+        self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536:
+            self.requestline = ""
+            self.request_version = ""
+            self.command = ""
+            self.send_error(414)
+            return
+        if not self.parse_request():
+            return
+        handler = _ServerHandler(
+            self.rfile,
+            self.wfile,  # type: ignore[arg-type]
+            self.get_stderr(),
+            self.get_environ(),
+            multithread=self.server.multithread,
+            multiprocess=self.server.multiprocess,
+        )
+        handler.passthrough_errors = self.server.passthrough_errors
+        handler.request_handler = self  # type: ignore[attr-defined] # wsgiref's back pointer for logging
+        handler.run(self.server.get_app())  # type: ignore[arg-type]
+
+
+# --- the servers -------------------------------------------------------------------------
+
+
+class _DevServer(WSGIServer):
+    """wsgiref's server on a socket that is already listening (ours or reloadkit's).
+
+    Its own loop instead of ``serve_forever``: a pipe written by the signal handler wakes
+    it, so a stop is seen at once, and the listening socket is non-blocking (it is shared
+    with the supervisor and, with ``--overlap``, with another generation that may take a
+    connection first).
+    """
+
+    multithread = False
+    multiprocess = False
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        app: WSGIApplication,
+        handler_class: type[WSGIRequestHandler] | None = None,
+        *,
+        passthrough_errors: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        socketserver.BaseServer.__init__(self, listener.getsockname(), handler_class or RequestHandler)
+        self.socket = listener
+        self.address_family = listener.family
+        self.server_name, self.server_port = _name_and_port(listener)
+        self.passthrough_errors = passthrough_errors
+        self.ssl_context = ssl_context
+        self.setup_environ()
+        if ssl_context is not None:
+            self.base_environ["HTTPS"] = "on"
+        self.set_app(app)
+        self.stopping = False
+        self.selector = selectors.DefaultSelector()
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        os.set_blocking(self._wake_write, False)
+        self.selector.register(self._wake_read, selectors.EVENT_READ, self._drain_wake)
+        self._listening = False
+
+    # stopping
+
+    def request_stop(self) -> None:
+        """Stop accepting; what was accepted is finished. Safe in a signal handler."""
+        self.stopping = True
+        with contextlib.suppress(OSError):
+            os.write(self._wake_write, b"\0")
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self._wake_read, 512):
+                pass
+
+    # the loop
+
+    def serve(self) -> None:
+        """Serve until :meth:`request_stop`, then wait for the requests in flight."""
+        self.socket.setblocking(False)
+        while not self.stopping:
+            self._listen(self.accepting())
+            for key, _events in self.selector.select(_POLL_SECONDS):
+                if self.stopping and key.data == self._accept:
+                    continue
+                key.data()
+            self.service_actions()
+        self._listen(False)
+        self.finish_in_flight()
+
+    def _listen(self, on: bool) -> None:
+        if on and not self._listening:
+            self.selector.register(self.socket, selectors.EVENT_READ, self._accept)
+        elif not on and self._listening:
+            self.selector.unregister(self.socket)
+        self._listening = on
+
+    def accepting(self) -> bool:
+        """False while no more requests may start (at the process limit)."""
+        return True
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, address = self.socket.accept()
+        conn.setblocking(True)  # BSD hands down the listener's O_NONBLOCK
+        if not isinstance(address, tuple) or not address:
+            address = ("unix", 0)  # wsgiref wants a (host, port) pair for REMOTE_ADDR
+        if self.ssl_context is not None:
+            conn = self.ssl_context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, address
+
+    def _accept(self) -> None:
+        try:
+            request, client_address = self.get_request()
+        except (BlockingIOError, InterruptedError):
+            return  # another process took it
+        except OSError as exc:
+            if exc.errno not in (errno.ECONNABORTED, errno.EPROTO, errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                raise
+            return
+        try:
+            self.process_request(request, client_address)
+        except Exception:  # noqa: BLE001 - as socketserver does: log it, serve on
+            self.handle_error(request, client_address)
+            self.shutdown_request(request)
+        except BaseException:
+            self.shutdown_request(request)
+            raise
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.ssl_context is not None:
+            try:
+                request.do_handshake()
+            except OSError:
+                return  # a client that does not speak TLS, or went away
+        super().finish_request(request, client_address)
+
+    def finish_in_flight(self) -> None:
+        """Wait for the requests that run beside the loop (none here)."""
+
+    def abort(self) -> None:
+        """Stop now: the second signal."""
+
+    def server_close(self) -> None:
+        """Close what the server made; the listening socket belongs to whoever made it."""
+        self.selector.close()
+        for fd in (self._wake_read, self._wake_write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class _ThreadingDevServer(_DevServer):
+    """A thread per request; a stop waits for them."""
+
+    multithread = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._threads: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self._run_request, args=(request, client_address), name="reloadkit-request", daemon=True
+        )
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+
+    def _run_request(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # noqa: BLE001 - as socketserver does: log it, serve on
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def finish_in_flight(self) -> None:
+        while True:
+            with self._lock:
+                threads = list(self._threads)
+            if not threads:
+                return
+            for thread in threads:
+                thread.join()
+
+
+class _ForkingDevServer(_DevServer):
+    """A forked process per request, at most ``max_children`` at once; a stop waits for them.
+
+    Each request process holds the write end of a pipe; its end of file tells the server
+    the process is gone (no ``waitpid(-1)``, which would reap the application's own
+    subprocesses).
+    """
+
+    multiprocess = True
+
+    def __init__(self, *args: Any, max_children: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_children = max_children
+        self.children: dict[int, int] = {}  # pid -> read end of its life pipe
+
+    def accepting(self) -> bool:
+        return len(self.children) < self.max_children
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        life_read, life_write = os.pipe()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                stream.flush()
+        try:
+            with warnings.catch_warnings():
+                # 3.12+ warns about fork() with threads running; the request process only
+                # handles its request and leaves with os._exit.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+        except BaseException:
+            os.close(life_read)
+            os.close(life_write)
+            raise
+        if pid == 0:  # pragma: no cover - the request process
+            os.close(life_read)
+            self._run_request(request, client_address)
+        os.close(life_write)
+        self.children[pid] = life_read
+        self.selector.register(life_read, selectors.EVENT_READ, functools.partial(self._reap, pid))
+        self.close_request(request)
+        self._listen(self.accepting())
+
+    def _run_request(self, request: Any, client_address: Any) -> None:  # pragma: no cover - forked
+        status = 1
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            _die_with_parent()
+            self.selector.close()
+            for fd in (self._wake_read, self._wake_write, *self.children.values()):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self.socket.close()  # our copy only: the supervisor keeps the listening socket
+            self.finish_request(request, client_address)
+            status = 0
+        except BaseException:  # noqa: BLE001 - report, then leave this process
+            with contextlib.suppress(BaseException):
+                self.handle_error(request, client_address)
+        finally:
+            with contextlib.suppress(BaseException):
+                self.shutdown_request(request)
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(BaseException):
+                    stream.flush()
+            os._exit(status)
+
+    def _reap(self, pid: int) -> None:
+        life_read = self.children.pop(pid, None)
+        if life_read is None:
+            return
+        self.selector.unregister(life_read)
+        os.close(life_read)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+    def finish_in_flight(self) -> None:
+        while self.children:
+            for key, _events in self.selector.select(_POLL_SECONDS):
+                key.data()
+
+    def abort(self) -> None:
+        for pid in list(self.children):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            self._reap(pid)
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in forked request processes
+    """Linux: a SIGKILL to this process when the server dies, however it dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _name_and_port(listener: socket.socket) -> tuple[str, int]:
+    address = listener.getsockname()
+    if isinstance(address, tuple) and len(address) >= 2:
+        return str(address[0]), int(address[1])
+    return "localhost", 0
+
+
+def bind_spec(hostname: str, port: int) -> str:
+    """werkzeug's ``(hostname, port)`` as a ``--bind`` spec (``unix://PATH`` hosts too)."""
+    if hostname.startswith("unix://"):
+        return f"unix:{hostname[len('unix://'):]}"
+    if ":" in hostname and not hostname.startswith("["):
+        return f"[{hostname}]:{port}"
+    return f"{hostname or '127.0.0.1'}:{port}"
+
+
+def _bind_own(hostname: str, port: int) -> socket.socket:
+    """Without a supervisor (``use_reloader=False``): bind the address ourselves."""
+    if hostname.startswith("unix://"):
+        path = hostname[len("unix://") :]
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(path)
+        sock.listen(socket.SOMAXCONN)
+        return sock
+    host = hostname.strip("[]") or "127.0.0.1"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=socket.SOMAXCONN)
+
+
+def _listener(hostname: str, port: int) -> tuple[socket.socket, bool]:
+    """The first socket reloadkit passed this process, or one of our own; True if ours."""
+    try:
+        return sockets()[0], False
+    except NoSocketsError:
+        if os.environ.get("LISTEN_FDS") is not None:
+            raise  # sockets for another process: binding the same address would fail anyway
+        return _bind_own(hostname, port), True
+
+
+def make_ssl_context(value: ssl.SSLContext | tuple[str, str] | str | None) -> ssl.SSLContext | None:
+    """werkzeug's ``ssl_context``: a context, a ``(cert_file, key_file)`` pair, or ``"adhoc"``."""
+    if value is None:
+        return None
+    import ssl
+
+    if isinstance(value, ssl.SSLContext):
+        return value
+    if isinstance(value, tuple) and len(value) == 2:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(value[0], value[1])
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load the certificate {value[0]} / {value[1]}: {exc}") from None
+        return context
+    if value == "adhoc":
+        try:
+            from werkzeug.serving import generate_adhoc_ssl_context
+        except ImportError:
+            raise ConfigError('ssl_context="adhoc" needs werkzeug and cryptography installed') from None
+        return generate_adhoc_ssl_context()
+    raise ConfigError("ssl_context must be an ssl.SSLContext, a (cert_file, key_file) pair or 'adhoc'")
+
+
+def _static_app(app: WSGIApplication, exports: Mapping[str, str | tuple[str, str]]) -> WSGIApplication:
+    """werkzeug's ``static_files``: URL prefix → directory or file; ``(package, path)`` too."""
+    mounts: list[tuple[str, str]] = []
+    for prefix, target in exports.items():
+        if isinstance(target, tuple):
+            import importlib
+
+            package = importlib.import_module(target[0])
+            base = os.path.dirname(os.path.abspath(package.__file__ or ""))
+            target = os.path.join(base, target[1])
+        mounts.append(("/" + prefix.strip("/"), os.path.abspath(target)))
+    mounts.sort(key=lambda mount: len(mount[0]), reverse=True)
+
+    def find(path_info: str) -> str | None:
+        for prefix, target in mounts:
+            if path_info != prefix and not path_info.startswith(prefix.rstrip("/") + "/"):
+                continue
+            rest = path_info[len(prefix) :].strip("/")
+            parts = [part for part in rest.split("/") if part not in ("", ".")]
+            if ".." in parts or any(os.sep in part or (os.altsep and os.altsep in part) for part in parts):
+                return None
+            candidate = os.path.join(target, *parts) if parts else target
+            return candidate if os.path.isfile(candidate) else None
+        return None
+
+    def static(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = find(environ.get("PATH_INFO", "") or "/")
+        if path is None or environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            return app(environ, start_response)
+        with open(path, "rb") as handle:
+            body = handle.read()
+        kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", kind),
+                ("Content-Length", str(len(body))),
+                ("Last-Modified", formatdate(os.path.getmtime(path), usegmt=True)),
+            ],
+        )
+        return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+    return static
+
+
+def _wrap(
+    application: WSGIApplication,
+    *,
+    use_debugger: bool,
+    use_evalex: bool,
+    static_files: Mapping[str, str | tuple[str, str]] | None,
+) -> WSGIApplication:
+    app = application
+    if static_files:
+        app = _static_app(app, static_files)
+    if use_debugger:
+        try:
+            from werkzeug.debug import DebuggedApplication
+        except ImportError:
+            raise ConfigError("use_debugger needs werkzeug installed (its debugger is used)") from None
+        app = DebuggedApplication(app, evalex=use_evalex)
+    return app
+
+
+@contextlib.contextmanager
+def _stop_on_signals(server: _DevServer) -> Iterator[None]:
+    """SIGTERM/SIGINT: the first stops gracefully, the second raises KeyboardInterrupt."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_number: int, _frame: object) -> None:
+        if server.stopping:
+            raise KeyboardInterrupt
+        server.request_stop()
+
+    previous = {number: signal.signal(number, handler) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old if old is not None else signal.SIG_DFL)
+
+
+def serve(
+    hostname: str,
+    port: int,
+    app: WSGIApplication,
+    *,
+    threaded: bool = False,
+    processes: int = 1,
+    request_handler: type[WSGIRequestHandler] | None = None,
+    passthrough_errors: bool = False,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
+    """Serve ``app`` until a stop signal, on reloadkit's socket if there is one."""
+    listener, own = _listener(hostname, port)
+    options: dict[str, Any] = {"passthrough_errors": passthrough_errors, "ssl_context": ssl_context}
+    server: _DevServer
+    if processes > 1:
+        server = _ForkingDevServer(listener, app, request_handler, max_children=processes, **options)
+    elif threaded:
+        server = _ThreadingDevServer(listener, app, request_handler, **options)
+    else:
+        server = _DevServer(listener, app, request_handler, **options)
+    try:
+        with _stop_on_signals(server):
+            if own:
+                scheme = "https" if ssl_context is not None else "http"
+                shown = f"{scheme}://{bind_spec(server.server_name, server.server_port)}" if listener.family != socket.AF_UNIX else hostname
+                sys.stderr.write(f" * Serving on {shown} (Ctrl+C to quit)\n")
+            notify_ready()
+            try:
+                server.serve()
+            except KeyboardInterrupt:
+                server.abort()
+    finally:
+        server.server_close()
+        if own:
+            listener.close()
+
+
+def run_simple(
+    hostname: str,
+    port: int,
+    application: WSGIApplication,
+    *,
+    use_reloader: bool = True,
+    use_debugger: bool = False,
+    use_evalex: bool = True,
+    extra_files: Iterable[str] | None = None,
+    exclude_patterns: Iterable[str] | None = None,
+    reloader_interval: float = 1.0,
+    reloader_type: str = "auto",
+    threaded: bool = False,
+    processes: int = 1,
+    request_handler: type[WSGIRequestHandler] | None = None,
+    static_files: Mapping[str, str | tuple[str, str]] | None = None,
+    passthrough_errors: bool = False,
+    ssl_context: ssl.SSLContext | tuple[str, str] | str | None = None,
+    bind: str | Sequence[str] | None = None,
+    watch: Iterable[str] = (),
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    ext: Iterable[str] = (),
+    imports: bool = True,
+    backlog: int | None = None,
+    debounce_ms: int | None = None,
+    stop_signal: str | int | None = None,
+    stop_timeout: float | None = None,
+    overlap: bool | None = None,
+    ready_after: float | None = None,
+    verbosity: int = 0,
+) -> None:
+    """Serve a WSGI application for development, restarted when its code changes.
+
+    werkzeug's ``run_simple`` arguments, on the standard library (``wsgiref``): one request
+    at a time, a thread per request (``threaded=True``) or a forked process per request, at
+    most ``processes`` at once. With ``use_reloader`` (the default) the calling process
+    becomes the supervisor, binds ``hostname:port`` (or ``bind``: any ``--bind`` specs; the
+    first is served) and runs this program again as the child that serves; see
+    :func:`reloadkit.run_with_reloader` for the reloader's options, passed through. Without
+    it, it serves here on its own socket until Ctrl+C, or on reloadkit's socket when started
+    by ``reloadkit run``.
+
+    ``use_debugger``/``use_evalex`` wrap the application in werkzeug's debugger (werkzeug must
+    be installed); ``static_files`` maps URL prefixes to directories or files;
+    ``passthrough_errors`` lets application errors propagate instead of answering 500;
+    ``ssl_context`` is an ``ssl.SSLContext``, a ``(cert_file, key_file)`` pair or ``"adhoc"``
+    (werkzeug's). ``request_handler`` is a subclass of ``wsgiref``'s ``WSGIRequestHandler``
+    (werkzeug's handler class cannot be used here).
+    """
+    if threaded and processes > 1:
+        raise ValueError("cannot have a multi-thread and multi-process server")
+    if processes < 1:
+        raise ValueError("processes must be at least 1")
+    if processes > 1 and not hasattr(os, "fork"):
+        raise ValueError("processes > 1 needs os.fork(), which this platform does not have")
+    context = make_ssl_context(ssl_context)
+    app = _wrap(application, use_debugger=use_debugger, use_evalex=use_evalex, static_files=static_files)
+    target: Callable[[], None] = functools.partial(
+        serve,
+        hostname,
+        port,
+        app,
+        threaded=threaded,
+        processes=processes,
+        request_handler=request_handler,
+        passthrough_errors=passthrough_errors,
+        ssl_context=context,
+    )
+    if not use_reloader:
+        target()
+        return
+    run_with_reloader(
+        target,
+        bind=bind if bind is not None else bind_spec(hostname, port),
+        extra_files=extra_files,
+        exclude_patterns=exclude_patterns,
+        interval=reloader_interval,
+        reloader_type=reloader_type,
+        watch=watch,
+        include=include,
+        exclude=exclude,
+        ext=ext,
+        imports=imports,
+        backlog=backlog,
+        debounce_ms=debounce_ms,
+        stop_signal=stop_signal,
+        stop_timeout=stop_timeout,
+        overlap=overlap,
+        ready_after=ready_after,
+        verbosity=verbosity,
+    )
