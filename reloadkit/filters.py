@@ -125,10 +125,7 @@ def _segment_regex(seg: str) -> str:
                 negate = body[:1] in ("!", "^")
                 if negate:
                     body = body[1:]
-                chars = [
-                    ch if ch == "-" and 0 < k < len(body) - 1 else re.escape(ch)
-                    for k, ch in enumerate(body)
-                ]
+                chars = [ch if ch == "-" and 0 < k < len(body) - 1 else re.escape(ch) for k, ch in enumerate(body)]
                 out.append("[" + ("^/" if negate else "") + "".join(chars) + "]")
                 i = j
         else:

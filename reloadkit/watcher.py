@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKENDS",
     "DEFAULT_POLL_INTERVAL",
+    "InotifyUnavailableError",
     "InotifyWatcher",
     "PollingWatcher",
     "WatchLimitError",
@@ -84,9 +85,7 @@ class Watcher(abc.ABC):
 
     backend: str = ""
 
-    def __init__(
-        self, roots: Sequence[str], rules: FilterRules, on_warning: WarningCallback | None
-    ) -> None:
+    def __init__(self, roots: Sequence[str], rules: FilterRules, on_warning: WarningCallback | None) -> None:
         self.roots: tuple[str, ...] = tuple(roots)
         self.rules = rules
         self._on_warning = on_warning
@@ -176,35 +175,97 @@ class _InotifyAPI(NamedTuple):
 _api_cache: list[_InotifyAPI] = []
 
 
-def _inotify_api() -> _InotifyAPI:
-    """Import watchdog's binding lazily: on macOS the module refuses to import."""
-    if not _api_cache:
-        from watchdog.observers import inotify_c
+class InotifyUnavailableError(OSError):
+    """Neither watchdog's binding nor libc offers inotify here (triggers the polling fallback)."""
 
-        c = inotify_c.InotifyConstants
-        _api_cache.append(
-            _InotifyAPI(
-                init=inotify_c.inotify_init,
-                add_watch=inotify_c.inotify_add_watch,
-                rm_watch=cast("Callable[[int, int], int]", inotify_c.inotify_rm_watch),
-                IN_MODIFY=int(c.IN_MODIFY),
-                IN_ATTRIB=int(c.IN_ATTRIB),
-                IN_CLOSE_WRITE=int(c.IN_CLOSE_WRITE),
-                IN_MOVED_FROM=int(c.IN_MOVED_FROM),
-                IN_MOVED_TO=int(c.IN_MOVED_TO),
-                IN_CREATE=int(c.IN_CREATE),
-                IN_DELETE=int(c.IN_DELETE),
-                IN_DELETE_SELF=int(c.IN_DELETE_SELF),
-                IN_MOVE_SELF=int(c.IN_MOVE_SELF),
-                IN_Q_OVERFLOW=int(c.IN_Q_OVERFLOW),
-                IN_IGNORED=int(c.IN_IGNORED),
-                IN_ONLYDIR=int(c.IN_ONLYDIR),
-                IN_DONT_FOLLOW=int(c.IN_DONT_FOLLOW),
-                IN_EXCL_UNLINK=int(c.IN_EXCL_UNLINK),
-                IN_ISDIR=int(c.IN_ISDIR),
-            )
-        )
+
+#: watchdog releases whose ``watchdog.observers`` must not even be imported on Linux:
+#: 7.0.0 creates an inotify instance and starts its reader thread at import time.
+_THREAD_AT_IMPORT = frozenset({(7, 0, 0)})
+
+
+def _watchdog_version() -> tuple[int, ...]:
+    try:
+        from watchdog.version import VERSION_INFO
+    except ImportError:  # pragma: no cover - present in every release we support
+        return ()
+    return tuple(VERSION_INFO)
+
+
+def _inotify_api() -> _InotifyAPI:
+    """watchdog's binding; our own ctypes adapter where watchdog's cannot be used."""
+    if not _api_cache:
+        api = None
+        if _watchdog_version() not in _THREAD_AT_IMPORT:
+            try:
+                api = _watchdog_api()
+            except Exception:  # noqa: BLE001 - ImportError, AttributeError, watchdog's UnsupportedLibcError
+                api = None
+        _api_cache.append(api if api is not None else _ctypes_api())
     return _api_cache[0]
+
+
+def _watchdog_api() -> _InotifyAPI:
+    """The module-level ctypes functions and constants of ``watchdog.observers.inotify_c``.
+
+    Imported lazily: on macOS the module refuses to import. These names have the same
+    shape from watchdog 2.0 to 7.x (7.x replaced the ``Inotify`` class, which we don't use).
+    """
+    from watchdog.observers import inotify_c
+
+    c = inotify_c.InotifyConstants
+    return _InotifyAPI(
+        init=inotify_c.inotify_init,
+        add_watch=inotify_c.inotify_add_watch,
+        rm_watch=cast("Callable[[int, int], int]", inotify_c.inotify_rm_watch),
+        IN_MODIFY=int(c.IN_MODIFY),
+        IN_ATTRIB=int(c.IN_ATTRIB),
+        IN_CLOSE_WRITE=int(c.IN_CLOSE_WRITE),
+        IN_MOVED_FROM=int(c.IN_MOVED_FROM),
+        IN_MOVED_TO=int(c.IN_MOVED_TO),
+        IN_CREATE=int(c.IN_CREATE),
+        IN_DELETE=int(c.IN_DELETE),
+        IN_DELETE_SELF=int(c.IN_DELETE_SELF),
+        IN_MOVE_SELF=int(c.IN_MOVE_SELF),
+        IN_Q_OVERFLOW=int(c.IN_Q_OVERFLOW),
+        IN_IGNORED=int(c.IN_IGNORED),
+        IN_ONLYDIR=int(c.IN_ONLYDIR),
+        IN_DONT_FOLLOW=int(c.IN_DONT_FOLLOW),
+        IN_EXCL_UNLINK=int(c.IN_EXCL_UNLINK),
+        IN_ISDIR=int(c.IN_ISDIR),
+    )
+
+
+def _ctypes_api() -> _InotifyAPI:
+    """The same three libc calls through ctypes; the constants are the kernel's ABI."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        init, add, rm = libc.inotify_init, libc.inotify_add_watch, libc.inotify_rm_watch
+    except (OSError, AttributeError) as exc:
+        raise InotifyUnavailableError(errno.ENOSYS, f"no inotify in this libc ({exc})") from None
+    init.argtypes, init.restype = [], ctypes.c_int
+    add.argtypes, add.restype = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32], ctypes.c_int
+    rm.argtypes, rm.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return _InotifyAPI(
+        init=init,
+        add_watch=add,
+        rm_watch=rm,
+        IN_MODIFY=0x2,
+        IN_ATTRIB=0x4,
+        IN_CLOSE_WRITE=0x8,
+        IN_MOVED_FROM=0x40,
+        IN_MOVED_TO=0x80,
+        IN_CREATE=0x100,
+        IN_DELETE=0x200,
+        IN_DELETE_SELF=0x400,
+        IN_MOVE_SELF=0x800,
+        IN_Q_OVERFLOW=0x4000,
+        IN_IGNORED=0x8000,
+        IN_ONLYDIR=0x1000000,
+        IN_DONT_FOLLOW=0x2000000,
+        IN_EXCL_UNLINK=0x4000000,
+        IN_ISDIR=0x40000000,
+    )
 
 
 _EVENT_HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len; then name
@@ -240,10 +301,10 @@ class InotifyWatcher(Watcher):
         *,
         files: Iterable[str] = (),
         on_warning: WarningCallback | None = None,
+        _api: _InotifyAPI | None = None,
     ) -> None:
         super().__init__(roots, rules, on_warning)
-        self._api = _inotify_api()
-        api = self._api
+        self._api = api = _api if _api is not None else _inotify_api()
         self._file_mask = (
             api.IN_CREATE
             | api.IN_MODIFY
@@ -253,9 +314,7 @@ class InotifyWatcher(Watcher):
             | api.IN_MOVED_FROM
             | api.IN_MOVED_TO
         )
-        self._mask = (
-            self._file_mask | api.IN_DELETE_SELF | api.IN_MOVE_SELF | api.IN_ONLYDIR | api.IN_EXCL_UNLINK
-        )
+        self._mask = self._file_mask | api.IN_DELETE_SELF | api.IN_MOVE_SELF | api.IN_ONLYDIR | api.IN_EXCL_UNLINK
         self._by_wd: dict[int, _Dir] = {}
         self._by_path: dict[str, _Dir] = {}
         self._exact_paths: set[str] = set()
@@ -266,6 +325,8 @@ class InotifyWatcher(Watcher):
             err = ctypes.get_errno()
             if err in (errno.EMFILE, errno.ENFILE):
                 raise WatchLimitError(err, "inotify instance limit reached")
+            if err in (errno.ENOSYS, errno.EINVAL, errno.EPERM):  # seccomp, emulators
+                raise InotifyUnavailableError(err, f"inotify_init failed: {os.strerror(err)}")
             raise OSError(err, os.strerror(err))
         self._fd = fd
         try:
@@ -371,9 +432,7 @@ class InotifyWatcher(Watcher):
             parent.children[os.path.basename(path)] = d
         return d
 
-    def _add_tree(
-        self, path: str, rel: str, parent: _Dir | None, changed: set[str] | None, *, runtime: bool
-    ) -> None:
+    def _add_tree(self, path: str, rel: str, parent: _Dir | None, changed: set[str] | None, *, runtime: bool) -> None:
         """Watch a directory and its non-ignored subdirectories; report files found if asked.
 
         The watch is placed before the directory is listed, so a file created meanwhile is
@@ -552,9 +611,7 @@ class _ThreadedWatcher(Watcher):
     so the callback always runs in the supervisor's thread.
     """
 
-    def __init__(
-        self, roots: Sequence[str], rules: FilterRules, on_warning: WarningCallback | None
-    ) -> None:
+    def __init__(self, roots: Sequence[str], rules: FilterRules, on_warning: WarningCallback | None) -> None:
         super().__init__(roots, rules, on_warning)
         self._lock = threading.Lock()
         self._pending: set[str] = set()
@@ -637,8 +694,8 @@ class _PDir:
         self.rel = rel
         self.key: tuple[int, int] | None = None  # (st_ino, st_mtime_ns) when last listed
         self.fresh = True
-        self.files: dict[str, _StatKey] = {}
-        self.subdirs: dict[str, _PDir] = {}
+        self.files: dict[str, _StatKey] = {}  # full path of each matching file -> stat key
+        self.subdirs: dict[str, _PDir] = {}  # name -> subdirectory
 
 
 class PollingWatcher(_ThreadedWatcher):
@@ -665,6 +722,7 @@ class PollingWatcher(_ThreadedWatcher):
         self.interval = float(interval)
         self._exact: dict[str, _StatKey | None] = {}
         self._trees: list[_PDir] = []
+        self._scan_lock = threading.Lock()  # held for a whole scan: the tree is the thread's
         self._failed = False
         try:
             # The baseline is taken before returning: a change made after create_watcher()
@@ -702,11 +760,12 @@ class PollingWatcher(_ThreadedWatcher):
     def watched_dirs(self) -> frozenset[str]:
         """Directories the poller lists (ignored ones are never walked)."""
         out: set[str] = set()
-        stack = list(self._trees)
-        while stack:
-            d = stack.pop()
-            out.add(d.path)
-            stack.extend(d.subdirs.values())
+        with self._scan_lock:
+            stack = list(self._trees)
+            while stack:
+                d = stack.pop()
+                out.add(d.path)
+                stack.extend(d.subdirs.values())
         return frozenset(out)
 
     def _run(self) -> None:
@@ -724,8 +783,9 @@ class PollingWatcher(_ThreadedWatcher):
     def poll_once(self) -> set[str]:
         """One scan: what changed since the previous one. Runs in the polling thread."""
         changed: set[str] = set()
-        for root in self._trees:
-            self._poll_tree(root, changed)
+        with self._scan_lock:
+            for root in self._trees:
+                self._poll_tree(root, changed)
         with self._lock:
             exact = list(self._exact.items())
         updates: dict[str, _StatKey | None] = {}
@@ -754,18 +814,22 @@ class PollingWatcher(_ThreadedWatcher):
                 continue
             if (st.st_ino, st.st_mtime_ns) != d.key or d.fresh:
                 self._relist(d, changed, st)
+            # the hot loop: one stat per matching file, nothing else
             gone: list[str] = []
-            for name, old in d.files.items():
-                path = os.path.join(d.path, name)
-                new = _stat_key(path)
+            files = d.files
+            for path, old in files.items():
+                try:
+                    fst = os.stat(path)
+                except OSError:
+                    changed.add(path)
+                    gone.append(path)
+                    continue
+                new = (fst.st_mtime_ns, fst.st_size, fst.st_ino)
                 if new != old:
                     changed.add(path)
-                    if new is None:
-                        gone.append(name)
-                    else:
-                        d.files[name] = new  # same keys: fine while iterating
-            for name in gone:
-                del d.files[name]
+                    files[path] = new  # same keys: fine while iterating
+            for path in gone:
+                del files[path]
             stack.extend(d.subdirs.values())
 
     def _forget(self, d: _PDir, changed: set[str] | None) -> None:
@@ -773,7 +837,7 @@ class PollingWatcher(_ThreadedWatcher):
         while stack:
             x = stack.pop()
             if changed is not None:
-                changed.update(os.path.join(x.path, n) for n in x.files)
+                changed.update(x.files)
             stack.extend(x.subdirs.values())
             x.files = {}
             x.subdirs = {}
@@ -806,19 +870,19 @@ class PollingWatcher(_ThreadedWatcher):
                             if not self.rules.dir_ignored(crel, parents_checked=True):
                                 dirs.add(entry.name)
                         elif self.rules.file_matches(crel, parents_checked=True):
-                            files.add(entry.name)
+                            files.add(entry.path)
             except OSError:
                 continue
-            for name in x.files.keys() - files:
+            for path in x.files.keys() - files:
                 if changed is not None:
-                    changed.add(os.path.join(x.path, name))
-                del x.files[name]
-            for name in files - x.files.keys():
-                key = _stat_key(os.path.join(x.path, name))
+                    changed.add(path)
+                del x.files[path]
+            for path in files - x.files.keys():
+                key = _stat_key(path)
                 if key is not None:
-                    x.files[name] = key
+                    x.files[path] = key
                     if changed is not None:
-                        changed.add(os.path.join(x.path, name))
+                        changed.add(path)
             for name in x.subdirs.keys() - dirs:
                 self._forget(x.subdirs.pop(name), changed)
             for name in dirs - x.subdirs.keys():
@@ -845,8 +909,8 @@ class _Handler(FileSystemEventHandler):
         # FSEvents reports real paths (/private/var/... for /var/...): accept both spellings
         self._prefixes: list[str] = []
         if root is not None:
-            for prefix in dict.fromkeys((os.path.realpath(root), root)):
-                self._prefixes.append(prefix.rstrip(os.sep) + os.sep)
+            spellings = {p.rstrip(os.sep) + os.sep for p in (os.path.realpath(root), root)}
+            self._prefixes = sorted(spellings, key=len, reverse=True)  # the longest that fits wins
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type not in _WATCHDOG_CHANGES or event.is_directory:
@@ -998,17 +1062,10 @@ def create_watcher(
             return InotifyWatcher(dirs, rules, files=exact, on_warning=on_warning)
         except WatchLimitError as exc:
             reason = _limit_message(exc.errno)
-        except (ImportError, OSError, AttributeError) as exc:
-            if isinstance(exc, OSError) and not _inotify_unusable(exc):
-                raise
-            reason = f"inotify is not usable ({exc})"
+        except InotifyUnavailableError as exc:
+            reason = f"inotify is not available ({exc.strerror})"
         _emit(on_warning, f"{reason}; falling back to polling every {interval:g}s")
         return PollingWatcher(dirs, rules, interval=interval, files=exact, on_warning=on_warning)
     if backend == "watchdog":
         return WatchdogWatcher(dirs, rules, files=exact, on_warning=on_warning)
     raise ValueError(f"unknown watcher backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-
-
-def _inotify_unusable(exc: OSError) -> bool:
-    """watchdog raises UnsupportedLibcError (an OSError) when libc has no inotify."""
-    return type(exc).__name__ == "UnsupportedLibcError" or exc.errno in (errno.ENOSYS, errno.EINVAL)

@@ -116,7 +116,7 @@ def run(deb: Debouncer, events: Burst, until: float, step: float = 1 / 1024) -> 
 def test_bursts(name: str, events: Burst, expected: list[tuple[float, set[str]]]) -> None:
     got = run(Debouncer(Q, CAP), events, until=3.0)
     assert [set(b) for _, b in got] == [b for _, b in expected], name
-    for (t_got, _), (t_want, _) in zip(got, expected):
+    for (t_got, _), (t_want, _) in zip(got, expected, strict=True):
         assert math.isclose(t_got, t_want, abs_tol=2 / 1024), name
 
 
