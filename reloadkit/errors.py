@@ -24,7 +24,14 @@ class BindSpecError(ConfigError):
     """A ``--bind`` spec does not follow the grammar."""
 
 
-class BindError(ReloadkitError, OSError):
+class _SystemError(ReloadkitError, OSError):
+    """An ``OSError`` with an errno whose message is one line without the ``[Errno N]``."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
+class BindError(_SystemError):
     """A socket could not be bound, listened on or adopted."""
 
 
@@ -32,5 +39,5 @@ class NoSocketsError(ReloadkitError, LookupError):
     """The child asked for inherited sockets that are not there (or not for this process)."""
 
 
-class SpawnError(ReloadkitError, OSError):
+class SpawnError(_SystemError):
     """The command could not be started."""

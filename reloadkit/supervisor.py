@@ -38,6 +38,7 @@ HOOK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_hook")
 RESTART_STATUS = 3
 _MAX_CHANGED_IN_ENV = 50
 _DEBOUNCE_CAP = 1.0
+_CTRL_C_GRACE = 1.0
 _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
 #: Variables that belong to one supervisor and must not reach its children from outside.
 _OWN_VARIABLES = (
@@ -108,6 +109,7 @@ def child_environment(
 class _Stopping:
     child: Child
     kill_at: float
+    nudge_at: float | None = None  # when to send the stop signal after a terminal's Ctrl+C
 
 
 @dataclass
@@ -314,6 +316,7 @@ class Supervisor:
 
     def _timeout(self) -> float | None:
         deadlines = [stop.kill_at for stop in self.stopping]
+        deadlines += [stop.nudge_at for stop in self.stopping if stop.nudge_at is not None]
         debounce = self.debouncer.deadline()
         if debounce is not None:
             deadlines.append(debounce)
@@ -332,6 +335,11 @@ class Supervisor:
     def _run_timers(self) -> None:
         now = time.monotonic()
         for stop in list(self.stopping):
+            if stop.nudge_at is not None and now >= stop.nudge_at:
+                # A child that caught the terminal's Ctrl+C (pdb does) and went on.
+                stop.nudge_at = None
+                self.debug(f"pid {stop.child.pid} is still running after Ctrl+C; sending {self.config.stop_signal.name}")
+                stop.child.signal(self.config.stop_signal)
             if now >= stop.kill_at and stop.child.alive:
                 self.warn(
                     f"pid {stop.child.pid} did not stop within {self.config.stop_timeout:g} s; killing its process tree"
@@ -534,7 +542,8 @@ class Supervisor:
             child.signal(number)
         if self.config.stop_timeout == 0:
             child.kill_tree()
-        self.stopping.append(_Stopping(child, child.stop_sent_at + self.config.stop_timeout))
+        nudge = None if send else child.stop_sent_at + min(_CTRL_C_GRACE, self.config.stop_timeout)
+        self.stopping.append(_Stopping(child, child.stop_sent_at + self.config.stop_timeout, nudge))
 
     def _shutdown(self, number: int) -> None:
         if self.shutdown_signal is not None:

@@ -65,8 +65,9 @@ if "--report-notify" in flags:
         handle.write(os.environ.get("NOTIFY_SOCKET", ""))
 if "--wait-release" in flags:
     release = f"release-{os.environ.get('RELOADKIT_GENERATION')}"
-    while not os.path.exists(release):
-        threading.Event().wait(0.01)
+    while not os.path.exists(release):  # a stop request while waiting ends us at once
+        if select.select([wake_read], [], [], 0.01)[0] and signal.SIGTERM in os.read(wake_read, 64):
+            sys.exit(0)
 if "--ready" in flags:
     reloadkit.notify_ready()
 while True:
