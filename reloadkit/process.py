@@ -7,6 +7,7 @@ and the sockets must land exactly at fds 3, 4, ... with nothing else inherited.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
@@ -21,6 +22,7 @@ import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 
@@ -34,7 +36,9 @@ __all__ = [
     "become_subreaper",
     "kill_processes",
     "resolve_command",
+    "serving_connections",
     "spawn",
+    "stop_when_idle",
 ]
 
 # os.fork() in a process with threads warns on 3.12+; the child only calls async-signal-safe
@@ -190,6 +194,77 @@ class Child:
         self.snapshot()
         victims = [proc for pid, proc in self.known.items() if pid != self.pid or self.alive]
         return kill_processes(victims)
+
+
+def _connections(proc: psutil.Process, kind: str) -> list[Any]:
+    method = getattr(proc, "net_connections", None) or proc.connections  # psutil < 6
+    return list(method(kind=kind))
+
+
+def serving_connections(pid: int, tcp_ports: set[int], unix_paths: set[str]) -> int:
+    """How many accepted connections on our sockets ``pid`` holds open (requests in flight,
+    or idle keep-alive connections: from outside they look the same)."""
+    try:
+        proc = psutil.Process(pid)
+        count = 0
+        if tcp_ports:
+            count += sum(
+                1
+                for conn in _connections(proc, "inet")
+                if conn.status == psutil.CONN_ESTABLISHED and conn.laddr and conn.laddr[1] in tcp_ports
+            )
+        if unix_paths:
+            count += _connected_unix_sockets(pid, unix_paths)
+        return count
+    except (psutil.Error, OSError):
+        return 0
+
+
+def _connected_unix_sockets(pid: int, paths: set[str]) -> int:
+    """Accepted (connected) sockets on our Unix paths among ``pid``'s descriptors (Linux)."""
+    connected: set[str] = set()
+    try:
+        with open("/proc/net/unix", encoding="utf-8", errors="replace") as table:
+            next(table)
+            for line in table:  # Num RefCount Protocol Flags Type St Inode Path
+                fields = line.split()
+                if len(fields) >= 8 and fields[5] == "03" and fields[7] in paths:
+                    connected.add(f"socket:[{fields[6]}]")
+        if not connected:
+            return 0
+        count = 0
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{name}") in connected:
+                    count += 1
+        return count
+    except OSError:
+        return 0
+
+
+def stop_when_idle(pid: int, number: int, tcp_ports: set[int], unix_paths: set[str], limit: float) -> float:
+    """Deliver the stop signal at a moment the child is not serving a request.
+
+    A server that dies on SIGTERM (werkzeug's, waitress) loses the requests it has accepted.
+    The child is frozen with SIGSTOP, so it cannot accept another connection, and its open
+    connections are counted; if it is busy it runs on for a moment and we look again. The
+    signal is sent while it is frozen and idle, and SIGCONT lets it act on the signal before
+    any more of its own code runs. Returns how long it took, in seconds.
+    """
+    started = time.monotonic()
+    while True:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            return time.monotonic() - started
+        try:
+            if not serving_connections(pid, tcp_ports, unix_paths) or time.monotonic() - started >= limit:
+                os.kill(pid, number)
+                return time.monotonic() - started
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        time.sleep(0.002)
 
 
 def kill_processes(processes: Iterable[psutil.Process]) -> int:

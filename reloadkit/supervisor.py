@@ -39,6 +39,7 @@ RESTART_STATUS = 3
 _MAX_CHANGED_IN_ENV = 50
 _DEBOUNCE_CAP = 1.0
 _CTRL_C_GRACE = 1.0
+_DRAIN_LIMIT = 0.3  # at most this long waiting for a moment without a request in flight
 _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
 #: Variables that belong to one supervisor and must not reach its children from outside.
 _OWN_VARIABLES = (
@@ -445,7 +446,7 @@ class Supervisor:
             return
         self.restart = restart
         if self.current is not None and self.current.alive:
-            self._begin_stop(self.current, self.config.stop_signal)
+            self._begin_stop(self.current, self.config.stop_signal, drain=bool(self.listeners))
             self.current = None
         elif not self.stopping:
             self.restart = None
@@ -532,13 +533,28 @@ class Supervisor:
             old = self.current
             self.current, self.pending = child, None
             if old is not None and old.alive:
-                self._begin_stop(old, self.config.stop_signal)
+                self._begin_stop(old, self.config.stop_signal, drain=bool(self.listeners))
 
-    def _begin_stop(self, child: Child, number: int, *, send: bool = True) -> None:
+    def _served_addresses(self) -> tuple[set[int], set[str]]:
+        ports: set[int] = set()
+        paths: set[str] = set()
+        for listener in self.listeners:
+            address = listener.sock.getsockname()
+            if listener.is_tcp:
+                ports.add(address[1])
+            elif isinstance(address, str) and address:
+                paths.add(address)
+        return ports, paths
+
+    def _begin_stop(self, child: Child, number: int, *, send: bool = True, drain: bool = False) -> None:
         child.snapshot()
         child.stop_sent_at = time.monotonic()
         self.debug(f"stopping pid {child.pid}" + (f" with {signal.Signals(number).name}" if send else ""))
-        if send:
+        if send and drain and child.alive:
+            waited = process.stop_when_idle(child.pid, number, *self._served_addresses(), _DRAIN_LIMIT)
+            if waited >= 0.005:
+                self.debug(f"waited {waited * 1000:.0f} ms for pid {child.pid} to finish the requests in flight")
+        elif send:
             child.signal(number)
         if self.config.stop_timeout == 0:
             child.kill_tree()

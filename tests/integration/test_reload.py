@@ -52,6 +52,22 @@ def test_change_serves_new_code_with_zero_failed_requests(tmp_path: Path) -> Non
         assert "restarting (version.py changed)" in rk.output
 
 
+@pytest.mark.parametrize("bind", ["127.0.0.1:0", "unix"])
+def test_a_server_that_dies_on_sigterm_loses_no_request(tmp_path: Path, bind: str) -> None:
+    """reloadkit freezes the old child and signals it at a moment it serves no request."""
+    _project(tmp_path)
+    spec = f"unix:{tmp_path}/s.sock" if bind == "unix" else bind
+    with Reloadkit(["-b", spec, "--", sys.executable, str(APP), "--abrupt"], cwd=tmp_path) as rk:
+        url = rk.wait_listening()[0]
+        wait_for(lambda: try_get(url) == "v0", 20, "v0")
+        with LoopingClient(url, max_requests=20000, max_seconds=60) as client:
+            for number in range(1, 6):
+                write_file(tmp_path / "version.py", f"VERSION = 'v{number}'\n")
+                wait_for(lambda n=number: client.last_body == f"v{n}", 20, f"the client to see v{number}")
+        assert client.stats["failed"] == 0, client.stats["errors"][:5]
+        assert client.stats["ok"] > 10
+
+
 def test_burst_of_300_files_gives_one_restart(tmp_path: Path) -> None:
     _project(tmp_path)
     (tmp_path / "pkg").mkdir()

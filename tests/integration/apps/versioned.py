@@ -4,7 +4,8 @@ Flags: --ignore-term (ignore SIGTERM), --grandchild (start a `sleep` and record 
 grandchildren.txt), --graceful-streams (on SIGTERM, wait for open /stream responses to end),
 By default SIGTERM is graceful, as in real servers: stop accepting, finish the requests in
 flight, exit 0. --ready (send READY=1), --wait-release (before serving and READY=1, wait until a file
-release-<generation> exists), --report-notify (write NOTIFY_SOCKET to notify.txt). Every start appends "pid generation changed" to starts.txt.
+release-<generation> exists), --report-notify (write NOTIFY_SOCKET to notify.txt), --abrupt (die on SIGTERM at once, as
+werkzeug's and waitress's servers do). Every start appends "pid generation changed" to starts.txt.
 """
 
 import os
@@ -43,7 +44,7 @@ in_flight: list[threading.Thread] = []
 wake_read, wake_write = os.pipe()
 os.set_blocking(wake_write, False)
 signal.set_wakeup_fd(wake_write)
-stop_on_term = not flags & {"--ignore-term", "--graceful-streams"}
+stop_on_term = not flags & {"--ignore-term", "--graceful-streams", "--abrupt"}
 if stop_on_term:
     signal.signal(signal.SIGTERM, lambda _number, _frame: None)
 
