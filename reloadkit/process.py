@@ -34,6 +34,8 @@ __all__ = [
     "Guardian",
     "TreeTracker",
     "become_subreaper",
+    "descendants",
+    "direct_children",
     "kill_processes",
     "resolve_command",
     "serving_connections",
@@ -169,14 +171,12 @@ class Child:
 
     def snapshot(self) -> None:
         """Remember every current descendant, so it can be ended even after re-parenting."""
-        root = self.known.get(self.pid)
-        if root is None or not self.alive:
+        if self.pid not in self.known or not self.alive:
             return
-        try:
-            for proc in root.children(recursive=True):
-                self.known.setdefault(proc.pid, proc)
-        except psutil.Error:
-            pass
+        for pid in descendants([self.pid]):
+            if pid not in self.known:
+                with contextlib.suppress(psutil.Error):
+                    self.known[pid] = psutil.Process(pid)
 
     def tree_pids(self) -> set[int]:
         self.snapshot()
@@ -374,6 +374,8 @@ class Guardian:
         for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTSTP, signal.SIGTTOU):
             signal.signal(number, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        with contextlib.suppress(OSError):
+            os.setsid()  # out of reloadkit's process group: `kill -9 -PGID` must not take it too
         os.closerange(3, read_end)
         os.closerange(read_end + 1, _max_fd())
         tree = TreeTracker(root, exclude={os.getpid()})
@@ -473,6 +475,40 @@ def _children_of(pid: int) -> list[int]:
     return found
 
 
+def direct_children(pid: int) -> list[int]:
+    """The children of ``pid`` (reading a few /proc files on Linux, not every process's)."""
+    if _CHILDREN_FILES:
+        return _children_of(pid)
+    try:
+        return [proc.pid for proc in psutil.Process(pid).children()]
+    except psutil.Error:
+        return []
+
+
+def descendants(roots: Iterable[int]) -> set[int]:
+    """Every process below ``roots``: Linux's per-thread ``children`` files where they exist
+    (a few reads), else psutil (a walk over every process on the machine)."""
+    if not _CHILDREN_FILES:
+        found: set[int] = set()
+        for pid in roots:
+            try:
+                found.update(proc.pid for proc in psutil.Process(pid).children(recursive=True))
+            except psutil.Error:
+                continue
+        return found
+    seen: set[int] = set()
+    queue = list(roots)
+    while queue:
+        for child in _children_of(queue.pop()):
+            if child not in seen:
+                seen.add(child)
+                queue.append(child)
+    return seen
+
+
+_CHILDREN_FILES = _children_files_work()
+
+
 class TreeTracker:
     """Every process seen below ``root``, remembered even after it re-parents away."""
 
@@ -480,25 +516,9 @@ class TreeTracker:
         self.root = root
         self.exclude = set(exclude)
         self.known: dict[int, psutil.Process] = {}
-        self._proc_children = _children_files_work()
 
     def _descendants(self, roots: Iterable[int]) -> set[int]:
-        if not self._proc_children:
-            found: set[int] = set()
-            for pid in roots:
-                try:
-                    found.update(proc.pid for proc in psutil.Process(pid).children(recursive=True))
-                except psutil.Error:
-                    continue
-            return found
-        seen: set[int] = set()
-        queue = list(roots)
-        while queue:
-            for child in _children_of(queue.pop()):
-                if child not in seen:
-                    seen.add(child)
-                    queue.append(child)
-        return seen
+        return descendants(roots)
 
     def _remember(self, pids: Iterable[int]) -> list[int]:
         new = []

@@ -547,7 +547,6 @@ class Supervisor:
         return ports, paths
 
     def _begin_stop(self, child: Child, number: int, *, send: bool = True, drain: bool = False) -> None:
-        child.snapshot()
         child.stop_sent_at = time.monotonic()
         self.debug(f"stopping pid {child.pid}" + (f" with {signal.Signals(number).name}" if send else ""))
         if send and drain and child.alive:
@@ -556,6 +555,7 @@ class Supervisor:
                 self.debug(f"waited {waited * 1000:.0f} ms for pid {child.pid} to finish the requests in flight")
         elif send:
             child.signal(number)
+        child.snapshot()  # after the signal: a stop must not wait for a walk of /proc
         if self.config.stop_timeout == 0:
             child.kill_tree()
         nudge = None if send else child.stop_sent_at + min(_CTRL_C_GRACE, self.config.stop_timeout)
@@ -618,7 +618,13 @@ class Supervisor:
     def _on_exit(self, child: Child, code: int) -> None:
         child.returncode = code
         lifetime = time.monotonic() - child.started
-        self._end_tree(child)
+        try:
+            self._after_exit(child, code, lifetime)
+        finally:
+            # After the next child started: its start must not wait for this sweep.
+            self._end_tree(child)
+
+    def _after_exit(self, child: Child, code: int, lifetime: float) -> None:
         tee = self.tees.get(child.pid)
         self._pump(child.pid)
         if tee is not None and tee.read_fd < 0:
@@ -676,21 +682,20 @@ class Supervisor:
         if self.guardian is not None:
             mine.add(self.guardian.pid)
         found: list[psutil.Process] = []
-        try:
-            direct = psutil.Process().children()
-        except psutil.Error:
-            return found
-        for proc in direct:
-            if proc.pid in mine:
-                continue
+        direct = [pid for pid in process.direct_children(os.getpid()) if pid not in mine]
+        for pid in direct:
             try:
+                proc = psutil.Process(pid)
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    continue  # already dead, waiting to be reaped
                 owner = proc.environ().get("RELOADKIT_GENERATION")
             except (psutil.Error, OSError):
-                owner = None
+                continue
             if owner is None or owner == str(generation):
                 found.append(proc)
-                with contextlib.suppress(psutil.Error):
-                    found.extend(proc.children(recursive=True))
+                for below in process.descendants([pid]):
+                    with contextlib.suppress(psutil.Error):
+                        found.append(psutil.Process(below))
         return found
 
     def _end_everything(self) -> None:
