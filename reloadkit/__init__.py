@@ -9,15 +9,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from typing import TYPE_CHECKING
-
 from .errors import BindError, BindSpecError, ConfigError, NoSocketsError, ReloadkitError, SpawnError
 from .notify import notify, notify_ready, trigger_reload
-from .reloader import run_with_reloader
 from .sockets import sockets, sockets_by_name
-
-if TYPE_CHECKING:
-    from .wsgi import run_simple
 
 __all__ = [
     "BindError",
@@ -46,9 +40,14 @@ def is_child() -> bool:
 
 
 def __getattr__(name: str) -> object:
-    """``run_simple`` on first use: the WSGI server's imports are not for every child."""
+    """``run_with_reloader`` and ``run_simple`` on first use: a child that only wants its
+    sockets should not pay for importing the supervisor and the WSGI server on every reload."""
     if name == "run_simple":
         from .wsgi import run_simple
 
         return run_simple
+    if name == "run_with_reloader":
+        from .reloader import run_with_reloader
+
+        return run_with_reloader
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

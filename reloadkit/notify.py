@@ -8,14 +8,10 @@ and the kernel tells us the sender's pid, so only the current children's trees a
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 import socket
 import struct
 import sys
-import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 __all__ = [
     "NotifyListener",
@@ -34,12 +30,21 @@ _MAX_DATAGRAM = 60_000
 _HAS_CREDENTIALS = hasattr(socket, "SO_PASSCRED") and hasattr(socket, "SCM_CREDENTIALS")
 
 
-@dataclass(frozen=True)
 class NotifyMessage:
-    """One datagram: the sender's pid (``None`` where the platform cannot tell) and its lines."""
+    """One datagram: the sender's pid (``None`` where the platform cannot tell) and its lines.
 
-    pid: int | None
-    fields: tuple[tuple[str, str], ...]
+    A plain class, not a dataclass: the child imports this module, and every millisecond of
+    its imports is paid on every reload.
+    """
+
+    __slots__ = ("fields", "pid")
+
+    def __init__(self, pid: int | None, fields: tuple[tuple[str, str], ...]) -> None:
+        self.pid = pid
+        self.fields = fields
+
+    def __repr__(self) -> str:
+        return f"NotifyMessage(pid={self.pid!r}, fields={self.fields!r})"
 
     def get(self, key: str) -> str | None:
         for name, value in reversed(self.fields):
@@ -65,6 +70,9 @@ class NotifyListener:
     """The supervisor's end: a non-blocking datagram socket for the selector loop."""
 
     def __init__(self) -> None:
+        import secrets  # here, not at the top: only the supervisor needs these
+        import tempfile
+
         self._directory: str | None = None
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
@@ -108,6 +116,8 @@ class NotifyListener:
     def close(self) -> None:
         self.sock.close()
         if self._directory is not None:
+            import shutil
+
             shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = None
 

@@ -16,7 +16,6 @@ import stat
 import sys
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from .errors import BindError, BindSpecError, NoSocketsError
 
@@ -48,19 +47,51 @@ _NAME_RE = re.compile(r"^([A-Za-z0-9_.\-]{1,64})=(.*)$", re.DOTALL)
 _UNIX_PATH_MAX = 107 if sys.platform.startswith("linux") else 103
 
 
-@dataclass(frozen=True)
 class BindSpec:
-    """One parsed ``--bind`` spec; ``kind`` is ``tcp``, ``unix`` or ``fd``."""
+    """One parsed ``--bind`` spec; ``kind`` is ``tcp``, ``unix`` or ``fd``.
 
-    text: str
-    name: str
-    kind: str
-    host: str | None = None
-    port: int | None = None
-    path: str | None = None
-    mode: int | None = None
-    fd: int | None = None
-    explicit_name: bool = False
+    A plain class rather than a dataclass: children import this module for ``sockets()``,
+    and importing ``dataclasses`` would cost every reload some 10 ms.
+    """
+
+    __slots__ = ("explicit_name", "fd", "host", "kind", "mode", "name", "path", "port", "text")
+
+    def __init__(
+        self,
+        text: str,
+        name: str,
+        kind: str,
+        host: str | None = None,
+        port: int | None = None,
+        path: str | None = None,
+        mode: int | None = None,
+        fd: int | None = None,
+        explicit_name: bool = False,
+    ) -> None:
+        self.text, self.name, self.kind = text, name, kind
+        self.host, self.port, self.path, self.mode, self.fd = host, port, path, mode, fd
+        self.explicit_name = explicit_name
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, slot) for slot in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, BindSpec) and self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{slot}={getattr(self, slot)!r}" for slot in self.__slots__)
+        return f"BindSpec({fields})"
+
+    def named(self, name: str) -> BindSpec:
+        """The same spec under another name."""
+        copy = BindSpec(self.text, name, self.kind)
+        for slot in self.__slots__:
+            if slot != "name":
+                setattr(copy, slot, getattr(self, slot))
+        return copy
 
 
 def _parse_port(text: str, spec: str) -> int:
@@ -151,7 +182,7 @@ def parse_binds(specs: Sequence[str]) -> list[BindSpec]:
                 counter += 1
                 name = f"{spec.kind}{counter}"
             taken.add(name)
-            spec = BindSpec(**{**spec.__dict__, "name": name})
+            spec = spec.named(name)
         result.append(spec)
     return result
 
@@ -165,14 +196,16 @@ def default_backlog() -> int:
         return max(socket.SOMAXCONN, 1024)
 
 
-@dataclass
 class Listener:
     """A socket the supervisor holds for its whole life."""
 
-    name: str
-    sock: socket.socket
-    unix_path: str | None = None
-    unix_inode: int | None = None
+    def __init__(
+        self, name: str, sock: socket.socket, unix_path: str | None = None, unix_inode: int | None = None
+    ) -> None:
+        self.name = name
+        self.sock = sock
+        self.unix_path = unix_path
+        self.unix_inode = unix_inode
 
     @property
     def is_tcp(self) -> bool:
