@@ -95,6 +95,9 @@ def child_environment(
     env["NOTIFY_SOCKET"] = notify_address
     env["RELOADKIT_GENERATION"] = str(generation)
     env["RELOADKIT_TREE"] = cookie
+    # `flask run --debug` would start werkzeug's reloader too: a second watcher over all of
+    # sys.path. reloadkit reloads; the debugger stays on. An explicit setting wins.
+    env.setdefault("FLASK_RUN_RELOAD", "false")
     if changed:
         env["RELOADKIT_CHANGED"] = os.pathsep.join(sorted(changed)[:_MAX_CHANGED_IN_ENV])
     if imports:
@@ -389,6 +392,18 @@ class Supervisor:
         if changed and self.shutdown_signal is None:
             self.debug(f"changed: {', '.join(sorted(changed)[:5])}{' ...' if len(changed) > 5 else ''}")
             self.debouncer.add(changed, time.monotonic())
+            if (
+                not self.config.overlap
+                and self.restart is None
+                and self.current is not None
+                and self.current.alive
+            ):
+                # Every change that passed the filters restarts: stop the old child now,
+                # while the burst settles, instead of after the quiet window. The new child
+                # starts once both are done; the batch gives the reason.
+                self.restart = _Restart("")
+                self._begin_stop(self.current, self.config.stop_signal, drain=bool(self.listeners))
+                self.current = None
 
     def _on_notify(self) -> None:
         assert self.notifier is not None
@@ -433,8 +448,10 @@ class Supervisor:
             return
         if self.restart is not None:  # a restart is under way: fold this change into it
             self.restart.changed |= changed
+            self.restart.reason = self.restart.reason or reason
             if self.restart_at is not None and now:
                 self.restart_at = time.monotonic()
+            self._start_when_settled()
             return
         restart = _Restart(reason, set(changed))
         if self.config.overlap and self.current is not None and self.current.alive:
@@ -450,6 +467,18 @@ class Supervisor:
             self.current = None
         elif not self.stopping:
             self.restart = None
+            self._start(restart)
+
+    def _start_when_settled(self) -> None:
+        """Start the pending restart once the old child is gone and no burst is settling."""
+        if (
+            self.restart is not None
+            and self.restart_at is None
+            and not self.stopping
+            and not self.debouncer
+            and not (self.current is not None and self.current.alive)
+        ):
+            restart, self.restart = self.restart, None
             self._start(restart)
 
     def _start(self, restart: _Restart | None) -> None:
@@ -639,9 +668,8 @@ class Supervisor:
             self.debug(f"pid {child.pid} stopped with status {code} in {self.last_stop_ms:.0f} ms")
             if self.shutdown_signal is not None:
                 self._maybe_finish()
-            elif not self.stopping and self.restart is not None and self.restart_at is None:
-                restart, self.restart = self.restart, None
-                self._start(restart)
+            else:
+                self._start_when_settled()
             return
         if self.shutdown_signal is not None:
             self._maybe_finish()
