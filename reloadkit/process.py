@@ -201,26 +201,24 @@ def _connections(proc: psutil.Process, kind: str) -> list[Any]:
     return list(method(kind=kind))
 
 
-def serving_connections(pid: int, tcp_ports: set[int], unix_paths: set[str]) -> int:
-    """How many accepted connections on our sockets ``pid`` holds open (requests in flight,
-    or idle keep-alive connections: from outside they look the same)."""
+def serving_connections(pid: int, tcp_ports: set[int], unix_paths: set[str]) -> frozenset[str]:
+    """The accepted connections on our sockets that ``pid`` holds open, each named so that
+    the same connection has the same name on the next look (requests in flight, or idle
+    keep-alive connections: a single look cannot tell them apart)."""
+    found: set[str] = set()
     try:
-        proc = psutil.Process(pid)
-        count = 0
         if tcp_ports:
-            count += sum(
-                1
-                for conn in _connections(proc, "inet")
-                if conn.status == psutil.CONN_ESTABLISHED and conn.laddr and conn.laddr[1] in tcp_ports
-            )
+            for conn in _connections(psutil.Process(pid), "inet"):
+                if conn.status == psutil.CONN_ESTABLISHED and conn.laddr and conn.laddr[1] in tcp_ports:
+                    found.add(f"{conn.fd}:{conn.raddr}")
         if unix_paths:
-            count += _connected_unix_sockets(pid, unix_paths)
-        return count
+            found.update(_connected_unix_sockets(pid, unix_paths))
     except (psutil.Error, OSError):
-        return 0
+        pass
+    return frozenset(found)
 
 
-def _connected_unix_sockets(pid: int, paths: set[str]) -> int:
+def _connected_unix_sockets(pid: int, paths: set[str]) -> set[str]:
     """Accepted (connected) sockets on our Unix paths among ``pid``'s descriptors (Linux)."""
     connected: set[str] = set()
     try:
@@ -230,35 +228,46 @@ def _connected_unix_sockets(pid: int, paths: set[str]) -> int:
                 fields = line.split()
                 if len(fields) >= 8 and fields[5] == "03" and fields[7] in paths:
                     connected.add(f"socket:[{fields[6]}]")
+        found: set[str] = set()
         if not connected:
-            return 0
-        count = 0
+            return found
         for name in os.listdir(f"/proc/{pid}/fd"):
             with contextlib.suppress(OSError):
-                if os.readlink(f"/proc/{pid}/fd/{name}") in connected:
-                    count += 1
-        return count
+                link = os.readlink(f"/proc/{pid}/fd/{name}")
+                if link in connected:
+                    found.add(link)
+        return found
     except OSError:
-        return 0
+        return set()
 
 
-def stop_when_idle(pid: int, number: int, tcp_ports: set[int], unix_paths: set[str], limit: float) -> float:
+def stop_when_idle(
+    pid: int, number: int, tcp_ports: set[int], unix_paths: set[str], limit: float, settled: float = 0.05
+) -> float:
     """Deliver the stop signal at a moment the child is not serving a request.
 
     A server that dies on SIGTERM (werkzeug's, waitress) loses the requests it has accepted.
     The child is frozen with SIGSTOP, so it cannot accept another connection, and its open
-    connections are counted; if it is busy it runs on for a moment and we look again. The
-    signal is sent while it is frozen and idle, and SIGCONT lets it act on the signal before
-    any more of its own code runs. Returns how long it took, in seconds.
+    connections are looked at; while it serves requests it runs on for a moment and we look
+    again. Connections that stay open across looks for ``settled`` seconds are long-lived
+    (an idle keep-alive connection, a stream): they do not hold the stop up. The signal is
+    sent while the child is frozen, and SIGCONT lets it act on it before any more of its own
+    code runs. After ``limit`` seconds of traffic it is sent anyway. Returns the time taken.
     """
     started = time.monotonic()
+    first_seen: dict[str, float] = {}
     while True:
         try:
             os.kill(pid, signal.SIGSTOP)
         except ProcessLookupError:
             return time.monotonic() - started
         try:
-            if not serving_connections(pid, tcp_ports, unix_paths) or time.monotonic() - started >= limit:
+            now = time.monotonic()
+            busy = serving_connections(pid, tcp_ports, unix_paths)
+            for name in busy:
+                first_seen.setdefault(name, now)
+            fresh = [name for name in busy if now - first_seen[name] < settled]
+            if not fresh or now - started >= limit:
                 os.kill(pid, number)
                 return time.monotonic() - started
         finally:

@@ -76,6 +76,7 @@ class RequestHandler(WSGIRequestHandler):
 
     def handle(self) -> None:
         self.raw_requestline = self.rfile.readline(65537)
+        self.server.request_started(self.request)
         if len(self.raw_requestline) > 65536:
             self.requestline = ""
             self.request_version = ""
@@ -110,6 +111,9 @@ class _DevServer(WSGIServer):
     """
 
     multithread = False
+
+    def request_started(self, request: Any) -> None:
+        """The request line has arrived: from now on a stop waits for this request."""
     multiprocess = False
 
     def __init__(
@@ -235,7 +239,12 @@ class _ThreadingDevServer(_DevServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._threads: set[threading.Thread] = set()
+        self._waiting: set[socket.socket] = set()  # accepted, no request line yet
         self._lock = threading.Lock()
+
+    def request_started(self, request: Any) -> None:
+        with self._lock:
+            self._waiting.discard(request)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         thread = threading.Thread(
@@ -243,6 +252,7 @@ class _ThreadingDevServer(_DevServer):
         )
         with self._lock:
             self._threads.add(thread)
+            self._waiting.add(request)
         thread.start()
 
     def _run_request(self, request: Any, client_address: Any) -> None:
@@ -256,6 +266,13 @@ class _ThreadingDevServer(_DevServer):
                 self._threads.discard(threading.current_thread())
 
     def finish_in_flight(self) -> None:
+        # A connection that never sent a request (a browser's preconnect, an idle client)
+        # must not hold the stop up until the supervisor's timeout: end its read.
+        with self._lock:
+            waiting, self._waiting = list(self._waiting), set()
+        for request in waiting:
+            with contextlib.suppress(OSError):
+                request.shutdown(socket.SHUT_RD)
         while True:
             with self._lock:
                 threads = list(self._threads)

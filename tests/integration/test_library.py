@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from support import ROOT, LoopingClient, Reloadkit, http_get, reloadkit_env, wait_for, write_file
+from support import ROOT, LoopingClient, Reloadkit, http_get, reloadkit_env, try_get, wait_for, write_file
 
 from reloadkit.supervisor import HOOK_DIR
 
@@ -271,3 +271,20 @@ def test_run_simple_takes_werkzeugs_keyword_arguments(tmp_path: Path) -> None:
         _ready(rk, 2)
         assert _restarts(rk) == ["settings.txt changed"], rk.output
         assert http_get(url, "/lazy")[1].startswith("v1+2 ")
+
+
+def test_run_simple_stop_is_not_held_up_by_a_connection_that_sends_nothing(tmp_path: Path) -> None:
+    """A browser's preconnect: accepted, never a request. With a 60 s stop timeout, the reload
+    still completes at once, because run_simple ends such reads when it stops."""
+    (tmp_path / "touch.py").write_text("X = 1\n")
+    args = ["-b", "127.0.0.1:0", "--stop-timeout", "60", "--", sys.executable, "-m", "reloadkit.demo"]
+    with Reloadkit(args, cwd=tmp_path) as rk:
+        rk.wait_listening()
+        wait_for(lambda: (try_get(rk.url) or "").startswith("Hello"), 20, "the demo to serve")
+        idle = socket.create_connection(("127.0.0.1", rk.port), timeout=10)
+        try:
+            wait_for(lambda: "generation 0" in (try_get(rk.url) or ""), 10, "generation 0")
+            write_file(tmp_path / "touch.py", "X = 2\n")
+            wait_for(lambda: "generation 1" in (try_get(rk.url) or ""), 20, "generation 1 despite the idle connection")
+        finally:
+            idle.close()
