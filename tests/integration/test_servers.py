@@ -133,7 +133,7 @@ def _reload_under_load(
                 after_each(number)
     _summary(rk, client)
     if closes_late_accepts:
-        late = ("RemoteDisconnected", "ConnectionResetError", "IncompleteRead")
+        late = ("RemoteDisconnected", "ConnectionResetError", "IncompleteRead", "BrokenPipeError")
         assert all(error.startswith(late) for error in client.stats["errors"]), client.stats["errors"][:5]
         assert client.stats["failed"] <= 2 * reloads, client.stats["errors"][:5]
     else:
