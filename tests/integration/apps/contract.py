@@ -50,6 +50,6 @@ if found:
         conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
         conn.close()
 else:
-    import time
+    import signal
     while True:
-        time.sleep(3600)
+        signal.pause()  # no socket to serve: idle until reloadkit stops us
