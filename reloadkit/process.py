@@ -242,7 +242,7 @@ def _connected_unix_sockets(pid: int, paths: set[str]) -> set[str]:
 
 
 def stop_when_idle(
-    pid: int, number: int, tcp_ports: set[int], unix_paths: set[str], limit: float, settled: float = 0.05
+    pid: int, number: int, tcp_ports: set[int], unix_paths: set[str], limit: float, settled: float = 0.25
 ) -> float:
     """Deliver the stop signal at a moment the child is not serving a request.
 
