@@ -14,7 +14,7 @@ import re
 import socket
 import stat
 import sys
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 
 from .errors import BindError, BindSpecError, NoSocketsError
@@ -452,8 +452,3 @@ def sockets_by_name(environ: MutableMapping[str, str] | None = None) -> dict[str
 def sockets(environ: MutableMapping[str, str] | None = None) -> list[socket.socket]:
     """The inherited listening sockets, in ``--bind`` order (see :func:`sockets_by_name`)."""
     return list(sockets_by_name(environ).values())
-
-
-def describe(environ: Mapping[str, str]) -> str:
-    """A one-line summary of the contract variables, for debugging output."""
-    return " ".join(f"{key}={environ[key]}" for key in CONTRACT_VARIABLES if key in environ)
