@@ -20,7 +20,7 @@ import stat
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,7 +242,13 @@ def _connected_unix_sockets(pid: int, paths: set[str]) -> set[str]:
 
 
 def stop_when_idle(
-    pid: int, number: int, tcp_ports: set[int], unix_paths: set[str], limit: float, settled: float = 0.25
+    pid: int,
+    number: int,
+    tcp_ports: set[int],
+    unix_paths: set[str],
+    limit: float,
+    settled: float = 0.25,
+    before_signal: Callable[[], None] | None = None,
 ) -> float:
     """Deliver the stop signal at a moment the child is not serving a request.
 
@@ -252,7 +258,8 @@ def stop_when_idle(
     again. Connections that stay open across looks for ``settled`` seconds are long-lived
     (an idle keep-alive connection, a stream): they do not hold the stop up. The signal is
     sent while the child is frozen, and SIGCONT lets it act on it before any more of its own
-    code runs. After ``limit`` seconds of traffic it is sent anyway. Returns the time taken.
+    code runs. After ``limit`` seconds of traffic it is sent anyway. ``before_signal`` runs
+    while the child is frozen, just before the signal. Returns the time taken.
     """
     started = time.monotonic()
     first_seen: dict[str, float] = {}
@@ -268,6 +275,8 @@ def stop_when_idle(
                 first_seen.setdefault(name, now)
             fresh = [name for name in busy if now - first_seen[name] < settled]
             if not fresh or now - started >= limit:
+                if before_signal is not None:
+                    before_signal()
                 os.kill(pid, number)
                 return time.monotonic() - started
         finally:
@@ -389,38 +398,56 @@ class Guardian:
         os.closerange(read_end + 1, _max_fd())
         tree = TreeTracker(root, exclude={os.getpid()})
         clean = False
+        paths = {path for path, _inode in files}
+        inodes = {inode for _path, inode in files}
+        buffered = b""
         while True:
             try:
                 readable, _, _ = select.select([read_end], [], [], self.INTERVAL)
                 if not readable:
                     tree.look()
                     continue
-                data = os.read(read_end, 64)
+                data = os.read(read_end, 4096)
             except InterruptedError:
                 continue
             if not data:
                 break
-            if b"clean" in data:
-                clean = True
+            *lines, buffered = (buffered + data).split(b"\n")
+            for line in lines:
+                word, _, rest = line.partition(b" ")
+                if word == b"clean":
+                    clean = True
+                elif word == b"file":
+                    inode, _, name = rest.partition(b" ")
+                    inodes.add(int(inode))
+                    paths.add(os.fsdecode(name))
         if not clean:
             tree.end()
             sweep_cookie(self.cookie, exclude={os.getpid()})
-            for path, inode in files:
+            for path in paths:  # a socket file we made, whichever of our names it has now
                 try:
                     info = os.lstat(path)
-                    if stat.S_ISSOCK(info.st_mode) and info.st_ino == inode:
+                    if stat.S_ISSOCK(info.st_mode) and info.st_ino in inodes:
                         os.unlink(path)
                 except OSError:
                     pass
+
+    def add_unix_file(self, path: str, inode: int) -> None:
+        """A socket file the supervisor made (a hand-over's new socket): removed on an
+        unclean end, under that name or any other it was told of, if it is still ours."""
+        self._tell(b"file %d %s\n" % (inode, os.fsencode(path)))
+
+    def _tell(self, message: bytes) -> None:
+        if self._write_end < 0:
+            return
+        with contextlib.suppress(OSError):
+            os.write(self._write_end, message)
 
     def close(self) -> None:
         """The supervisor exits cleanly: the guardian leaves without a sweep."""
         if self._write_end < 0:
             return
-        try:
-            os.write(self._write_end, b"clean")
-        except OSError:
-            pass
+        self._tell(b"clean\n")
         os.close(self._write_end)
         self._write_end = -1
         deadline = time.monotonic() + 2.0

@@ -24,7 +24,9 @@ __all__ = [
     "BindSpec",
     "Listener",
     "adopt_activation",
+    "bind_unix_hidden",
     "contract_environment",
+    "link_over",
     "default_backlog",
     "open_listeners",
     "parse_bind",
@@ -197,15 +199,35 @@ def default_backlog() -> int:
 
 
 class Listener:
-    """A socket the supervisor holds for its whole life."""
+    """A listening address the supervisor holds for its whole life.
+
+    ``sock`` is the socket new connections reach now; on a hand-over it is replaced by a
+    new one on the same address (see :mod:`reloadkit.handover`), which needs the rest:
+    ``backlog``, ``reuseport`` (a TCP socket in a reuseport group of its own) and, for a Unix
+    socket, the public ``unix_path``, the ``unix_inode`` of our file there, its
+    ``unix_mode`` and ``bound_path``, the hidden name the socket was bound to.
+    """
 
     def __init__(
-        self, name: str, sock: socket.socket, unix_path: str | None = None, unix_inode: int | None = None
+        self,
+        name: str,
+        sock: socket.socket,
+        unix_path: str | None = None,
+        unix_inode: int | None = None,
+        *,
+        backlog: int = 0,
+        reuseport: bool = False,
+        unix_mode: int | None = None,
+        bound_path: str | None = None,
     ) -> None:
         self.name = name
         self.sock = sock
         self.unix_path = unix_path
         self.unix_inode = unix_inode
+        self.backlog = backlog
+        self.reuseport = reuseport
+        self.unix_mode = unix_mode
+        self.bound_path = bound_path
 
     @property
     def is_tcp(self) -> bool:
@@ -220,22 +242,22 @@ class Listener:
             host, port = self.sock.getsockname()[:2]
             return f"http://[{host}]:{port}"
         if self.sock.family == socket.AF_UNIX:
-            address = self.sock.getsockname()
+            address = self.unix_path or self.sock.getsockname()
             if isinstance(address, bytes):
                 address = address.decode(errors="replace")
             return f"unix:{address}" if address else "unix:(unnamed)"
         return f"socket family {self.sock.family}"
 
     def close(self) -> None:
-        """Close, and remove the Unix socket file only if it is still the one we made."""
+        """Close, and remove the Unix socket file's names only if they are still ours."""
         self.sock.close()
-        if self.unix_path is not None:
+        for name in (self.unix_path, self.bound_path):
             try:
-                if os.stat(self.unix_path).st_ino == self.unix_inode:
-                    os.unlink(self.unix_path)
+                if name is not None and os.lstat(name).st_ino == self.unix_inode:
+                    os.unlink(name)
             except OSError:
                 pass
-            self.unix_path = None
+        self.unix_path = self.bound_path = None
 
 
 def _bind_error(what: str, exc: OSError) -> BindError:
@@ -259,19 +281,58 @@ def _bind_tcp(spec: BindSpec, backlog: int) -> Listener:
     except socket.gaierror as exc:
         raise BindError(errno.EADDRNOTAVAIL, f"cannot bind {what}: unknown host ({exc.strerror})") from None
     family, kind, proto, _, address = infos[0]
+    # On Linux the socket gets siblings on the same address, one a generation (handover.py).
+    reuseport = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuseport:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         # Accepted connections inherit TCP_NODELAY on Linux: a server that adopts the fd as
         # AF_UNIX (uvicorn --fd) never sets it itself, and Nagle's algorithm would add ~40 ms.
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(address)
         sock.listen(backlog)
+        if reuseport and _other_tcp_listener(sock):
+            raise OSError(errno.EADDRINUSE, "address already in use")
     except OSError as exc:
         sock.close()
         raise _bind_error(what, exc) from None
-    return Listener(spec.name, sock)
+    return Listener(spec.name, sock, backlog=backlog, reuseport=reuseport)
+
+
+def _other_tcp_listener(sock: socket.socket) -> bool:
+    """Whether another socket listens on an overlapping address and port.
+
+    ``SO_REUSEPORT`` lets a second socket of the same user (another reloadkit, a server run
+    with ``--reuse-port``) bind the same address without an error; that must still be
+    "address already in use", not two servers sharing connections.
+    """
+    host, port = sock.getsockname()[:2]
+    ours = str(os.fstat(sock.fileno()).st_ino)
+    wildcard = {"00000000", "0" * 32}
+    mine = _proc_net_address(host, sock.family)
+    table = "/proc/net/tcp6" if sock.family == socket.AF_INET6 else "/proc/net/tcp"
+    try:
+        with open(table, encoding="ascii") as handle:
+            lines = handle.readlines()[1:]
+    except OSError:
+        return False
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 10 or fields[3] != "0A" or fields[9] == ours:  # 0A: LISTEN
+            continue
+        address, _, port_hex = fields[1].rpartition(":")
+        if int(port_hex, 16) == port and (address == mine or address in wildcard or mine in wildcard):
+            return True
+    return False
+
+
+def _proc_net_address(host: str, family: int) -> str:
+    """``host`` as /proc/net/tcp* prints it: each 32-bit word of the address in host order."""
+    packed = socket.inet_pton(family, host)
+    return "".join(f"{int.from_bytes(packed[i : i + 4], sys.byteorder):08X}" for i in range(0, len(packed), 4))
 
 
 def _remove_stale_unix_socket(path: str) -> None:
@@ -292,29 +353,97 @@ def _remove_stale_unix_socket(path: str) -> None:
         probe.close()
 
 
+_hidden_names = 0
+
+
+def _listen_unix(name: str, mode: int | None, backlog: int) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o777 & ~mode) if mode is not None else None
+    try:
+        sock.bind(name)
+    except OSError:
+        sock.close()
+        raise
+    finally:
+        if old_umask is not None:
+            os.umask(old_umask)
+    try:
+        if mode is not None:
+            os.chmod(name, mode)
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+    return sock
+
+
+def bind_unix_hidden(path: str, mode: int | None, backlog: int) -> tuple[socket.socket, str]:
+    """A Unix socket listening under a fresh hidden name in ``path``'s directory.
+
+    :func:`link_over` then gives it the address in one step. The hidden name stays while
+    the socket is open: servers take it for the socket's own path (``getsockname()``);
+    Twisted chmods it when it adopts the socket and removes it when it stops.
+    """
+    global _hidden_names
+    folder, base = os.path.split(path)
+    _hidden_names += 1
+    bound = os.path.join(folder, f".{base}.rk{os.getpid()}-{_hidden_names}")
+    if len(os.fsencode(bound)) > _UNIX_PATH_MAX:
+        bound = os.path.join(folder, f".rk{os.getpid()}-{_hidden_names}")
+    if len(os.fsencode(bound)) > _UNIX_PATH_MAX:
+        raise OSError(errno.ENAMETOOLONG, "no room for a hidden name beside the socket path")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(bound)
+    return _listen_unix(bound, mode, backlog), bound
+
+
+def link_over(bound: str, path: str) -> None:
+    """Make ``path`` a second name of the socket file at ``bound``, atomically: a client
+    connecting meanwhile reaches either the old socket or this one, never nothing."""
+    staging = bound + ".new"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(staging)
+    try:
+        os.link(bound, staging)
+    except OSError:
+        os.rename(bound, path)  # a file system without hard links: the hidden name goes
+        return
+    try:
+        os.rename(staging, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(staging)
+        raise
+
+
 def _bind_unix(spec: BindSpec, backlog: int) -> Listener:
     assert spec.path is not None
     path = spec.path
     _remove_stale_unix_socket(path)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o777 & ~spec.mode) if spec.mode is not None else None
     try:
-        sock.bind(path)
+        try:
+            sock, bound = bind_unix_hidden(path, spec.mode, backlog)
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            # No room for a hidden name: bound in place, shared by every generation.
+            sock = _listen_unix(path, spec.mode, backlog)
+            return Listener(spec.name, sock, unix_path=path, unix_inode=os.stat(path).st_ino, backlog=backlog)
+        try:
+            inode = os.stat(bound).st_ino
+            link_over(bound, path)
+        except OSError:
+            sock.close()
+            with contextlib.suppress(OSError):
+                os.unlink(bound)
+            raise
     except OSError as exc:
-        sock.close()
         raise _bind_error(f"unix:{path}", exc) from None
-    finally:
-        if old_umask is not None:
-            os.umask(old_umask)
-    listener = Listener(spec.name, sock, unix_path=path, unix_inode=os.stat(path).st_ino)
-    try:
-        if spec.mode is not None:
-            os.chmod(path, spec.mode)
-        sock.listen(backlog)
-    except OSError as exc:
-        listener.close()
-        raise _bind_error(f"unix:{path}", exc) from None
-    return listener
+    return Listener(
+        spec.name, sock, unix_path=path, unix_inode=inode, backlog=backlog, unix_mode=spec.mode, bound_path=bound
+    )
 
 
 def _adopt_fd(fd: int, name: str, what: str) -> Listener:

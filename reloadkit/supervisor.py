@@ -14,6 +14,7 @@ import os
 import secrets
 import selectors
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,6 +27,7 @@ from .config import Config
 from .debounce import Debouncer
 from .errors import ConfigError, SpawnError
 from .filters import FilterRules
+from .handover import Relay, Succession
 from .notify import RELOAD_KEY, WATCH_KEY, NotifyListener, NotifyMessage
 from .policy import CrashBackoff, describe_changes, exit_status
 from .process import Child, Guardian
@@ -236,6 +238,9 @@ class Supervisor:
         self.guardian: Guardian | None = None
         self.terminal = _Terminal()
         self.tees: dict[int, _StderrTee] = {}
+        self.successions: list[Succession] = []  # one a listener: its sockets, old and new
+        self.held: dict[int, list[socket.socket]] = {}  # child pid -> the sockets it was given
+        self.relays: set[Relay] = set()
         self.selector = selectors.DefaultSelector()
         self._signal_read = -1
         self._done = False
@@ -261,12 +266,15 @@ class Supervisor:
             stack.enter_context(self._signals())
             process.become_subreaper()
             unix_files = [
-                (listener.unix_path, listener.unix_inode)
+                (name, listener.unix_inode)
                 for listener in self.listeners
-                if listener.unix_path is not None and listener.unix_inode is not None
+                for name in (listener.unix_path, listener.bound_path)
+                if name is not None and listener.unix_inode is not None
             ]
             self.guardian = Guardian(self.cookie, unix_files)
             stack.callback(self.guardian.close)
+            self.successions = [Succession(listener, self.guardian.add_unix_file) for listener in self.listeners]
+            stack.callback(self._close_handover)
             self.notifier = stack.enter_context(NotifyListener())
             self.selector.register(self.notifier, selectors.EVENT_READ, self._on_notify)
             if self.config.reload:
@@ -497,18 +505,22 @@ class Supervisor:
             imports=self.config.imports,
             import_excludes=self.config.exclude,
         )
+        beside = self.current if self.config.overlap and self.current is not None and self.current.alive else None
+        # Beside a running child, the new one gets sockets of its own, which receive nothing
+        # until it is ready (handover.py); otherwise the current ones.
+        socks = [(self._prepare(succession) if beside else None) or succession.current for succession in self.successions]
         if not self._live_children():
             # A server that set O_NONBLOCK on the shared socket set it for the next generation
             # too; give each a socket as fresh as a new one. (Not while another child runs:
             # an asyncio server there relies on the flag.)
-            for listener in self.listeners:
-                os.set_blocking(listener.sock.fileno(), True)
+            for sock in socks:
+                os.set_blocking(sock.fileno(), True)
         tee = _StderrTee() if self.config.overlap else None
         try:
             child = process.spawn(
                 self.config.command,
                 env,
-                [listener.sock.fileno() for listener in self.listeners],
+                [sock.fileno() for sock in socks],
                 generation=self.generation,
                 own_group=not self.terminal.foreground,
                 stderr_fd=tee.write_fd if tee else None,
@@ -516,15 +528,16 @@ class Supervisor:
         except SpawnError as exc:
             if tee:
                 tee.close()
+            self._release_unheld()
             if self.generation == 0 or not self.config.reload:
                 raise  # with --no-reload no change will come: exit (everything is ended on the way out)
             self.warn(f"{exc}; waiting for a change")
             return
+        self.held[child.pid] = socks
         if tee is not None:
             tee.close_write()
             self.tees[child.pid] = tee
             self.selector.register(tee.read_fd, selectors.EVENT_READ, lambda pid=child.pid: self._pump(pid))
-        beside = self.current if self.config.overlap and self.current is not None and self.current.alive else None
         if restart is None:
             self.info(f"started pid {child.pid} (generation {child.generation})")
         else:
@@ -561,25 +574,84 @@ class Supervisor:
         if child is self.pending:
             old = self.current
             self.current, self.pending = child, None
+            for succession, sock in zip(self.successions, self.held.get(child.pid, ()), strict=False):
+                succession.switch(sock)
             if old is not None and old.alive:
                 self._begin_stop(old, self.config.stop_signal, drain=bool(self.listeners))
 
     def _served_addresses(self) -> tuple[set[int], set[str]]:
+        """Our ports, and the names our Unix sockets were bound to (an accepted connection
+        carries its listener's bound name, hidden or not)."""
         ports: set[int] = set()
         paths: set[str] = set()
-        for listener in self.listeners:
-            address = listener.sock.getsockname()
-            if listener.is_tcp:
-                ports.add(address[1])
-            elif isinstance(address, str) and address:
-                paths.add(address)
+        for succession in self.successions:
+            for sock in (succession.current, *succession.others):
+                address = sock.getsockname()
+                if succession.listener.is_tcp:
+                    ports.add(address[1])
+                elif isinstance(address, str) and address:
+                    paths.add(address)
         return ports, paths
+
+    # --- hand-over: every generation that replaces a live one gets its own sockets --------
+
+    def _prepare(self, succession: Succession) -> socket.socket | None:
+        try:
+            return succession.prepare()
+        except OSError as exc:
+            self.warn(f"cannot open a new socket on {succession.listener.display()} ({exc.strerror or exc});"
+                      " the next generation shares the current one")
+            return None
+
+    def _hand_over(self, child: Child) -> None:
+        """Move each address the stopping child serves to a new socket, for the next child."""
+        held = self.held.get(child.pid, ())
+        for succession in self.successions:
+            if succession.current in held:
+                sock = self._prepare(succession)
+                if sock is not None:
+                    succession.switch(sock)
+
+    def _relay_queued(self) -> None:
+        """While the stopping child is frozen: what waits on its old sockets goes to the new."""
+        for succession in self.successions:
+            for conn in succession.take_queued():
+                self._relay(succession, conn)
+
+    def _relay(self, succession: Succession, conn: socket.socket) -> None:
+        try:
+            upstream = succession.connect()
+        except OSError as exc:
+            conn.close()
+            self.warn(f"dropped a connection queued on the old socket: cannot reach {succession.listener.display()} ({exc})")
+            return
+        self.debug(f"relaying a connection queued on the old socket of {succession.listener.display()}")
+        self.relays.add(Relay(conn, upstream, self.selector, self.relays.discard))
+
+    def _release_unheld(self) -> None:
+        """Close the old sockets no running child holds any more."""
+        live = self._live_children()
+        for pid in [pid for pid in self.held if all(child.pid != pid for child in live)]:
+            del self.held[pid]
+        held = [sock for socks in self.held.values() for sock in socks]
+        for succession in self.successions:
+            for conn in succession.release(held):
+                self._relay(succession, conn)
+
+    def _close_handover(self) -> None:
+        for relay in list(self.relays):
+            relay.close()
+        for succession in self.successions:
+            succession.close()
 
     def _begin_stop(self, child: Child, number: int, *, send: bool = True, drain: bool = False) -> None:
         child.stop_sent_at = time.monotonic()
         self.debug(f"stopping pid {child.pid}" + (f" with {signal.Signals(number).name}" if send else ""))
         if send and drain and child.alive:
-            waited = process.stop_when_idle(child.pid, number, *self._served_addresses(), _DRAIN_LIMIT)
+            self._hand_over(child)
+            waited = process.stop_when_idle(
+                child.pid, number, *self._served_addresses(), _DRAIN_LIMIT, before_signal=self._relay_queued
+            )
             if waited >= 0.005:
                 self.debug(f"waited {waited * 1000:.0f} ms for pid {child.pid} to finish the requests in flight")
         elif send:
@@ -652,6 +724,7 @@ class Supervisor:
         finally:
             # After the next child started: its start must not wait for this sweep.
             self._end_tree(child)
+            self._release_unheld()
 
     def _after_exit(self, child: Child, code: int, lifetime: float) -> None:
         tee = self.tees.get(child.pid)

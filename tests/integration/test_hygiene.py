@@ -157,14 +157,22 @@ def _ours(env: dict[str, str]) -> dict[str, str]:
     return {key: value for key, value in env.items() if key.startswith(OWN_PREFIXES)}
 
 
-def _tcp_listener_inode(port: int) -> str:
+def _tcp_listener_inodes(port: int) -> list[str]:
+    found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as handle:
             for line in handle.readlines()[1:]:
                 fields = line.split()
                 if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":  # 0A: LISTEN
-                    return fields[9]
-    raise AssertionError(f"no listening socket on port {port}")
+                    found.append(fields[9])
+    return found
+
+
+def _tcp_listener_inode(port: int) -> str:
+    """The one listening socket on the port (during a hand-over there are two, briefly)."""
+    inodes = wait_for(lambda: found if len(found := _tcp_listener_inodes(port)) == 1 else None,
+                      10, f"exactly one listening socket on port {port}")
+    return inodes[0]
 
 
 def _unix_inodes() -> dict[str, list[str]]:
@@ -176,6 +184,21 @@ def _unix_inodes() -> dict[str, list[str]]:
             if len(fields) >= 8:
                 found.setdefault(fields[7], []).append(fields[6])
     return found
+
+
+def _unix_inodes_at(path: Path) -> list[str]:
+    """Inodes of the sockets whose bound name is the file at ``path`` now: reloadkit binds
+    each under a hidden name beside the path and links it over the path."""
+    return [
+        inode
+        for name, inodes in _unix_inodes().items()
+        if name.startswith("/") and os.path.exists(name) and os.path.samefile(name, path)
+        for inode in inodes
+    ]
+
+
+def _hidden_names(sock: Path) -> list[Path]:
+    return sorted(sock.parent.glob(f".{sock.name}.rk*"))
 
 
 def _port_is_free(port: int) -> bool:
@@ -253,7 +276,7 @@ def test_sigkill_of_reloadkit_ends_every_descendant_within_a_second(tmp_path: Pa
         assert sock.exists() and _unix_get(sock) == f"pid {procs['child'].pid} gen 0"
         os.kill(rk.proc.pid, signal.SIGKILL)
         took = _wait_gone(everything, KILL_DEADLINE, "after reloadkit was SIGKILLed")
-        wait_for(lambda: not sock.exists(), KILL_DEADLINE, "the guardian to remove the Unix socket file")
+        wait_for(lambda: not sock.exists() and not _hidden_names(sock), KILL_DEADLINE, "the guardian to remove the Unix socket file and its hidden name")
         assert _port_is_free(port)
         assert rk.wait_exit() == -signal.SIGKILL
     print(f"tree gone {took * 1000:.0f} ms after the SIGKILL")
@@ -347,7 +370,7 @@ def test_exit_path_sigint(tmp_path: Path) -> None:
         rk.signal(signal.SIGINT)
         _check_exit(rk, 128 + signal.SIGINT)  # the forwarded SIGINT ended the child
         _wait_gone(procs, 5, "after SIGINT")
-        assert not sock.exists()
+        assert not sock.exists() and not _hidden_names(sock)
 
 
 def test_exit_path_second_sigint(tmp_path: Path) -> None:
@@ -364,7 +387,7 @@ def test_exit_path_second_sigint(tmp_path: Path) -> None:
         assert time.monotonic() - started < 30
         assert "second signal: killing everything now" in rk.output
         _wait_gone(procs, 5, "after the second SIGINT")
-        assert not sock.exists()
+        assert not sock.exists() and not _hidden_names(sock)
 
 
 def test_exit_path_sigterm(tmp_path: Path) -> None:
@@ -372,7 +395,7 @@ def test_exit_path_sigterm(tmp_path: Path) -> None:
         rk.signal(signal.SIGTERM)
         _check_exit(rk, 128 + signal.SIGTERM)
         _wait_gone(procs, 5, "after SIGTERM")
-        assert not sock.exists()
+        assert not sock.exists() and not _hidden_names(sock)
 
 
 def test_exit_path_stop_timeout_kills_the_tree(tmp_path: Path) -> None:
@@ -383,23 +406,26 @@ def test_exit_path_stop_timeout_kills_the_tree(tmp_path: Path) -> None:
         _check_exit(rk, 128 + signal.SIGKILL)
         assert "did not stop within 0.5 s" in rk.output
         _wait_gone(procs, 5, "after the stop timeout")
-        assert not sock.exists()
+        assert not sock.exists() and not _hidden_names(sock)
 
 
 def test_exit_path_sighup_restart(tmp_path: Path) -> None:
-    """SIGHUP replaces the child: the old generation's whole tree is gone, the socket file
-    stays (same inode) and serves the new generation."""
+    """SIGHUP replaces the child: the old generation's whole tree is gone, the path serves
+    the new generation from a socket of its own, and the old socket's hidden name is gone."""
     with _running_tree(tmp_path, "--serve") as (rk, first, sock):
-        inode = sock.stat().st_ino
+        old_names = _hidden_names(sock)
+        assert len(old_names) == 1, old_names
         rk.signal(signal.SIGHUP)
         second = _tree(tmp_path / "record.txt", 1)
         _wait_gone(first, 10, "after the SIGHUP restart")
-        assert sock.stat().st_ino == inode
         wait_for(lambda: _unix_get(sock) == f"pid {second['child'].pid} gen 1", 10, "generation 1 on the Unix socket")
+        wait_for(lambda: len(_hidden_names(sock)) == 1 and _hidden_names(sock) != old_names, 10,
+                 "only the new socket's hidden name beside the path")
+        assert os.path.samefile(_hidden_names(sock)[0], sock)
         rk.signal(signal.SIGTERM)
         _check_exit(rk)
         _wait_gone(second, 5, "after SIGTERM")
-        assert not sock.exists()
+        assert not sock.exists() and not _hidden_names(sock)
 
 
 def test_exit_path_child_crash_while_reloading(tmp_path: Path) -> None:
@@ -413,7 +439,7 @@ def test_exit_path_child_crash_while_reloading(tmp_path: Path) -> None:
         assert sock.exists() and stat.S_ISSOCK(sock.stat().st_mode)
         rk.signal(signal.SIGTERM)
         _check_exit(rk)
-        assert not sock.exists()
+        assert not sock.exists() and not _hidden_names(sock)
 
 
 def test_exit_path_child_crash_without_reload(tmp_path: Path) -> None:
@@ -422,7 +448,7 @@ def test_exit_path_child_crash_without_reload(tmp_path: Path) -> None:
         _go(tmp_path / "record.txt")
         _check_exit(rk, 1)
         _wait_gone(procs, 5, "after the child crashed")
-        assert not sock.exists()
+        assert not sock.exists() and not _hidden_names(sock)
 
 
 def test_exit_path_child_asks_for_a_restart_with_status_3(tmp_path: Path) -> None:
@@ -434,7 +460,7 @@ def test_exit_path_child_asks_for_a_restart_with_status_3(tmp_path: Path) -> Non
         rk.signal(signal.SIGTERM)
         _check_exit(rk)
         _wait_gone(second, 5, "after SIGTERM")
-        assert not sock.exists()
+        assert not sock.exists() and not _hidden_names(sock)
 
 
 def test_exit_path_restart_that_cannot_start(tmp_path: Path) -> None:
@@ -450,7 +476,7 @@ def test_exit_path_restart_that_cannot_start(tmp_path: Path) -> None:
         _wait_gone(procs, 5, "after the failed restart")
         rk.signal(signal.SIGTERM)
         _check_exit(rk)
-        assert not sock.exists()
+        assert not sock.exists() and not _hidden_names(sock)
 
 
 def test_exit_path_restart_that_cannot_start_without_reload(tmp_path: Path) -> None:
@@ -467,7 +493,7 @@ def test_exit_path_restart_that_cannot_start_without_reload(tmp_path: Path) -> N
         _check_exit(rk, 2)
         assert re.search(r"^reloadkit: error: .*command not found: .*serve\.sh$", rk.output, re.MULTILINE), rk.output
         _wait_gone({**procs, "guardian": guardian}, 5, "after the failed restart")
-        assert not sock.exists()
+        assert not sock.exists() and not _hidden_names(sock)
 
 
 # =========================================================================================
@@ -724,7 +750,7 @@ def _check_child_fds(child: int, rk_pid: int, port: int, sock: Path, *, overlap:
     fds = _fds(child)
     assert sorted(fds) == [0, 1, 2, 3, 4], fds
     assert _socket_inode(fds[3]) == _tcp_listener_inode(port)
-    assert [_socket_inode(fds[4])] == _unix_inodes()[str(sock)]
+    assert [_socket_inode(fds[4])] == _unix_inodes_at(sock)
     notify = next(inodes for path, inodes in _unix_inodes().items() if path.startswith(f"@reloadkit-{rk_pid}-"))
     assert not set(notify) & {_socket_inode(target) for target in fds.values() if target.startswith("socket:")}
     ours = _fds(rk_pid)
@@ -750,13 +776,15 @@ def test_child_holds_only_stdio_and_its_sockets(tmp_path: Path, overlap: bool) -
         cleanup.callback(os.close, stray_write)
         rk = cleanup.enter_context(Reloadkit(args, cwd=tmp_path, pass_fds=[stray_read]))
         rk.wait_listening()
-        first = _tree(record, 0)["child"].pid
+        first_tree = _tree(record, 0)
+        first = first_tree["child"].pid
         ours = _fds(rk.proc.pid)
         assert any(target == "anon_inode:inotify" for target in ours.values())
         assert ours[stray_read] == os.readlink(f"/proc/self/fd/{stray_read}") and not _cloexec(rk.proc.pid, stray_read)
         _check_child_fds(first, rk.proc.pid, rk.port, sock, overlap=overlap)
         rk.signal(signal.SIGHUP)
         second = _tree(record, 1)["child"].pid
+        _wait_gone(first_tree, 10, "the first generation after SIGHUP")  # the hand-over is complete
         _check_child_fds(second, rk.proc.pid, rk.port, sock, overlap=overlap)
         guardian = _guardian(rk.proc.pid, {first, second})
         assert not [t for t in _fds(guardian.pid).values() if t.startswith("socket:")]  # it never holds the port
@@ -846,7 +874,7 @@ def test_unix_socket_gets_the_requested_mode_whatever_the_umask(tmp_path: Path, 
         assert stat.S_IMODE(info.st_mode) == mode, f"{stat.S_IMODE(info.st_mode):o}"
         rk.signal(signal.SIGTERM)
         _check_exit(rk)
-    assert not sock.exists()
+    assert not sock.exists() and not _hidden_names(sock)
 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
@@ -902,7 +930,7 @@ def test_unix_socket_removed_after_a_bad_input_exit(tmp_path: Path, failure: str
     errors = [line for line in result.stderr.splitlines() if line.startswith("reloadkit: error: ")]
     assert len(errors) == 1, result.stderr
     assert ("address already in use" if failure == "second-bind" else "Exec format error") in errors[0]
-    assert not sock.exists()
+    assert not sock.exists() and not _hidden_names(sock)
     wait_for(lambda: _marked_processes(tmp_path) <= before, 5, "no process of that reloadkit (its guardian) to be left")
 
 

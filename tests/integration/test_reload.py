@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -66,6 +67,40 @@ def test_a_server_that_dies_on_sigterm_loses_no_request(tmp_path: Path, bind: st
                 wait_for(lambda n=number: client.last_body == f"v{n}", 20, f"the client to see v{number}")
         assert client.stats["failed"] == 0, client.stats["errors"][:5]
         assert client.stats["ok"] > 10
+
+
+def _connect_raw(url: str) -> socket.socket:
+    """A connection that, once this returns, waits in the listening socket's queue."""
+    if url.startswith("unix:"):
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(url[5:])
+        return sock
+    host, _, port = url.removeprefix("http://").rpartition(":")
+    return socket.create_connection((host, int(port)))
+
+
+@pytest.mark.parametrize("bind", ["127.0.0.1:0", "unix"])
+def test_a_connection_queued_on_a_generation_that_never_took_it_is_answered_by_the_next(
+    tmp_path: Path, bind: str
+) -> None:
+    """A generation that replaces a live one gets a new socket on the address; a connection
+    still queued on the old socket is relayed to it, not dropped with the old socket."""
+    _project(tmp_path)
+    (tmp_path / "release-1").touch()  # generation 1 serves at once; generation 0 never accepts
+    spec = f"unix:{tmp_path}/s.sock" if bind == "unix" else bind
+    with Reloadkit(["-v", "-b", spec, "--", sys.executable, str(APP), "--wait-release"], cwd=tmp_path) as rk:
+        url = rk.wait_listening()[0]
+        wait_for(lambda: _starts(tmp_path), 20, "generation 0 to start")
+        with _connect_raw(url) as client:
+            client.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
+            client.settimeout(30)
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.0 200") and answer.endswith(b"v1"), answer
+        assert "relaying a connection queued on the old socket" in rk.output
+        assert [generation for _pid, generation, *_ in _starts(tmp_path)] == ["0", "1"]
 
 
 def test_burst_of_300_files_gives_one_restart(tmp_path: Path) -> None:

@@ -1,0 +1,311 @@
+"""Handing a listening address from one generation's socket to the next.
+
+Why: a graceful asyncio server (uvicorn, hypercorn, daphne, aiohttp) keeps accepting for a
+moment after SIGTERM, then closes the connections it accepted but never read. When the
+stopping generation and the next one share a socket, every connection that arrives in that
+moment can land in the old one. So a generation that replaces a live one gets a listening
+socket of its own on the same address, and the address moves to it in one step:
+
+* TCP (Linux): the sockets form an ``SO_REUSEPORT`` group, and a one-instruction classic BPF
+  program attached to the group says which member new connections go to. The kernel keeps
+  the members in an array: a socket joins at the end, and when one leaves, the last one
+  takes its slot. :class:`Succession` mirrors that array to know each member's index.
+* Unix: the new socket is bound under a hidden name in the same directory and hard-linked
+  over the path; a ``connect()`` resolves the path, so it reaches the new socket from then on.
+
+Connections already queued on the old socket when its generation is told to stop are
+accepted here and relayed to the new socket (:class:`Relay`), so none is dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import os
+import selectors
+import socket
+import struct
+import sys
+from collections.abc import Callable, Iterable
+
+from .sockets import Listener, bind_unix_hidden, link_over
+
+__all__ = ["Relay", "Succession", "steer"]
+
+_SO_ATTACH_REUSEPORT_CBPF = 51
+_BPF_RET_K = 0x06
+_CONNECT_TIMEOUT = 1.0  # a local connect only waits when the accept queue is full
+_CHUNK = 65536
+
+
+def steer(member: socket.socket, index: int) -> None:
+    """Send every new connection of ``member``'s reuseport group to the member at ``index``.
+
+    The program is one instruction, ``return index``; the kernel hashes over the group
+    when the index is out of range.
+    """
+    instruction = ctypes.create_string_buffer(struct.pack("HBBI", _BPF_RET_K, 0, 0, index))
+    program = struct.pack("HP", 1, ctypes.addressof(instruction))
+    member.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_REUSEPORT_CBPF, program)
+
+
+def _tcp_sibling(model: socket.socket, backlog: int) -> socket.socket:
+    """A new socket in ``model``'s reuseport group, with the same options."""
+    sock = socket.socket(model.family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if model.family == socket.AF_INET6:
+            v6only = model.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+        sock.bind(model.getsockname())
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _take_queued(sock: socket.socket) -> list[socket.socket]:
+    """Accept whatever waits in ``sock``'s queue, without blocking.
+
+    O_NONBLOCK belongs to the open file description, which the child shares: it is set
+    only for these accepts and then put back as it was (an asyncio child needs it set; a
+    blocking accept would hang it for good).
+    """
+    taken: list[socket.socket] = []
+    fd = sock.fileno()
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+    try:
+        while True:
+            try:
+                conn, _address = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break  # the socket was shut down meanwhile
+            taken.append(conn)
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+    return taken
+
+
+class Succession:
+    """The sockets one listening address has had: the current one, its prepared successor,
+    and old ones that a stopping generation still holds.
+
+    Only sockets reloadkit made itself can have successors: a TCP socket bound with
+    ``SO_REUSEPORT`` on Linux, or a Unix socket whose path still holds our socket file.
+    Adopted descriptors (``fd://N``, socket activation) are shared by every generation.
+    """
+
+    def __init__(self, listener: Listener, on_unix_file: Callable[[str, int], None] = lambda path, inode: None) -> None:
+        self.listener = listener
+        self.others: list[socket.socket] = []  # every socket of this address but the current one
+        # TCP: the kernel's reuseport array, in its order
+        self.members = [listener.sock] if listener.reuseport else []
+        self.hidden: dict[socket.socket, tuple[str, int]] = {}  # Unix: the name each was bound to
+        self._on_unix_file = on_unix_file
+        if listener.unix_path is not None and listener.bound_path is not None and listener.unix_inode is not None:
+            self.hidden[listener.sock] = (listener.bound_path, listener.unix_inode)
+
+    @property
+    def current(self) -> socket.socket:
+        return self.listener.sock
+
+    def _unix_path_is_ours(self) -> bool:
+        path, inode = self.listener.unix_path, self.listener.unix_inode
+        try:
+            return path is not None and os.lstat(path).st_ino == inode
+        except OSError:
+            return False
+
+    def prepare(self) -> socket.socket | None:
+        """A new listening socket on the address, receiving nothing until :meth:`switch`;
+        None when this address cannot have one (the generations then share the socket)."""
+        listener = self.listener
+        if listener.reuseport and sys.platform.startswith("linux"):
+            steer(self.current, self.members.index(self.current))  # before it joins
+            sock = _tcp_sibling(self.current, listener.backlog)
+            self.members.append(sock)
+        elif listener.unix_path is not None and self._unix_path_is_ours():
+            sock, bound = bind_unix_hidden(listener.unix_path, listener.unix_mode, listener.backlog)
+            inode = os.stat(bound).st_ino
+            self.hidden[sock] = (bound, inode)
+            self._on_unix_file(bound, inode)
+        else:
+            return None
+        self.others.append(sock)
+        return sock
+
+    def switch(self, sock: socket.socket) -> bool:
+        """Send new connections to ``sock`` (made by :meth:`prepare`); False if the address
+        could not be moved (a Unix path somebody else has taken over meanwhile)."""
+        if sock is self.current or sock not in self.others:
+            return sock is self.current
+        listener = self.listener
+        if listener.unix_path is not None:
+            if not self._unix_path_is_ours():
+                return False
+            bound, inode = self.hidden[sock]
+            link_over(bound, listener.unix_path)
+            listener.unix_inode, listener.bound_path = inode, bound
+            self._on_unix_file(listener.unix_path, inode)
+        else:
+            steer(sock, self.members.index(sock))
+        self.others.remove(sock)
+        self.others.append(self.current)
+        listener.sock = sock
+        return True
+
+    def take_queued(self) -> list[socket.socket]:
+        """Connections waiting in the old sockets' queues: nobody else should accept them."""
+        return [conn for sock in self.others for conn in _take_queued(sock)]
+
+    def release(self, held: Iterable[socket.socket]) -> list[socket.socket]:
+        """Close the old sockets no running child holds; returns the connections that were
+        still queued on them, to be relayed to the current socket."""
+        keep = set(held)
+        leftovers: list[socket.socket] = []
+        for sock in [sock for sock in self.others if sock not in keep]:
+            leftovers.extend(_take_queued(sock))
+            self._close(sock)
+        return leftovers
+
+    def _close(self, sock: socket.socket) -> None:
+        self.others.remove(sock)
+        if sock in self.members:
+            # Leave the group now, whoever else still has the descriptor, so the mirror
+            # stays exact; then point the program at the current socket's new index.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            index = self.members.index(sock)
+            last = self.members.pop()
+            if last is not sock:
+                self.members[index] = last
+            with contextlib.suppress(OSError):
+                steer(self.current, self.members.index(self.current))
+        bound = self.hidden.pop(sock, None)
+        if bound is not None:
+            with contextlib.suppress(OSError):
+                if os.lstat(bound[0]).st_ino == bound[1]:
+                    os.unlink(bound[0])
+        sock.close()
+
+    def close(self) -> None:
+        """Close every socket but the current one (the listener closes that)."""
+        for sock in list(self.others):
+            self._close(sock)
+
+    def connect(self) -> socket.socket:
+        """A new connection to the address, as a client would make it (for a relay)."""
+        listener = self.listener
+        if listener.unix_path is not None:
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            target: str | tuple[str, int] = listener.unix_path
+        else:
+            upstream = socket.socket(self.current.family, socket.SOCK_STREAM)
+            host, port = self.current.getsockname()[:2]
+            if host in ("0.0.0.0", "::"):
+                host = "127.0.0.1" if self.current.family == socket.AF_INET else "::1"
+            target = (host, port)
+        try:
+            upstream.settimeout(_CONNECT_TIMEOUT)
+            upstream.connect(target)
+        except OSError:
+            upstream.close()
+            raise
+        return upstream
+
+
+class Relay:
+    """Carries one connection, accepted from an old socket, to the current one.
+
+    Both ends are non-blocking and driven by the supervisor's selector; bytes read from
+    one end wait in a buffer until the other end takes them, and reading stops meanwhile,
+    so a slow reader slows the writer instead of filling memory. An end of file is passed
+    on as a half-close.
+    """
+
+    def __init__(
+        self, client: socket.socket, upstream: socket.socket, selector: selectors.BaseSelector,
+        on_close: Callable[[Relay], None] = lambda relay: None,
+    ) -> None:
+        self.ends = (client, upstream)
+        self.selector = selector
+        self.on_close = on_close
+        self.outgoing: dict[socket.socket, bytes] = {client: b"", upstream: b""}  # to write to
+        self.ended: dict[socket.socket, bool] = {client: False, upstream: False}  # read EOF
+        self.closed = False
+        for end in self.ends:
+            end.setblocking(False)
+            selector.register(end, selectors.EVENT_READ, lambda end=end: self._on_ready(end))
+        self._on_ready(client)
+
+    def _peer(self, end: socket.socket) -> socket.socket:
+        return self.ends[1] if end is self.ends[0] else self.ends[0]
+
+    def _on_ready(self, end: socket.socket) -> None:
+        try:
+            for side in self.ends:
+                self._flush(side)
+                self._read(side)
+        except OSError:
+            self.close()
+            return
+        if all(self.ended.values()) and not any(self.outgoing.values()):
+            self.close()
+            return
+        self._update_interest()
+
+    def _read(self, end: socket.socket) -> None:
+        peer = self._peer(end)
+        while not self.ended[end] and not self.outgoing[peer]:
+            try:
+                data = end.recv(_CHUNK)
+            except (BlockingIOError, InterruptedError):
+                return
+            if not data:
+                self.ended[end] = True
+                with contextlib.suppress(OSError):
+                    peer.shutdown(socket.SHUT_WR)
+                return
+            self.outgoing[peer] = data
+            self._flush(peer)
+
+    def _flush(self, end: socket.socket) -> None:
+        while self.outgoing[end]:
+            try:
+                sent = end.send(self.outgoing[end])
+            except (BlockingIOError, InterruptedError):
+                return
+            self.outgoing[end] = self.outgoing[end][sent:]
+
+    def _update_interest(self) -> None:
+        for end in self.ends:
+            events = 0
+            if not self.ended[end] and not self.outgoing[self._peer(end)]:
+                events |= selectors.EVENT_READ
+            if self.outgoing[end]:
+                events |= selectors.EVENT_WRITE
+            key = self.selector.get_map().get(end)
+            if events and key is None:
+                self.selector.register(end, events, lambda end=end: self._on_ready(end))
+            elif events and key is not None and key.events != events:
+                self.selector.modify(end, events, key.data)
+            elif not events and key is not None:
+                self.selector.unregister(end)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for end in self.ends:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(end)
+            end.close()
+        self.on_close(self)
