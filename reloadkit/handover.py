@@ -99,7 +99,8 @@ class Succession:
     and old ones that a stopping generation still holds.
 
     Only sockets reloadkit made itself can have successors: a TCP socket bound with
-    ``SO_REUSEPORT`` on Linux, or a Unix socket whose path still holds our socket file.
+    ``SO_REUSEPORT`` on Linux, or a Unix socket bound under a hidden name whose path still
+    holds our socket file.
     Adopted descriptors (``fd://N``, socket activation) are shared by every generation.
     """
 
@@ -132,7 +133,8 @@ class Succession:
             steer(self.current, self.members.index(self.current))  # before it joins
             sock = _tcp_sibling(self.current, listener.backlog)
             self.members.append(sock)
-        elif listener.unix_path is not None and self._unix_path_is_ours():
+        elif listener.bound_path is not None and self._unix_path_is_ours():
+            assert listener.unix_path is not None
             sock, bound = bind_unix_hidden(listener.unix_path, listener.unix_mode, listener.backlog)
             inode = os.stat(bound).st_ino
             self.hidden[sock] = (bound, inode)

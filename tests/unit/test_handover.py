@@ -237,3 +237,20 @@ def test_a_second_reloadkit_on_the_same_port_is_refused(tcp: Listener) -> None:
     with pytest.raises(BindError, match="address already in use"):
         with open_listeners(parse_binds([f"0.0.0.0:{port}"])):
             pass
+
+
+def test_a_unix_path_with_no_room_for_a_hidden_name_is_bound_in_place(tmp_path: Path) -> None:
+    """Socket names are limited to 107 bytes: a short name deep in a long path leaves no
+    room for a hidden one. The socket is then bound at the path and shared by every
+    generation (no successor, no warning on each restart)."""
+    folder = tmp_path / ("d" * max(1, 104 - len(str(tmp_path)) - 1))
+    folder.mkdir()
+    path = folder / "s"
+    assert len(str(path)) <= 107 < len(str(folder / f".rk{os.getpid()}-1"))
+    with open_listeners(parse_binds([f"unix:{path}"]), 8) as listeners:
+        listener = listeners[0]
+        assert listener.bound_path is None and listener.sock.getsockname() == str(path)
+        assert Succession(listener).prepare() is None
+        with _connect(listener):
+            assert _landed([listener.sock]) is listener.sock
+    assert not path.exists()
