@@ -29,7 +29,7 @@ import struct
 import sys
 from collections.abc import Callable, Iterable
 
-from .sockets import Listener, bind_unix_hidden, link_over
+from .sockets import Listener, bind_unix_hidden, link_over, listen_tcp
 
 __all__ = ["Relay", "Succession", "steer"]
 
@@ -52,20 +52,10 @@ def steer(member: socket.socket, index: int) -> None:
 
 def _tcp_sibling(model: socket.socket, backlog: int) -> socket.socket:
     """A new socket in ``model``'s reuseport group, with the same options."""
-    sock = socket.socket(model.family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if model.family == socket.AF_INET6:
-            v6only = model.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
-        sock.bind(model.getsockname())
-        sock.listen(backlog)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    v6only = None
+    if model.family == socket.AF_INET6:
+        v6only = model.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
+    return listen_tcp(model.family, model.getsockname(), backlog, reuseport=True, v6only=v6only)
 
 
 def _take_queued(sock: socket.socket) -> list[socket.socket]:
@@ -156,7 +146,6 @@ class Succession:
             bound, inode = self.hidden[sock]
             link_over(bound, listener.unix_path)
             listener.unix_inode, listener.bound_path = inode, bound
-            self._on_unix_file(listener.unix_path, inode)
         else:
             steer(sock, self.members.index(sock))
         self.others.remove(sock)

@@ -27,6 +27,7 @@ __all__ = [
     "bind_unix_hidden",
     "contract_environment",
     "link_over",
+    "listen_tcp",
     "default_backlog",
     "open_listeners",
     "parse_bind",
@@ -280,26 +281,40 @@ def _bind_tcp(spec: BindSpec, backlog: int) -> Listener:
         )
     except socket.gaierror as exc:
         raise BindError(errno.EADDRNOTAVAIL, f"cannot bind {what}: unknown host ({exc.strerror})") from None
-    family, kind, proto, _, address = infos[0]
+    family, _, _, _, address = infos[0]
     # On Linux the socket gets siblings on the same address, one a generation (handover.py).
     reuseport = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
-    sock = socket.socket(family, kind, proto)
+    try:
+        sock = listen_tcp(family, address, backlog, reuseport=reuseport)
+    except OSError as exc:
+        raise _bind_error(what, exc) from None
+    if reuseport and _other_tcp_listener(sock):
+        sock.close()
+        raise BindError(errno.EADDRINUSE, f"cannot bind {what}: address already in use")
+    return Listener(spec.name, sock, backlog=backlog, reuseport=reuseport)
+
+
+def listen_tcp(
+    family: int, address: tuple[object, ...], backlog: int, *, reuseport: bool = False, v6only: int | None = None
+) -> socket.socket:
+    """A TCP socket bound to ``address`` and listening, with the options a held listener needs."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuseport:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if v6only is not None:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
         # Accepted connections inherit TCP_NODELAY on Linux: a server that adopts the fd as
         # AF_UNIX (uvicorn --fd) never sets it itself, and Nagle's algorithm would add ~40 ms.
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(address)
         sock.listen(backlog)
-        if reuseport and _other_tcp_listener(sock):
-            raise OSError(errno.EADDRINUSE, "address already in use")
-    except OSError as exc:
+    except OSError:
         sock.close()
-        raise _bind_error(what, exc) from None
-    return Listener(spec.name, sock, backlog=backlog, reuseport=reuseport)
+        raise
+    return sock
 
 
 def _other_tcp_listener(sock: socket.socket) -> bool:
