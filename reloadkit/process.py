@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import fcntl
 import os
@@ -52,7 +51,9 @@ _PR_SET_CHILD_SUBREAPER = 36
 _libc: ctypes.CDLL | None = None
 if sys.platform.startswith("linux"):
     try:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The interpreter's own symbols include libc's; ctypes.util.find_library would
+        # run /sbin/ldconfig, a subprocess on every start.
+        _libc = ctypes.CDLL(None, use_errno=True)
     except OSError:  # pragma: no cover - exotic libc
         _libc = None
 

@@ -575,7 +575,7 @@ class Supervisor:
             old = self.current
             self.current, self.pending = child, None
             for succession, sock in zip(self.successions, self.held.get(child.pid, ()), strict=False):
-                succession.switch(sock)
+                self._switch(succession, sock)
             if old is not None and old.alive:
                 self._begin_stop(old, self.config.stop_signal, drain=bool(self.listeners))
 
@@ -603,6 +603,14 @@ class Supervisor:
                       " the next generation shares the current one")
             return None
 
+    def _switch(self, succession: Succession, sock: socket.socket) -> None:
+        try:
+            if not succession.switch(sock):
+                self.debug(f"{succession.listener.display()}: the path is no longer our socket; not moved")
+        except OSError as exc:  # the new socket is closed once no child holds it
+            self.warn(f"cannot move {succession.listener.display()} to a new socket ({exc.strerror or exc});"
+                      " the generations share the current one")
+
     def _hand_over(self, child: Child) -> None:
         """Move each address the stopping child serves to a new socket, for the next child."""
         held = self.held.get(child.pid, ())
@@ -610,7 +618,7 @@ class Supervisor:
             if succession.current in held:
                 sock = self._prepare(succession)
                 if sock is not None:
-                    succession.switch(sock)
+                    self._switch(succession, sock)
 
     def _relay_queued(self) -> None:
         """While the stopping child is frozen: what waits on its old sockets goes to the new."""
