@@ -29,7 +29,7 @@ import struct
 import sys
 from collections.abc import Callable, Iterable
 
-from .sockets import Listener, bind_unix_hidden, link_over, listen_tcp
+from .sockets import Listener, bind_unix_hidden, is_ours, link_over, listen_tcp, remove_if_ours
 
 __all__ = ["Relay", "Succession", "steer"]
 
@@ -109,11 +109,7 @@ class Succession:
         return self.listener.sock
 
     def _unix_path_is_ours(self) -> bool:
-        path, inode = self.listener.unix_path, self.listener.unix_inode
-        try:
-            return path is not None and os.lstat(path).st_ino == inode
-        except OSError:
-            return False
+        return is_ours(self.listener.unix_path, self.listener.unix_inode)
 
     def prepare(self) -> socket.socket | None:
         """A new listening socket on the address, receiving nothing until :meth:`switch`;
@@ -182,9 +178,7 @@ class Succession:
                 steer(self.current, self.members.index(self.current))
         bound = self.hidden.pop(sock, None)
         if bound is not None:
-            with contextlib.suppress(OSError):
-                if os.lstat(bound[0]).st_ino == bound[1]:
-                    os.unlink(bound[0])
+            remove_if_ours(*bound)
         sock.close()
 
     def close(self) -> None:

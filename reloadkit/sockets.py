@@ -26,12 +26,14 @@ __all__ = [
     "adopt_activation",
     "bind_unix_hidden",
     "contract_environment",
+    "is_ours",
     "link_over",
     "listen_tcp",
     "default_backlog",
     "open_listeners",
     "parse_bind",
     "parse_binds",
+    "remove_if_ours",
     "sockets",
     "sockets_by_name",
 ]
@@ -253,12 +255,22 @@ class Listener:
         """Close, and remove the Unix socket file's names only if they are still ours."""
         self.sock.close()
         for name in (self.unix_path, self.bound_path):
-            try:
-                if name is not None and os.lstat(name).st_ino == self.unix_inode:
-                    os.unlink(name)
-            except OSError:
-                pass
+            remove_if_ours(name, self.unix_inode)
         self.unix_path = self.bound_path = None
+
+
+def is_ours(name: str | None, inode: int | None) -> bool:
+    """Whether ``name`` is still the socket file we made: anyone may have replaced it."""
+    try:
+        return name is not None and os.lstat(name).st_ino == inode
+    except OSError:
+        return False
+
+
+def remove_if_ours(name: str | None, inode: int | None) -> None:
+    if name is not None and is_ours(name, inode):
+        with contextlib.suppress(OSError):
+            os.unlink(name)
 
 
 def _bind_error(what: str, exc: OSError) -> BindError:
