@@ -41,7 +41,7 @@ RESTART_STATUS = 3
 _MAX_CHANGED_IN_ENV = 50
 _DEBOUNCE_CAP = 1.0
 _CTRL_C_GRACE = 1.0
-_DRAIN_LIMIT = 1.0  # at most this long waiting for a moment without a request in flight
+_DRAIN_LIMIT = 1.0  # at most this much of the child's running time waiting for no request in flight
 _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
 #: Variables that belong to one supervisor and must not reach its children from outside.
 _OWN_VARIABLES = (

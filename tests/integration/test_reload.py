@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,26 @@ def test_a_server_that_dies_on_sigterm_loses_no_request(tmp_path: Path, bind: st
                 wait_for(lambda n=number: client.last_body == f"v{n}", 20, f"the client to see v{number}")
         assert client.stats["failed"] == 0, client.stats["errors"][:5]
         assert client.stats["ok"] > 10
+
+
+def test_a_slow_request_in_flight_is_not_taken_for_an_idle_connection(tmp_path: Path) -> None:
+    """The drain freezes the child to look at its connections; the child must get enough
+    running time between looks that a request needing 100 ms of CPU finishes before a
+    server that dies on SIGTERM is signalled."""
+    _project(tmp_path)
+    with Reloadkit(_args(flags=("--abrupt",)), cwd=tmp_path) as rk:
+        rk.wait_listening()
+        _serves(rk, "v0")
+        result: list[str | None] = []
+        request = threading.Thread(target=lambda: result.append(try_get(rk.url, "/busy", timeout=20)))
+        request.start()
+        try:
+            wait_for((tmp_path / "busy.txt").exists, 20, "the server to start the busy request")
+            write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
+        finally:
+            request.join(30)
+        assert result == ["v0"], result
+        _serves(rk, "v1")
 
 
 def _connect_raw(url: str) -> socket.socket:

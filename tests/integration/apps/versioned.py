@@ -4,7 +4,7 @@ Flags: --ignore-term (ignore SIGTERM), --grandchild (start a `sleep` and record 
 grandchildren.txt), --graceful-streams (on SIGTERM, wait for open /stream responses to end),
 By default SIGTERM is graceful, as in real servers: stop accepting, finish the requests in
 flight, exit 0. --ready (send READY=1), --wait-release (before serving and READY=1, wait until a file
-release-<generation> exists), --report-notify (write NOTIFY_SOCKET to notify.txt), --abrupt (die on SIGTERM at once, as
+release-<generation> exists), GET /busy (100 ms of CPU, announced in busy.txt), --report-notify (write NOTIFY_SOCKET to notify.txt), --abrupt (die on SIGTERM at once, as
 werkzeug's and waitress's servers do). Every start appends "pid generation changed" to starts.txt.
 """
 
@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.getcwd())
 from version import VERSION
@@ -52,7 +53,13 @@ if stop_on_term:
 def serve(conn: socket.socket) -> None:
     with conn:
         request = conn.recv(65536)
-        if request.startswith(b"GET /stream"):
+        if request.startswith(b"GET /busy"):  # 100 ms of CPU work, announced in busy.txt
+            with open("busy.txt", "w") as handle:
+                handle.write("started\n")
+            until = time.process_time() + 0.1
+            while time.process_time() < until:
+                pass
+        elif request.startswith(b"GET /stream"):
             streams.append(conn)
             conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nstreaming")
             threading.Event().wait(3600)
