@@ -8,7 +8,6 @@ decides, so there are no races between handlers.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import os
 import secrets
@@ -23,92 +22,27 @@ from dataclasses import dataclass, field
 import psutil
 
 from . import process
+from .childenv import HOOK_DIR, child_environment, drop_stale_bytecode
 from .config import Config
 from .debounce import Debouncer
 from .errors import ConfigError, SpawnError
 from .filters import FilterRules
 from .handover import Relay, Succession
 from .notify import RELOAD_KEY, WATCH_KEY, NotifyListener, NotifyMessage
+from .output import StderrTee
 from .policy import CrashBackoff, describe_changes, exit_status
 from .process import Child, Guardian
-from .sockets import CONTRACT_VARIABLES, Listener, adopt_activation, contract_environment, open_listeners
+from .sockets import CONTRACT_VARIABLES, Listener, adopt_activation, open_listeners
+from .terminal import Terminal
 from .watcher import Watcher, create_watcher
 
 __all__ = ["HOOK_DIR", "Supervisor", "child_environment", "drop_stale_bytecode", "supervise"]
 
-HOOK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_hook")
 RESTART_STATUS = 3
-_MAX_CHANGED_IN_ENV = 50
 _DEBOUNCE_CAP = 1.0
 _CTRL_C_GRACE = 1.0
 _DRAIN_LIMIT = 1.0  # at most this much of the child's running time waiting for no request in flight
 _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD)
-#: Variables that belong to one supervisor and must not reach its children from outside.
-_OWN_VARIABLES = (
-    *CONTRACT_VARIABLES,
-    "NOTIFY_SOCKET",
-    "RELOADKIT_PID",
-    "RELOADKIT_GENERATION",
-    "RELOADKIT_CHANGED",
-    "RELOADKIT_IMPORTS",
-    "RELOADKIT_IMPORTS_EXCLUDE",
-)
-
-
-def drop_stale_bytecode(changed: Sequence[str]) -> int:
-    """Remove the cached bytecode of changed ``.py`` files.
-
-    CPython trusts a ``.pyc`` whose recorded source mtime (whole seconds) and size match, so an
-    edit that keeps the size within the same second would be served stale by the new child.
-    """
-    removed = 0
-    for path in changed:
-        directory, name = os.path.split(path)
-        stem, extension = os.path.splitext(name)
-        if extension != ".py":
-            continue
-        cache = os.path.join(directory, "__pycache__")
-        try:
-            entries = os.listdir(cache)
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.startswith(stem + ".") and entry.endswith(".pyc") and entry.count(".") >= 2:
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(cache, entry))
-                    removed += 1
-    return removed
-
-
-def child_environment(
-    base: Mapping[str, str],
-    listeners: Sequence[Listener],
-    *,
-    notify_address: str,
-    generation: int,
-    cookie: str,
-    changed: Sequence[str] = (),
-    imports: bool = False,
-    import_excludes: Sequence[str] = (),
-) -> dict[str, str]:
-    """The child's environment, all but ``LISTEN_PID``/``RELOADKIT_PID`` (set after fork)."""
-    env = {key: value for key, value in base.items() if key not in _OWN_VARIABLES}
-    env.update(contract_environment(listeners))
-    env["NOTIFY_SOCKET"] = notify_address
-    env["RELOADKIT_GENERATION"] = str(generation)
-    env["RELOADKIT_TREE"] = cookie
-    # `flask run --debug` would start werkzeug's reloader too: a second watcher over all of
-    # sys.path. reloadkit reloads; the debugger stays on. An explicit setting wins.
-    env.setdefault("FLASK_RUN_RELOAD", "false")
-    if changed:
-        env["RELOADKIT_CHANGED"] = os.pathsep.join(sorted(changed)[:_MAX_CHANGED_IN_ENV])
-    if imports:
-        env["RELOADKIT_IMPORTS"] = "1"
-        if import_excludes:  # the child's tracker drops these before reporting them
-            env["RELOADKIT_IMPORTS_EXCLUDE"] = "\n".join(import_excludes)
-        existing = env.get("PYTHONPATH")
-        env["PYTHONPATH"] = HOOK_DIR + (os.pathsep + existing if existing else "")
-    return env
 
 
 @dataclass
@@ -122,87 +56,6 @@ class _Stopping:
 class _Restart:
     reason: str
     changed: set[str] = field(default_factory=set)
-
-
-class _Terminal:
-    """The controlling terminal, when reloadkit runs in its foreground process group.
-
-    Then the child shares our process group, so it can read the terminal (``input()``,
-    pdb) and gets Ctrl+C from the terminal itself; its settings are restored after a child
-    dies in the middle of, say, a debugger session.
-    """
-
-    def __init__(self) -> None:
-        self.fd: int | None = None
-        self.saved: list[object] | None = None
-        for fd in (0, 1, 2):
-            try:
-                if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
-                    self.fd = fd
-                    break
-            except OSError:
-                continue
-        if self.fd is not None:
-            import termios
-
-            try:
-                self.saved = termios.tcgetattr(self.fd)
-            except termios.error:
-                self.saved = None
-
-    @property
-    def foreground(self) -> bool:
-        if self.fd is None:
-            return False
-        try:
-            return os.tcgetpgrp(self.fd) == os.getpgrp()
-        except OSError:
-            return False
-
-    def restore(self) -> None:
-        if self.saved is None or not self.foreground:
-            return
-        import termios
-
-        with contextlib.suppress(termios.error, OSError):
-            termios.tcsetattr(self.fd, termios.TCSANOW, self.saved)  # type: ignore[arg-type]
-
-
-class _StderrTee:
-    """In overlap mode the child's stderr passes through us, so a failed start can be shown."""
-
-    def __init__(self, lines: int = 20) -> None:
-        self.read_fd, self.write_fd = os.pipe()
-        os.set_blocking(self.read_fd, False)
-        self.tail: collections.deque[str] = collections.deque(maxlen=lines)
-        self._partial = b""
-
-    def pump(self) -> bool:
-        """Copy what is there to our stderr; False at end of file."""
-        try:
-            data = os.read(self.read_fd, 65536)
-        except BlockingIOError:
-            return True
-        if not data:
-            return False
-        with contextlib.suppress(OSError):
-            sys.stderr.buffer.write(data)
-            sys.stderr.flush()
-        text = self._partial + data
-        *complete, self._partial = text.split(b"\n")
-        self.tail.extend(line.decode(errors="replace") for line in complete)
-        return True
-
-    def close_write(self) -> None:
-        if self.write_fd >= 0:
-            os.close(self.write_fd)
-            self.write_fd = -1
-
-    def close(self) -> None:
-        self.close_write()
-        if self.read_fd >= 0:
-            os.close(self.read_fd)
-            self.read_fd = -1
 
 
 class Supervisor:
@@ -236,8 +89,8 @@ class Supervisor:
         self.watcher: Watcher | None = None
         self.notifier: NotifyListener | None = None
         self.guardian: Guardian | None = None
-        self.terminal = _Terminal()
-        self.tees: dict[int, _StderrTee] = {}
+        self.terminal = Terminal()
+        self.tees: dict[int, StderrTee] = {}
         self.successions: list[Succession] = []  # one a listener: its sockets, old and new
         self.held: dict[int, list[socket.socket]] = {}  # child pid -> the sockets it was given
         self.relays: set[Relay] = set()
@@ -515,7 +368,7 @@ class Supervisor:
             # an asyncio server there relies on the flag.)
             for sock in socks:
                 os.set_blocking(sock.fileno(), True)
-        tee = _StderrTee() if self.config.overlap else None
+        tee = StderrTee() if self.config.overlap else None
         try:
             child = process.spawn(
                 self.config.command,

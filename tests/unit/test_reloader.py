@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from reloadkit.childenv import child_environment
 from reloadkit.errors import ConfigError
 from reloadkit.notify import WATCH_KEY, watch_files
 from reloadkit.reloader import (
@@ -26,7 +27,6 @@ from reloadkit.reloader import (
     send_watch,
     source_file,
 )
-from reloadkit.supervisor import child_environment
 
 PY = "/usr/bin/python3.12"
 

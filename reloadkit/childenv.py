@@ -1,0 +1,80 @@
+"""What a child generation is given: its environment, and a source tree without stale bytecode."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping, Sequence
+
+from .sockets import CONTRACT_VARIABLES, Listener, contract_environment
+
+__all__ = ["HOOK_DIR", "child_environment", "drop_stale_bytecode"]
+
+HOOK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_hook")
+_MAX_CHANGED_IN_ENV = 50
+#: Variables that belong to one supervisor and must not reach its children from outside.
+_OWN_VARIABLES = (
+    *CONTRACT_VARIABLES,
+    "NOTIFY_SOCKET",
+    "RELOADKIT_PID",
+    "RELOADKIT_GENERATION",
+    "RELOADKIT_CHANGED",
+    "RELOADKIT_IMPORTS",
+    "RELOADKIT_IMPORTS_EXCLUDE",
+)
+
+
+def drop_stale_bytecode(changed: Sequence[str]) -> int:
+    """Remove the cached bytecode of changed ``.py`` files.
+
+    CPython trusts a ``.pyc`` whose recorded source mtime (whole seconds) and size match, so an
+    edit that keeps the size within the same second would be served stale by the new child.
+    """
+    removed = 0
+    for path in changed:
+        directory, name = os.path.split(path)
+        stem, extension = os.path.splitext(name)
+        if extension != ".py":
+            continue
+        cache = os.path.join(directory, "__pycache__")
+        try:
+            entries = os.listdir(cache)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.startswith(stem + ".") and entry.endswith(".pyc") and entry.count(".") >= 2:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(cache, entry))
+                    removed += 1
+    return removed
+
+
+def child_environment(
+    base: Mapping[str, str],
+    listeners: Sequence[Listener],
+    *,
+    notify_address: str,
+    generation: int,
+    cookie: str,
+    changed: Sequence[str] = (),
+    imports: bool = False,
+    import_excludes: Sequence[str] = (),
+) -> dict[str, str]:
+    """The child's environment, all but ``LISTEN_PID``/``RELOADKIT_PID`` (set after fork)."""
+    env = {key: value for key, value in base.items() if key not in _OWN_VARIABLES}
+    env.update(contract_environment(listeners))
+    env["NOTIFY_SOCKET"] = notify_address
+    env["RELOADKIT_GENERATION"] = str(generation)
+    env["RELOADKIT_TREE"] = cookie
+    # `flask run --debug` would start werkzeug's reloader too: a second watcher over all of
+    # sys.path. reloadkit reloads; the debugger stays on. An explicit setting wins.
+    env.setdefault("FLASK_RUN_RELOAD", "false")
+    if changed:
+        env["RELOADKIT_CHANGED"] = os.pathsep.join(sorted(changed)[:_MAX_CHANGED_IN_ENV])
+    if imports:
+        env["RELOADKIT_IMPORTS"] = "1"
+        if import_excludes:  # the child's tracker drops these before reporting them
+            env["RELOADKIT_IMPORTS_EXCLUDE"] = "\n".join(import_excludes)
+        existing = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = HOOK_DIR + (os.pathsep + existing if existing else "")
+    return env
