@@ -8,6 +8,7 @@ when asked to stop.
 
 from __future__ import annotations
 
+import html
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -15,15 +16,31 @@ from typing import Any
 from . import is_child
 from .wsgi import run_simple
 
-__all__ = ["application", "main"]
+__all__ = ["GREETING", "application", "main"]
+
+#: Change this line and save: the next request is answered by a new generation saying so.
+GREETING = "Hello from reloadkit's demo"
+
+_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>reloadkit demo</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
+<h1>{greeting}</h1>
+<p>Served by pid {pid}, generation {generation}.</p>
+<p>To see a reload, edit the <code>GREETING</code> line of <code>{source}</code>, save,
+and reload this page: a new generation answers with your text, and no request is refused
+while it starts. Ctrl+C in the terminal stops reloadkit and the server.</p>
+</body></html>
+"""
 
 
 def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    body = (
-        f"Hello from reloadkit's demo: pid {os.getpid()}, "
-        f"generation {os.environ.get('RELOADKIT_GENERATION', '?')}\n"
+    body = _PAGE.format(
+        greeting=html.escape(GREETING, quote=False),
+        pid=os.getpid(),
+        generation=html.escape(os.environ.get("RELOADKIT_GENERATION", "?")),
+        source=html.escape(os.path.abspath(__file__)),
     ).encode()
-    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
+    start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))])
     return [body]
 
 

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from support import ROOT, Reloadkit, assert_all_gone, http_get, reloadkit_env, wait_for
 
+import reloadkit.demo
+
 pytestmark = pytest.mark.timeout(60)
 APP = Path(__file__).parent / "apps" / "contract.py"
 
@@ -158,6 +160,8 @@ def test_demo_server_serves_a_request(tmp_path: Path) -> None:
         rk.wait_listening()
         body = wait_for(lambda: _get_body(rk.url), 20, "the demo server's answer")
         assert "Hello from reloadkit's demo" in body and "generation 0" in body
+        # A newcomer is told which file to edit to see a reload, and that the file is the demo's own.
+        assert f"edit the <code>GREETING</code> line of <code>{os.path.abspath(reloadkit.demo.__file__)}</code>" in body
         rk.wait_for_output(r"ready in \d+ ms")
 
 

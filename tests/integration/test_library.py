@@ -280,7 +280,7 @@ def test_run_simple_stop_is_not_held_up_by_a_connection_that_sends_nothing(tmp_p
     args = ["-b", "127.0.0.1:0", "--stop-timeout", "60", "--", sys.executable, "-m", "reloadkit.demo"]
     with Reloadkit(args, cwd=tmp_path) as rk:
         rk.wait_listening()
-        wait_for(lambda: (try_get(rk.url) or "").startswith("Hello"), 20, "the demo to serve")
+        wait_for(lambda: "Hello from" in (try_get(rk.url) or ""), 20, "the demo to serve")
         idle = socket.create_connection(("127.0.0.1", rk.port), timeout=10)
         try:
             wait_for(lambda: "generation 0" in (try_get(rk.url) or ""), 10, "generation 0")
