@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Mapping, Sequence
+from typing import NoReturn, cast
 
-from . import __version__
-from .config import Config, from_environment, parse_signal
+from . import __version__, configfile
+from .config import Config, from_environment, merge_settings, parse_signal
 from .errors import ConfigError, ReloadkitError
 from .sockets import parse_binds
 
@@ -73,46 +73,117 @@ def _build_parser() -> _Parser:
     return parser
 
 
-def parse_args(argv: Sequence[str], environ: dict[str, str] | None = None) -> Config:
-    """Turn the command line into a :class:`Config`; raises :class:`ConfigError`."""
+def parse_args(argv: Sequence[str], environ: Mapping[str, str] | None = None, cwd: str | None = None) -> Config:
+    """Turn the command line (and ``[tool.reloadkit]``, ``RELOADKIT_*``) into a :class:`Config`.
+
+    Raises :class:`ConfigError`. Precedence: the command line, then ``RELOADKIT_*`` variables,
+    then the nearest ``pyproject.toml``, then the defaults (see :func:`config.merge_settings`).
+    """
     args = list(argv)
     if "--" in args:
         split = args.index("--")
         options, command = args[:split], args[split + 1 :]
     else:
         options, command = args, []
-    parser = _build_parser()
-    namespace = parser.parse_args(options)
+    namespace = _build_parser().parse_args(options)  # every check, and --help/--version
     if namespace.subcommand != "run":
         raise ConfigError("usage: reloadkit run [options] -- COMMAND [ARGS...]")
-    if "--" not in args:
-        raise ConfigError("missing -- before the command: reloadkit run [options] -- COMMAND [ARGS...]")
-    if not command:
+    if "--" in args and not command:
         raise ConfigError("no command after --: reloadkit run [options] -- COMMAND [ARGS...]")
-    settings = from_environment(os.environ if environ is None else environ)
-    explicit: dict[str, object] = {
-        "poll": namespace.poll,
-        "debounce_ms": namespace.debounce,
-        "stop_timeout": namespace.stop_timeout,
-        "ready_after": namespace.ready_after,
-        "overlap": namespace.overlap,
-        "stop_signal": parse_signal(namespace.stop_signal) if namespace.stop_signal else None,
-    }
-    settings.update({key: value for key, value in explicit.items() if value is not None})
-    ext = tuple(item.strip() for value in namespace.ext for item in value.split(",") if item.strip())
+    directory = os.getcwd() if cwd is None else cwd
+    given = _given(options)
+    found = configfile.load(directory)
+    from_file: dict[str, object] = {}
+    file_command: list[str] | None = None
+    if found is not None:
+        from_file, file_command = _file_settings(found, exclusive_with=given)
+    if not command:
+        if file_command is None:
+            raise ConfigError("missing -- before the command: reloadkit run [options] -- COMMAND [ARGS...]"
+                              " (or set command in [tool.reloadkit] of pyproject.toml)")
+        command = file_command
+    settings = merge_settings(
+        file=from_file,
+        environment=from_environment(os.environ if environ is None else environ),
+        command_line=_settings(given),
+    )
     return Config(
         command=tuple(command),
-        binds=tuple(parse_binds(namespace.bind)),
-        backlog=namespace.backlog,
-        watch=tuple(namespace.watch),
-        include=tuple(namespace.include),
-        exclude=tuple(namespace.exclude),
-        ext=ext,
-        imports=namespace.imports,
-        reload=namespace.reload,
-        verbosity=-1 if namespace.quiet else (1 if namespace.verbose else 0),
+        cwd=directory,
+        config_file=found.path if found is not None else None,
         **settings,  # type: ignore[arg-type]
     )
+
+
+def _run_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return cast(argparse.ArgumentParser, action.choices["run"])
+    raise AssertionError("no run subcommand")  # pragma: no cover
+
+
+def _given(options: Sequence[str]) -> dict[str, object]:
+    """Only the options given (argparse's defaults suppressed), by dest."""
+    parser = _build_parser()
+    for action in _run_parser(parser)._actions:
+        action.default = argparse.SUPPRESS
+    values = vars(parser.parse_args(["run", *options[1:]] if options else ["run"]))
+    values.pop("subcommand", None)
+    return values
+
+
+def _file_settings(found: configfile.FileConfig, *, exclusive_with: Mapping[str, object]) -> tuple[dict[str, object], list[str] | None]:
+    """The file's settings, each key checked by the same argparse definitions as the command line."""
+    run = _run_parser(_build_parser())
+    arguments, command = configfile.to_arguments(found, run)
+    values: dict[str, object] = {}
+    for key, tokens in arguments.items():
+        try:
+            given = _given(["run", *tokens])
+            Config(command=("-",), **_settings(given))  # type: ignore[arg-type]  # Config's own checks, named by key
+        except ConfigError as exc:
+            raise ConfigError(configfile.describe_error(found, key, str(exc))) from None
+        values.update(given)
+    try:  # options that exclude each other (-q/-v), both in the file
+        _given(["run", *(token for tokens in arguments.values() for token in tokens)])
+    except ConfigError as exc:
+        raise ConfigError(f"{found.path}: [tool.reloadkit]: {exc}") from None
+    # One of a group of exclusive options (-q/-v) on the command line overrides the others in the file.
+    for group in run._mutually_exclusive_groups:
+        dests = {action.dest for action in group._group_actions}
+        if dests & set(exclusive_with):
+            for dest in dests:
+                values.pop(dest, None)
+    return _settings(values), command
+
+
+def _settings(values: Mapping[str, object]) -> dict[str, object]:
+    """argparse dests (those present) -> :class:`Config` keyword arguments.
+
+    A dest named like its Config field passes through (lists become tuples): an option added
+    to the parser under its field's name needs nothing here, and is a key of the file too.
+    """
+    out: dict[str, object] = {}
+    for dest, value in values.items():
+        if dest == "bind":
+            out["binds"] = tuple(parse_binds(cast("list[str]", value)))
+        elif dest == "debounce":
+            out["debounce_ms"] = value
+        elif dest == "stop_signal":
+            out["stop_signal"] = parse_signal(cast(str, value))
+        elif dest == "ext":
+            out["ext"] = tuple(item.strip() for part in cast("list[str]", value) for item in part.split(",") if item.strip())
+        elif dest == "quiet":
+            if value:
+                out["verbosity"] = -1
+        elif dest == "verbose":
+            if value:
+                out["verbosity"] = 1
+        elif isinstance(value, list):
+            out[dest] = tuple(value)
+        else:
+            out[dest] = value
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """The supervisor's configuration: defaults, validation, and ``RELOADKIT_*`` overrides.
 
 Precedence: an explicit argument beats a ``RELOADKIT_*`` environment variable, which beats
-auto-detection.
+``[tool.reloadkit]`` in ``pyproject.toml`` (:mod:`reloadkit.configfile`), which beats the defaults.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from .errors import ConfigError
 from .sockets import BindSpec, parse_binds
 
-__all__ = ["Config", "parse_signal", "from_environment"]
+__all__ = ["Config", "from_environment", "merge_settings", "parse_signal"]
 
 DEFAULT_DEBOUNCE_MS = 50
 DEFAULT_STOP_TIMEOUT = 5.0
@@ -60,6 +60,7 @@ class Config:
     reload: bool = True
     verbosity: int = 0
     cwd: str = field(default_factory=os.getcwd)
+    config_file: str | None = None  # the pyproject.toml whose [tool.reloadkit] was read
 
     def __post_init__(self) -> None:
         if not self.command or not self.command[0]:
@@ -90,6 +91,21 @@ class Config:
 
     def with_binds(self, specs: Sequence[str]) -> Config:
         return replace(self, binds=tuple(parse_binds(specs)))
+
+
+def merge_settings(
+    *,
+    file: Mapping[str, object],
+    environment: Mapping[str, object],
+    command_line: Mapping[str, object],
+) -> dict[str, object]:
+    """One :class:`Config`'s keyword arguments from its sources, strongest last.
+
+    The command line beats ``RELOADKIT_*`` variables, which beat ``[tool.reloadkit]``, which
+    beats the defaults (what no source sets keeps the dataclass default). Each source holds
+    only what it sets, so a value is never overridden by a default.
+    """
+    return {**file, **environment, **command_line}
 
 
 def _float(environ: Mapping[str, str], name: str) -> float | None:
