@@ -1,0 +1,60 @@
+"""Every long option of ``reloadkit run`` is documented in docs/*.rst.
+
+The options come from the argparse parser itself (not a copy), so a new option without a
+word in the docs fails here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from reloadkit.cli import _build_parser
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+#: An inline literal that starts with the option: ``--bind``, ``--bind SPEC``, ``--poll=2``.
+_LITERAL = re.compile(r"``(--[a-z0-9][a-z0-9-]*)(?=[ =\[`])")
+#: Sphinx's option directive: ``.. option:: -b SPEC, --bind SPEC``.
+_DIRECTIVE = re.compile(r"^\s*\.\. option::(.*)$", re.M)
+_OPTION = re.compile(r"(?<![\w-])(--[a-z0-9][a-z0-9-]*)")
+
+
+def run_options() -> set[str]:
+    """The long options of the ``run`` subcommand, as ``reloadkit run --help`` shows them."""
+    parser = _build_parser()
+    subcommands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    run = subcommands.choices["run"]
+    return {
+        option
+        for action in run._actions
+        if action.help != argparse.SUPPRESS
+        for option in action.option_strings
+        if option.startswith("--")
+    }
+
+
+def documented_options(text: str) -> set[str]:
+    found = set(_LITERAL.findall(text))
+    for line in _DIRECTIVE.findall(text):
+        found.update(_OPTION.findall(line))
+    return found
+
+
+def test_the_parser_yields_the_run_options() -> None:
+    options = run_options()
+    assert {"--bind", "--watch", "--no-reload", "--help"} <= options
+
+
+def test_documented_options_are_found_in_literals_and_directives() -> None:
+    text = "Use ``--bind SPEC`` or ``--poll``.\n\n.. option:: -w PATH, --watch PATH\n\nnot --quiet, ``-q --verbose``\n"
+    assert documented_options(text) == {"--bind", "--poll", "--watch"}
+
+
+def test_every_run_option_is_in_the_docs() -> None:
+    pages = sorted(DOCS.glob("*.rst"))
+    assert pages, f"no .rst files in {DOCS}"
+    documented = set().union(*(documented_options(page.read_text(encoding="utf-8")) for page in pages))
+    missing = sorted(run_options() - documented)
+    assert not missing, f"options of `reloadkit run --help` not documented (as ``--option``) in docs/*.rst: {', '.join(missing)}"
