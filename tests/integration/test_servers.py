@@ -9,7 +9,7 @@ Unix socket where the server supports it), checks that it serves, then rewrites
 * after reloadkit is stopped (SIGTERM), no process that was ever in its tree is alive.
 
 The apps are in ``apps/servers`` (copied into a temporary directory per test). The recipes
-tested here are the ones documented in README.rst ("Which server?").
+tested here are the ones documented in docs/servers.rst ("Which server?").
 """
 
 from __future__ import annotations
