@@ -67,6 +67,8 @@ def _build_parser() -> _Parser:
                           help="start the new child first; stop the old one when the new one is ready")
     children.add_argument("--ready-after", type=_positive_float, metavar="SECONDS",
                           help="a child that never sends READY=1 counts as ready this long after it started (default 1)")
+    children.add_argument("--env-file", dest="env_files", action="append", default=[], metavar="PATH",
+                          help="variables for the child from a dotenv file (the real environment wins); repeatable, later wins; watched")
     output = run.add_mutually_exclusive_group()
     output.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     output.add_argument("-v", "--verbose", action="store_true", help="say more")

@@ -56,6 +56,7 @@ class Config:
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     overlap: bool = False
     ready_after: float | None = None
+    env_files: tuple[str, ...] = ()
     imports: bool = False
     reload: bool = True
     verbosity: int = 0

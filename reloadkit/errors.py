@@ -6,6 +6,7 @@ __all__ = [
     "BindError",
     "BindSpecError",
     "ConfigError",
+    "EnvFileError",
     "NoSocketsError",
     "ReloadkitError",
     "SpawnError",
@@ -18,6 +19,10 @@ class ReloadkitError(Exception):
 
 class ConfigError(ReloadkitError, ValueError):
     """An option value is not acceptable."""
+
+
+class EnvFileError(ConfigError):
+    """An ``--env-file`` cannot be read or has a line that is not in dotenv's format."""
 
 
 class BindSpecError(ConfigError):

@@ -25,6 +25,7 @@ from . import process
 from .childenv import HOOK_DIR, child_environment, drop_stale_bytecode
 from .config import Config
 from .debounce import Debouncer
+from .envfiles import EnvFiles
 from .errors import ConfigError, SpawnError
 from .filters import FilterRules
 from .handover import Relay, Succession
@@ -68,8 +69,10 @@ class Supervisor:
         *,
         environ: Mapping[str, str] | None = None,
         log: Callable[[str], None] | None = None,
+        env_files: EnvFiles | None = None,
     ) -> None:
         self.config = config
+        self.env_files = env_files or EnvFiles(config.env_files, config.cwd)
         self.listeners = list(listeners)
         self.environ = dict(os.environ if environ is None else environ)
         self._write = log or _stderr_line
@@ -154,7 +157,7 @@ class Supervisor:
             self.config.watch_roots,
             rules,
             poll_interval=self.config.poll,
-            files=self.config.extra_files,
+            files=(*self.config.extra_files, *self.env_files.paths),
             on_warning=lambda message: self.warn(message),
         )
 
@@ -350,8 +353,10 @@ class Supervisor:
         self.generation += 1
         changed = sorted(restart.changed) if restart else []
         drop_stale_bytecode(changed)
+        if restart is not None:
+            self.env_files.refresh(self.warn)
         env = child_environment(
-            self.environ,
+            self.env_files.environment(self.environ),
             self.listeners,
             notify_address=self.notifier.address if self.notifier else "",
             generation=self.generation,
@@ -708,8 +713,9 @@ def supervise(config: Config, environ: Mapping[str, str] | None = None) -> int:
     for path in config.extra_files:
         if not os.path.exists(path):
             raise ConfigError(f"extra file not found: {path}")
+    env_files = EnvFiles(config.env_files, config.cwd)  # an unreadable or malformed one ends us here
     with open_listeners(config.binds, config.backlog) as listeners:
         if not config.binds:
             listeners.extend(adopt_activation(os.environ))
             env = {key: value for key, value in env.items() if key not in CONTRACT_VARIABLES}
-        return Supervisor(config, listeners, environ=env).run()
+        return Supervisor(config, listeners, environ=env, env_files=env_files).run()
