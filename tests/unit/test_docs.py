@@ -58,3 +58,13 @@ def test_every_run_option_is_in_the_docs() -> None:
     documented = set().union(*(documented_options(page.read_text(encoding="utf-8")) for page in pages))
     missing = sorted(run_options() - documented)
     assert not missing, f"options of `reloadkit run --help` not documented (as ``--option``) in docs/*.rst: {', '.join(missing)}"
+
+
+def test_every_public_name_is_in_the_api_page() -> None:
+    import reloadkit
+
+    text = (DOCS / "api.rst").read_text(encoding="utf-8")
+    directive = re.compile(r"^\.\. (?:autofunction|autoexception|autoclass|autodata|data|function|exception|class):: (\w+)", re.M)
+    documented = set(directive.findall(text))
+    missing = sorted(set(reloadkit.__all__) - documented)
+    assert not missing, f"names in reloadkit.__all__ missing from docs/api.rst: {', '.join(missing)}"
