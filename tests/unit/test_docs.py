@@ -68,3 +68,17 @@ def test_every_public_name_is_in_the_api_page() -> None:
     documented = set(directive.findall(text))
     missing = sorted(set(reloadkit.__all__) - documented)
     assert not missing, f"names in reloadkit.__all__ missing from docs/api.rst: {', '.join(missing)}"
+
+
+def test_every_reloadkit_variable_is_in_the_docs() -> None:
+    """Each ``RELOADKIT_*`` name in the package's source, read or set, is documented."""
+    package = DOCS.parent / "reloadkit"
+    names = {
+        name
+        for path in package.rglob("*.py")
+        for name in re.findall(r"\bRELOADKIT_[A-Z][A-Z0-9_]*[A-Z0-9]\b", path.read_text(encoding="utf-8"))
+    }
+    assert "RELOADKIT_POLL" in names
+    text = "\n".join(page.read_text(encoding="utf-8") for page in DOCS.glob("*.rst"))
+    missing = sorted(name for name in names if not re.search(rf"``{name}(?![A-Z0-9_])", text))
+    assert not missing, f"RELOADKIT_* names in reloadkit/ missing from docs/*.rst: {', '.join(missing)}"
