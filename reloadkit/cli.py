@@ -57,6 +57,8 @@ def _build_parser() -> _Parser:
     watching.add_argument("--debounce", type=int, metavar="MS", help="quiet time that ends a burst of changes (default 50)")
     watching.add_argument("--imports", action="store_true",
                           help="watch the modules the Python child imports (instead of the current directory)")
+    watching.add_argument("--no-ignore-vcs", dest="ignore_vcs", action="store_false",
+                          help="do not skip what .gitignore, .git/info/exclude and .ignore files ignore")
     watching.add_argument("--no-reload", dest="reload", action="store_false",
                           help="do not watch; exit with the child's status when it exits")
     children = run.add_argument_group("children")

@@ -58,6 +58,7 @@ class Config:
     ready_after: float | None = None
     env_files: tuple[str, ...] = ()
     imports: bool = False
+    ignore_vcs: bool = True  # skip what git's ignore files and .ignore files ignore
     reload: bool = True
     verbosity: int = 0
     cwd: str = field(default_factory=os.getcwd)

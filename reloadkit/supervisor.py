@@ -29,6 +29,7 @@ from .envfiles import EnvFiles
 from .errors import ConfigError, SpawnError
 from .filters import FilterRules
 from .handover import Relay, Succession
+from .ignorefiles import IgnoreFiles
 from .notify import RELOAD_KEY, WATCH_KEY, NotifyListener, NotifyMessage
 from .output import StderrTee
 from .policy import CrashBackoff, describe_changes, exit_status
@@ -159,6 +160,7 @@ class Supervisor:
             poll_interval=self.config.poll,
             files=(*self.config.extra_files, *self.env_files.paths),
             on_warning=lambda message: self.warn(message),
+            ignore=IgnoreFiles(self.config.watch_roots) if self.config.ignore_vcs else None,
         )
 
     def _fd_of(self, listener: Listener) -> int:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, NamedTuple, TypeVar, cast
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from .filters import FilterRules
+from .ignorefiles import IgnoreFiles
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
@@ -85,9 +86,12 @@ class Watcher(abc.ABC):
 
     backend: str = ""
 
-    def __init__(self, roots: Sequence[str], rules: FilterRules, on_warning: WarningCallback | None) -> None:
+    def __init__(
+        self, roots: Sequence[str], rules: FilterRules, on_warning: WarningCallback | None, ignore: IgnoreFiles | None = None
+    ) -> None:
         self.roots: tuple[str, ...] = tuple(roots)
         self.rules = rules
+        self.ignore = ignore  # git's and .ignore's rules, on top of ``rules``
         self._on_warning = on_warning
         self._closed = False
 
@@ -99,9 +103,47 @@ class Watcher(abc.ABC):
     def fileno(self) -> int:
         """The fd to register for reading in a selector."""
 
-    @abc.abstractmethod
     def read(self) -> set[str]:
-        """Drain what is available, without blocking: absolute paths of changed files."""
+        """Drain what is available, without blocking: absolute paths of changed files.
+
+        A changed ignore file is not a change: the rules are read again and the trees
+        re-walked (newly ignored directories lose their watches, re-included ones get them).
+        """
+        changed = self._read()
+        if self.ignore is not None and changed:
+            rules_changed = {path for path in changed if self.ignore.is_ignore_file(path)}
+            if rules_changed:
+                changed -= rules_changed
+                self.rescan()
+        return changed
+
+    @abc.abstractmethod
+    def _read(self) -> set[str]:
+        """The backend's part of :meth:`read`."""
+
+    def rescan(self) -> None:
+        """Read the ignore files again and apply them to what is watched, reporting nothing."""
+        if self.ignore is not None:
+            self.ignore.invalidate()
+
+    def _is_rule_file(self, path: str) -> bool:
+        return self.ignore is not None and self.ignore.is_ignore_file(path)
+
+    def _prunes(self, path: str, rel: str) -> bool:
+        """Is this directory (parents known to be fine) never to be watched nor walked?"""
+        if self.rules.dir_ignored(rel, parents_checked=True):
+            return True
+        return self.ignore is not None and self.ignore.ignored(path, True)
+
+    def _counts(self, path: str, rel: str) -> bool:
+        """Does a change to this file (parents known to be fine) count?"""
+        if self.ignore is not None:
+            if self.ignore.is_ignore_file(path):
+                return True  # watched so that a change re-reads the rules; never a restart
+            if not self.rules.file_matches(rel, parents_checked=True):
+                return False
+            return not self.ignore.ignored(path, False)
+        return self.rules.file_matches(rel, parents_checked=True)
 
     @abc.abstractmethod
     def add_files(self, paths: Iterable[str]) -> None:
@@ -301,9 +343,10 @@ class InotifyWatcher(Watcher):
         *,
         files: Iterable[str] = (),
         on_warning: WarningCallback | None = None,
+        ignore: IgnoreFiles | None = None,
         _api: _InotifyAPI | None = None,
     ) -> None:
-        super().__init__(roots, rules, on_warning)
+        super().__init__(roots, rules, on_warning, ignore)
         self._api = api = _api if _api is not None else _inotify_api()
         self._file_mask = (
             api.IN_CREATE
@@ -346,7 +389,7 @@ class InotifyWatcher(Watcher):
             raise ValueError("fileno() on a closed watcher")
         return self._fd
 
-    def read(self) -> set[str]:
+    def _read(self) -> set[str]:
         changed: set[str] = set()
         if self._closed:
             return changed
@@ -432,7 +475,9 @@ class InotifyWatcher(Watcher):
             parent.children[os.path.basename(path)] = d
         return d
 
-    def _add_tree(self, path: str, rel: str, parent: _Dir | None, changed: set[str] | None, *, runtime: bool) -> None:
+    def _add_tree(
+        self, path: str, rel: str, parent: _Dir | None, changed: set[str] | None, *, runtime: bool, again: bool = False
+    ) -> None:
         """Watch a directory and its non-ignored subdirectories; report files found if asked.
 
         The watch is placed before the directory is listed, so a file created meanwhile is
@@ -448,7 +493,9 @@ class InotifyWatcher(Watcher):
             if wd != _OVER_LIMIT:
                 d = self._register(wd, p, r, par)
                 if d is None:
-                    continue  # already part of a tree
+                    if not again:
+                        continue  # already part of a tree
+                    d = self._by_wd.get(wd)  # a rescan lists what it knows again
             # over the limit (at run time): still list it, to report what is there
             try:
                 it = os.scandir(p)
@@ -463,14 +510,26 @@ class InotifyWatcher(Watcher):
                     except OSError:
                         continue
                     if is_dir:
-                        if not self.rules.dir_ignored(crel, parents_checked=True):
+                        if not self._prunes(entry.path, crel):
                             stack.append((entry.path, crel, d))
-                    elif self.rules.file_matches(crel, parents_checked=True):
+                    elif self._counts(entry.path, crel):
                         known.add(entry.name)
                         if changed is not None:
                             changed.add(entry.path)
             if d is not None:
                 d.known = known
+
+    def rescan(self) -> None:
+        """New rules: drop the directories they now prune, walk into those they no longer do."""
+        if self._closed:
+            return
+        super().rescan()
+        for d in list(self._by_wd.values()):
+            if d.rel and self._by_wd.get(d.wd) is d and self._prunes(d.path, d.rel):
+                self._drop(d, None, rm=True)
+        for root in self.roots:
+            if os.path.isdir(root):
+                self._add_tree(root, "", None, None, runtime=True, again=True)
 
     def _drop(self, d: _Dir, changed: set[str] | None, *, rm: bool) -> None:
         """Forget a directory and everything below it, reporting the files it held."""
@@ -544,7 +603,7 @@ class InotifyWatcher(Watcher):
                     continue
                 if mask & (api.IN_CREATE | api.IN_MOVED_TO):
                     crel = _join_rel(d.rel, name)
-                    if not self.rules.dir_ignored(crel, parents_checked=True):
+                    if not self._prunes(os.path.join(d.path, name), crel):
                         self._add_tree(os.path.join(d.path, name), crel, d, changed, runtime=True)
                 elif mask & (api.IN_DELETE | api.IN_MOVED_FROM):
                     child = d.children.get(name)
@@ -556,7 +615,7 @@ class InotifyWatcher(Watcher):
             exact = d.exact.get(name)
             if exact is not None:
                 changed.add(exact)
-            if d.rel is not None and self.rules.file_matches(_join_rel(d.rel, name), parents_checked=True):
+            if d.rel is not None and self._counts(os.path.join(d.path, name), _join_rel(d.rel, name)):
                 changed.add(os.path.join(d.path, name))
                 if mask & (api.IN_DELETE | api.IN_MOVED_FROM):
                     d.known.discard(name)
@@ -611,8 +670,10 @@ class _ThreadedWatcher(Watcher):
     so the callback always runs in the supervisor's thread.
     """
 
-    def __init__(self, roots: Sequence[str], rules: FilterRules, on_warning: WarningCallback | None) -> None:
-        super().__init__(roots, rules, on_warning)
+    def __init__(
+        self, roots: Sequence[str], rules: FilterRules, on_warning: WarningCallback | None, ignore: IgnoreFiles | None
+    ) -> None:
+        super().__init__(roots, rules, on_warning, ignore)
         self._lock = threading.Lock()
         self._pending: set[str] = set()
         self._warnings: list[str] = []
@@ -642,7 +703,7 @@ class _ThreadedWatcher(Watcher):
                 except BlockingIOError:  # pragma: no cover - one byte per read() cycle
                     pass
 
-    def read(self) -> set[str]:
+    def _read(self) -> set[str]:
         if self._closed:
             return set()
         # Drain first, then swap under the lock: a path added after the swap writes a new
@@ -715,10 +776,11 @@ class PollingWatcher(_ThreadedWatcher):
         interval: float = DEFAULT_POLL_INTERVAL,
         files: Iterable[str] = (),
         on_warning: WarningCallback | None = None,
+        ignore: IgnoreFiles | None = None,
     ) -> None:
         if not (math.isfinite(interval) and interval > 0):
             raise ValueError(f"poll interval must be a positive number of seconds, not {interval!r}")
-        super().__init__(roots, rules, on_warning)
+        super().__init__(roots, rules, on_warning, ignore)
         self.interval = float(interval)
         self._exact: dict[str, _StatKey | None] = {}
         self._trees: list[_PDir] = []
@@ -832,6 +894,19 @@ class PollingWatcher(_ThreadedWatcher):
                 del files[path]
             stack.extend(d.subdirs.values())
 
+    def rescan(self) -> None:
+        """New rules: list every known directory again, reporting nothing."""
+        with self._scan_lock:  # the polling thread uses the rules only under this lock
+            super().rescan()
+            stack = list(self._trees)
+            nodes: list[_PDir] = []
+            while stack:
+                d = stack.pop()
+                nodes.append(d)
+                stack.extend(d.subdirs.values())
+            for d in nodes:
+                self._relist(d, None)
+
     def _forget(self, d: _PDir, changed: set[str] | None) -> None:
         stack = [d]
         while stack:
@@ -867,9 +942,9 @@ class PollingWatcher(_ThreadedWatcher):
                         except OSError:
                             continue
                         if is_dir:
-                            if not self.rules.dir_ignored(crel, parents_checked=True):
+                            if not self._prunes(entry.path, crel):
                                 dirs.add(entry.name)
-                        elif self.rules.file_matches(crel, parents_checked=True):
+                        elif self._counts(entry.path, crel):
                             files.add(entry.path)
             except OSError:
                 continue
@@ -930,7 +1005,9 @@ class _Handler(FileSystemEventHandler):
             for prefix in self._prefixes:
                 if path.startswith(prefix):
                     rel = path[len(prefix) :]
-                    if self._owner.rules.file_matches(rel):
+                    if self._owner._is_rule_file(path) or (
+                        self._owner.rules.file_matches(rel) and not self._owner._ignored_below(self._root, path)
+                    ):
                         out.append(os.path.join(self._root, rel))
                     break
         if out:
@@ -949,8 +1026,9 @@ class WatchdogWatcher(_ThreadedWatcher):
         *,
         files: Iterable[str] = (),
         on_warning: WarningCallback | None = None,
+        ignore: IgnoreFiles | None = None,
     ) -> None:
-        super().__init__(roots, rules, on_warning)
+        super().__init__(roots, rules, on_warning, ignore)
         from watchdog.observers import Observer
 
         self._exact: dict[str, str] = {}  # spelling seen in events -> path to report
@@ -964,6 +1042,18 @@ class WatchdogWatcher(_ThreadedWatcher):
         except BaseException:
             self.close()
             raise
+
+    def _ignored_below(self, root: str, path: str) -> bool:
+        """From the Observer's thread: the rules' caches are shared, so under the lock."""
+        ignore = self.ignore
+        if ignore is None:
+            return False
+        with self._lock:
+            return ignore.ignored_below(root, path)
+
+    def rescan(self) -> None:
+        with self._lock:  # the Observer's thread asks the rules under it
+            super().rescan()
 
     def _exact_for(self, path: str) -> str | None:
         with self._lock:
@@ -1035,6 +1125,7 @@ def create_watcher(
     files: Iterable[str] = (),
     on_warning: WarningCallback | None = None,
     backend: str | None = None,
+    ignore: IgnoreFiles | None = None,
 ) -> Watcher:
     """Build the watcher for this platform and options.
 
@@ -1044,9 +1135,12 @@ def create_watcher(
     one-line warning to ``on_warning``, when inotify's limits are reached) and other
     systems watchdog's native Observer. ``backend`` forces one of :data:`BACKENDS`
     (tests; ``--poll`` is the user-facing switch). ``on_warning`` defaults to logging.
+    ``ignore`` adds git's ignore files to ``rules`` (and watches those outside the trees).
     """
     dirs, file_roots = _resolve_roots(roots)
     exact = [*file_roots, *(os.path.abspath(os.fspath(f)) for f in files)]
+    if ignore is not None:
+        exact += ignore.files_to_watch()
     if backend is None:
         if poll_interval is not None:
             backend = "poll"
@@ -1056,16 +1150,16 @@ def create_watcher(
             backend = "watchdog"
     interval = DEFAULT_POLL_INTERVAL if poll_interval is None else poll_interval
     if backend == "poll":
-        return PollingWatcher(dirs, rules, interval=interval, files=exact, on_warning=on_warning)
+        return PollingWatcher(dirs, rules, interval=interval, files=exact, on_warning=on_warning, ignore=ignore)
     if backend == "inotify":
         try:
-            return InotifyWatcher(dirs, rules, files=exact, on_warning=on_warning)
+            return InotifyWatcher(dirs, rules, files=exact, on_warning=on_warning, ignore=ignore)
         except WatchLimitError as exc:
             reason = _limit_message(exc.errno)
         except InotifyUnavailableError as exc:
             reason = f"inotify is not available ({exc.strerror})"
         _emit(on_warning, f"{reason}; falling back to polling every {interval:g}s")
-        return PollingWatcher(dirs, rules, interval=interval, files=exact, on_warning=on_warning)
+        return PollingWatcher(dirs, rules, interval=interval, files=exact, on_warning=on_warning, ignore=ignore)
     if backend == "watchdog":
-        return WatchdogWatcher(dirs, rules, files=exact, on_warning=on_warning)
+        return WatchdogWatcher(dirs, rules, files=exact, on_warning=on_warning, ignore=ignore)
     raise ValueError(f"unknown watcher backend {backend!r}; expected one of {', '.join(BACKENDS)}")

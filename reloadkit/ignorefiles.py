@@ -1,0 +1,219 @@
+"""What git (and a ``.ignore`` file) says to leave alone: never a restart, never a watch.
+
+The rules are git's, matched by ``pathspec`` (a maintained implementation of gitignore's
+pattern syntax: ``**``, anchoring, directory-only patterns, negations), combined the way git
+combines its files, from weakest to strongest:
+
+1. the user's global excludes file (``$XDG_CONFIG_HOME/git/ignore``, by default
+   ``~/.config/git/ignore``; a ``core.excludesFile`` set elsewhere is not read: that would take
+   running ``git config``),
+2. the repository's ``.git/info/exclude`` (the common one, for a worktree),
+3. ``.gitignore`` in every directory from the repository's root down to the path's own,
+   deeper files beating shallower ones,
+4. ``.ignore`` files (ripgrep's and watchexec's convention, same syntax) in the same
+   directories, each beating the ``.gitignore`` beside it.
+
+The last pattern that matches decides (``!pattern`` re-includes). git's files count only
+inside a git repository; outside one, ``.ignore`` files from the watched root down still do.
+A directory that is ignored is never entered, so nothing below it can be re-included (as in
+git). Compiled files and per-directory chains are cached; :meth:`IgnoreFiles.invalidate`
+forgets them when an ignore file changes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+import pathspec
+
+__all__ = ["IGNORE_FILE_NAMES", "IgnoreFiles", "global_excludes_file"]
+
+#: Per-directory ignore files, weakest first.
+IGNORE_FILE_NAMES = (".gitignore", ".ignore")
+
+
+def global_excludes_file(environ: dict[str, str] | None = None) -> str:
+    """git's default global excludes file: ``$XDG_CONFIG_HOME/git/ignore``."""
+    env = os.environ if environ is None else environ
+    config_home = env.get("XDG_CONFIG_HOME") or os.path.join(env.get("HOME") or os.path.expanduser("~"), ".config")
+    return os.path.join(config_home, "git", "ignore")
+
+
+class _Spec:
+    """The patterns of one ignore file, matched against paths relative to ``base``."""
+
+    __slots__ = ("base", "patterns")
+
+    def __init__(self, base: str, lines: Iterable[str]) -> None:
+        self.base = base
+        spec = pathspec.GitIgnoreSpec.from_lines(list(lines))
+        # strongest (last) first; comments and blank lines have include None
+        self.patterns = [p for p in reversed(spec.patterns) if p.include is not None]
+
+    def decide(self, path: str, is_dir: bool) -> bool | None:
+        """True: ignored; False: re-included by a ``!`` pattern; None: no pattern matches."""
+        rel = os.path.relpath(path, self.base).replace(os.sep, "/")
+        if rel.startswith("../") or rel == "..":
+            return None
+        if is_dir:
+            rel += "/"
+        for pattern in self.patterns:
+            if pattern.match_file(rel) is not None:
+                return bool(pattern.include)
+        return None
+
+
+class IgnoreFiles:
+    """The ignore rules that apply below some watched roots; not thread-safe by itself
+    (the polling watcher calls it under its scan lock, the others from one thread)."""
+
+    def __init__(self, roots: Sequence[str], *, global_file: str | None = None) -> None:
+        self.roots = tuple(os.path.abspath(root) for root in roots)
+        self.global_file = global_excludes_file() if global_file is None else global_file
+        self._specs: dict[str, _Spec | None] = {}
+        self._chains: dict[str, tuple[_Spec, ...]] = {}
+        self._repos: dict[str, str | None] = {}
+        self._rule_files: set[str] = {self.global_file}  # ignore files not named like one
+
+    # -- what a watcher asks
+
+    def ignored(self, path: str, is_dir: bool) -> bool:
+        """Is this file or directory ignored, its parent directories being known not to be?"""
+        decision: bool | None = None
+        for spec in self._chain(os.path.dirname(path)):
+            verdict = spec.decide(path, is_dir)
+            if verdict is not None:
+                decision = verdict
+        return bool(decision)
+
+    def ignored_below(self, root: str, path: str, is_dir: bool = False) -> bool:
+        """Is ``path`` or any directory between ``root`` and it ignored? (For event sources
+        that report paths from a recursive watch, where nothing was pruned.)"""
+        rel = os.path.relpath(path, root)
+        if rel.startswith(os.pardir):
+            return self.ignored(path, is_dir)
+        current = root
+        parts = rel.split(os.sep)
+        for part in parts[:-1]:
+            current = os.path.join(current, part)
+            if self.ignored(current, True):
+                return True
+        return self.ignored(path, is_dir)
+
+    def is_ignore_file(self, path: str) -> bool:
+        """A file whose change changes the rules (and is not itself a restart trigger)."""
+        name = os.path.basename(path)
+        return name in IGNORE_FILE_NAMES or path in self._rule_files
+
+    def files_to_watch(self) -> list[str]:
+        """The ignore files that sit outside the watched trees or inside pruned ``.git``:
+        the global file, ``info/exclude``, and ``.gitignore``/``.ignore`` in the directories
+        above each root up to its repository's root (present or not: creating one counts)."""
+        out: list[str] = []
+        for root in self.roots:
+            if not os.path.isdir(root):
+                continue
+            repo = self._repo(root)
+            if repo is not None:
+                out.append(self.global_file)
+                exclude = _info_exclude(repo)
+                if exclude is not None:
+                    self._rule_files.add(exclude)
+                    out.append(exclude)
+            directory = root
+            while True:
+                out.extend(os.path.join(directory, name) for name in IGNORE_FILE_NAMES)
+                parent = os.path.dirname(directory)
+                if directory == (repo or root) or parent == directory:
+                    break
+                directory = parent
+        return list(dict.fromkeys(out))
+
+    def invalidate(self) -> None:
+        """Forget every compiled file and chain: an ignore file (or a ``.git``) changed."""
+        self._specs.clear()
+        self._chains.clear()
+        self._repos.clear()
+
+    # -- the chains
+
+    def _chain(self, directory: str) -> tuple[_Spec, ...]:
+        """The specs that judge the entries of ``directory``, weakest first."""
+        chain = self._chains.get(directory)
+        if chain is not None:
+            return chain
+        repo = self._repo(directory)
+        top = repo if repo is not None else self._root_of(directory)
+        names = IGNORE_FILE_NAMES if repo is not None else IGNORE_FILE_NAMES[1:]
+        parent = os.path.dirname(directory)
+        if top is None or directory == top or parent == directory:
+            inherited: list[_Spec] = []
+            if repo is not None and directory == repo:
+                exclude = _info_exclude(repo)
+                if exclude is not None:
+                    self._rule_files.add(exclude)
+                for path in (self.global_file, exclude):
+                    spec = self._spec(path, repo) if path is not None else None
+                    if spec is not None:
+                        inherited.append(spec)
+        else:
+            inherited = list(self._chain(parent))
+        for name in names:
+            spec = self._spec(os.path.join(directory, name), directory)
+            if spec is not None:
+                inherited.append(spec)
+        chain = tuple(inherited)
+        self._chains[directory] = chain
+        return chain
+
+    def _spec(self, path: str, base: str) -> _Spec | None:
+        if path in self._specs:
+            return self._specs[path]
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                spec: _Spec | None = _Spec(base, f.read().splitlines())
+        except OSError:  # absent (the usual case), a directory, unreadable
+            spec = None
+        except ValueError:  # pathspec refuses a pattern: the rest of git's rules still hold
+            spec = None
+        self._specs[path] = spec
+        return spec
+
+    def _repo(self, directory: str) -> str | None:
+        """The root of the git repository (a directory with ``.git``) holding ``directory``."""
+        if directory in self._repos:
+            return self._repos[directory]
+        if os.path.exists(os.path.join(directory, ".git")):
+            found: str | None = directory
+        else:
+            parent = os.path.dirname(directory)
+            found = None if parent == directory else self._repo(parent)
+        self._repos[directory] = found
+        return found
+
+    def _root_of(self, directory: str) -> str | None:
+        inside = [root for root in self.roots if directory == root or directory.startswith(root.rstrip(os.sep) + os.sep)]
+        return max(inside, key=len) if inside else None
+
+
+def _info_exclude(repo: str) -> str | None:
+    """``info/exclude`` of the repository rooted at ``repo`` (a worktree's ``.git`` is a file
+    naming its git dir, whose ``commondir`` holds the shared ``info/exclude``)."""
+    dot_git = os.path.join(repo, ".git")
+    if os.path.isdir(dot_git):
+        return os.path.join(dot_git, "info", "exclude")
+    try:
+        with open(dot_git, encoding="utf-8") as f:
+            first = f.readline().strip()
+    except OSError:
+        return None
+    if not first.startswith("gitdir:"):
+        return None
+    git_dir = os.path.normpath(os.path.join(repo, first[len("gitdir:") :].strip()))
+    try:
+        with open(os.path.join(git_dir, "commondir"), encoding="utf-8") as f:
+            git_dir = os.path.normpath(os.path.join(git_dir, f.read().strip()))
+    except OSError:
+        pass
+    return os.path.join(git_dir, "info", "exclude")

@@ -1,0 +1,105 @@
+"""IgnoreFiles: git's combination of ignore files, matched by pathspec, on a real directory tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from reloadkit.ignorefiles import IgnoreFiles
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return _tree(tmp_path, {
+        ".git/info/exclude": "secret.py\n",
+        ".gitignore": "build/\n*.log\n!keep.log\n/top.py\ngen/**\n!gen/api.py\n",
+        "src/.gitignore": "local_*.py\n!local_ok.py\n",
+        "src/deep/.ignore": "scratch/\nkeep.log\n",
+        "global-ignore": "*.bak\n",
+    })
+
+
+@pytest.mark.parametrize(("rel", "is_dir", "expected"), [
+    ("app.py", False, False),
+    ("build", True, True),  # a directory pattern
+    ("build", False, False),  # ... matches directories only
+    ("src/build", True, True),  # unanchored: at any depth
+    ("debug.log", False, True),
+    ("keep.log", False, False),  # negated
+    ("src/deep/keep.log", False, True),  # .ignore beats the .gitignore above it
+    ("top.py", False, True),
+    ("src/top.py", False, False),  # anchored to the .gitignore's directory
+    ("src/local_x.py", False, True),  # the nested .gitignore
+    ("src/local_ok.py", False, False),
+    ("local_x.py", False, False),  # ... applies only below its directory
+    ("secret.py", False, True),  # .git/info/exclude
+    ("src/secret.py", False, True),
+    ("src/deep/scratch", True, True),
+    ("x.bak", False, True),  # the global excludes file
+    ("gen/api.py", False, False),
+    ("gen/other.py", False, True),
+])
+def test_git_rules(repo: Path, rel: str, is_dir: bool, expected: bool) -> None:
+    rules = IgnoreFiles([str(repo / "src")], global_file=str(repo / "global-ignore"))
+    assert rules.ignored(str(repo / rel), is_dir) is expected
+
+
+def test_gitignore_counts_only_inside_a_repository_but_ignore_everywhere(tmp_path: Path) -> None:
+    _tree(tmp_path, {".gitignore": "*.py\n", ".ignore": "*.txt\n", "sub/.ignore": "!b.txt\n"})
+    rules = IgnoreFiles([str(tmp_path)], global_file=str(tmp_path / "none"))
+    assert not rules.ignored(str(tmp_path / "a.py"), False)
+    assert rules.ignored(str(tmp_path / "a.txt"), False)
+    assert not rules.ignored(str(tmp_path / "sub" / "b.txt"), False)
+    (tmp_path / ".git").mkdir()
+    rules.invalidate()
+    assert rules.ignored(str(tmp_path / "a.py"), False)
+
+
+def test_ignored_below_checks_the_directories_on_the_way(repo: Path) -> None:
+    """git cannot re-include a file whose directory is excluded; pathspec alone would."""
+    (repo / ".gitignore").write_text("build/\n!build/keep.py\n")
+    rules = IgnoreFiles([str(repo)], global_file=str(repo / "none"))
+    assert not rules.ignored(str(repo / "build" / "keep.py"), False)
+    assert rules.ignored_below(str(repo), str(repo / "build" / "keep.py"))
+    assert not rules.ignored_below(str(repo), str(repo / "src" / "app.py"))
+
+
+def test_invalidate_rereads_the_files(repo: Path) -> None:
+    rules = IgnoreFiles([str(repo)], global_file=str(repo / "none"))
+    target = str(repo / "src" / "new.py")
+    assert not rules.ignored(target, False)
+    (repo / "src" / ".gitignore").write_text("new.py\n")
+    assert not rules.ignored(target, False)  # cached until told
+    rules.invalidate()
+    assert rules.ignored(target, False)
+    assert rules.is_ignore_file(str(repo / "src" / ".gitignore"))
+    assert not rules.is_ignore_file(target)
+
+
+def test_files_to_watch_and_worktrees(tmp_path: Path) -> None:
+    main = _tree(tmp_path / "main", {".git/info/exclude": "", "a.py": ""})
+    worktree = tmp_path / "wt"
+    _tree(worktree, {"src/a.py": ""})
+    git_dir = main / ".git" / "worktrees" / "wt"
+    git_dir.mkdir(parents=True)
+    (git_dir / "commondir").write_text("../..\n")
+    (worktree / ".git").write_text(f"gitdir: {git_dir}\n")
+    (main / ".git" / "info" / "exclude").write_text("*.secret\n")
+    rules = IgnoreFiles([str(worktree / "src")], global_file=str(tmp_path / "global"))
+    watch = rules.files_to_watch()
+    assert str(main / ".git" / "info" / "exclude") in watch
+    assert str(worktree / ".gitignore") in watch and str(worktree / "src" / ".ignore") in watch
+    assert str(tmp_path / "global") in watch
+    assert rules.ignored(str(worktree / "src" / "x.secret"), False)
+    assert rules.is_ignore_file(str(main / ".git" / "info" / "exclude"))
