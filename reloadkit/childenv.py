@@ -21,6 +21,7 @@ _OWN_VARIABLES = (
     "RELOADKIT_CHANGED",
     "RELOADKIT_IMPORTS",
     "RELOADKIT_IMPORTS_EXCLUDE",
+    "RELOADKIT_WARM_REPORT",
 )
 
 
@@ -59,6 +60,7 @@ def child_environment(
     changed: Sequence[str] = (),
     imports: bool = False,
     import_excludes: Sequence[str] = (),
+    report_modules: bool = False,
 ) -> dict[str, str]:
     """The child's environment, all but ``LISTEN_PID``/``RELOADKIT_PID`` (set after fork)."""
     env = {key: value for key, value in base.items() if key not in _OWN_VARIABLES}
@@ -75,6 +77,9 @@ def child_environment(
         env["RELOADKIT_IMPORTS"] = "1"
         if import_excludes:  # the child's tracker drops these before reporting them
             env["RELOADKIT_IMPORTS_EXCLUDE"] = "\n".join(import_excludes)
+    if report_modules:  # the installed modules it imports, for the warm parent (warm.py)
+        env["RELOADKIT_WARM_REPORT"] = "1"
+    if imports or report_modules:
         existing = env.get("PYTHONPATH")
         env["PYTHONPATH"] = HOOK_DIR + (os.pathsep + existing if existing else "")
     return env

@@ -59,6 +59,7 @@ class Config:
     env_files: tuple[str, ...] = ()
     imports: bool = False
     ignore_vcs: bool = True  # skip what git's ignore files and .ignore files ignore
+    warm: bool = False
     reload: bool = True
     verbosity: int = 0
     cwd: str = field(default_factory=os.getcwd)
@@ -147,4 +148,9 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, object]:
         found["stop_signal"] = parse_signal(environ["RELOADKIT_STOP_SIGNAL"])
     if environ.get("RELOADKIT_OVERLAP", "").strip().lower() in ("1", "true", "yes", "on"):
         found["overlap"] = True
+    warm = environ.get("RELOADKIT_WARM", "").strip().lower()
+    if warm in ("1", "true", "yes", "on"):
+        found["warm"] = True
+    elif warm in ("0", "false", "no", "off"):
+        found["warm"] = False
     return found

@@ -29,12 +29,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXCLUDE_ENV",
+    "MODULE_KEY",
+    "WARM_REPORT_ENV",
     "ImportTracker",
     "PathFilter",
     "application_files",
     "child_argv",
     "current_tracker",
     "run_with_reloader",
+    "send_lines",
+    "send_modules",
     "send_watch",
     "source_file",
     "start_tracking",
@@ -45,9 +49,16 @@ __all__ = [
 EXCLUDE_ENV = "RELOADKIT_IMPORTS_EXCLUDE"
 #: The notify key for "watch this file too" (the same as ``reloadkit.notify.WATCH_KEY``).
 WATCH_KEY = "RELOADKIT_WATCH"
+#: The notify key for "this process imported this installed module" (``NAME PATH``): what
+#: the warm parent (``reloadkit.warm``) imports before it forks the next generation.
+MODULE_KEY = "RELOADKIT_MODULE"
+#: Set to ``1`` when the supervisor wants installed modules reported (``--warm``).
+WARM_REPORT_ENV = "RELOADKIT_WARM_REPORT"
 RELOADER_TYPES = ("auto", "stat", "watchdog")
 _MAX_DATAGRAM_TEXT = 30_000
 _RESCAN_INTERVAL = 1.0
+#: Modules a warm parent had imported before it forked this process: not reported again.
+WARM_MODULES: frozenset[str] = frozenset()
 _LIBRARY_DIR_NAMES = frozenset({"site-packages", "dist-packages"})
 _OPTIONS_WITH_VALUE = frozenset("WX")
 _LONG_OPTIONS_WITH_VALUE = frozenset({"--check-hash-based-pycs"})
@@ -271,6 +282,14 @@ def send_watch(paths: Sequence[str]) -> bool:
     The ``--imports`` hook uses this; a process that has reloadkit imported anyway uses
     ``watch_files`` itself.
     """
+    return send_lines([f"{WATCH_KEY}={path}" for path in paths if "\n" not in path])
+
+
+def send_lines(lines: Sequence[str], *, blocking: bool = True) -> bool:
+    """Send ``KEY=VALUE`` lines to the supervisor's notify socket, in as few datagrams as fit.
+
+    Not ``blocking``: False at once when the supervisor's queue is full (send them later).
+    """
     address = os.environ.get("NOTIFY_SOCKET")
     if not address or not os.environ.get("RELOADKIT_PID"):
         return False
@@ -280,10 +299,7 @@ def send_watch(paths: Sequence[str]) -> bool:
 
     chunks: list[list[str]] = [[]]
     size = 0
-    for path in paths:
-        if "\n" in path:
-            continue
-        line = f"{WATCH_KEY}={path}"
+    for line in lines:
         if size + len(line) + 1 > _MAX_DATAGRAM_TEXT and chunks[-1]:
             chunks.append([])
             size = 0
@@ -291,13 +307,21 @@ def send_watch(paths: Sequence[str]) -> bool:
         size += len(line) + 1
     sent = True
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(blocking)
         for chunk in chunks:
             if chunk:
                 try:
                     sock.sendto("\n".join(chunk).encode("utf-8"), address)
                 except OSError:
                     sent = False
+                    if not blocking:
+                        break
     return sent
+
+
+def send_modules(lines: Sequence[str]) -> bool:
+    """The tracker's module reports: never wait for the supervisor (they are sent again)."""
+    return send_lines(lines, blocking=False)
 
 
 class ImportTracker:
@@ -313,14 +337,31 @@ class ImportTracker:
     uncaught exception (``sys.excepthook``, ``threading.excepthook``: the files of the
     ``<module>`` frames and a ``SyntaxError``'s file) and at exit, for modules that other
     finders or ``exec`` loaded.
+
+    With ``modules`` (``--warm``), the installed modules (standard library and
+    site-packages) are reported too, by name and file, at each import (a send that would
+    wait for the supervisor is retried at the next) and at the scans: what the warm parent
+    imports for the next generation. With
+    ``watch=False`` no application file is sent (the supervisor watches directories).
     """
 
     #: Marks the finder, so that a second copy of this module (the hook's and the
     #: package's) finds the running tracker instead of starting another one.
     reloadkit_tracker = True
 
-    def __init__(self, send: Callable[[Sequence[str]], object], path_filter: PathFilter) -> None:
+    def __init__(
+        self,
+        send: Callable[[Sequence[str]], object],
+        path_filter: PathFilter,
+        *,
+        watch: bool = True,
+        modules: Callable[[Sequence[str]], object] | None = None,
+    ) -> None:
         self._send = send
+        self._send_modules = modules
+        self._watch = watch
+        self._modules_pending: list[str] = []
+        self._modules_seen: set[str] = set()
         self.filter = path_filter
         self.reported: set[str] = set()
         self._considered: set[str] = set()
@@ -354,6 +395,8 @@ class ImportTracker:
             origin = getattr(spec, "origin", None)
             if isinstance(origin, str) and (spec.has_location or os.path.isabs(origin)):  # type: ignore[union-attr]
                 self._consider(origin)
+                if self._send_modules is not None:
+                    self._consider_module(fullname, origin)
             self._maybe_rescan()
             self.flush()
         except Exception:  # noqa: BLE001 - tracking must never break an import
@@ -365,8 +408,20 @@ class ImportTracker:
 
     # bookkeeping
 
+    def _consider_module(self, name: str, raw: str) -> None:
+        """Note an installed module (by name, for the warm parent), once."""
+        if name in self._modules_seen or name in WARM_MODULES or name == "__main__" or " " in name:
+            return
+        self._modules_seen.add(name)
+        try:
+            real = self.filter.resolve(source_file(raw))
+        except (OSError, ValueError):
+            return
+        if "\n" not in real and self.filter.is_library(real):
+            self._modules_pending.append(f"{MODULE_KEY}={name} {real}")
+
     def _consider(self, raw: str) -> None:
-        if raw in self._considered:
+        if raw in self._considered or not self._watch:
             return
         self._considered.add(raw)
         kept = self.filter.keep(raw)
@@ -399,14 +454,23 @@ class ImportTracker:
                 continue  # may get a file later (being initialised); look again next time
             self._scanned.add(name)
             self._consider(filename)
+            if self._send_modules is not None:
+                self._consider_module(name, filename)
 
-    def flush(self) -> None:
-        """Send what was noted since the last send."""
+    def flush(self, *, modules: bool = True) -> None:
+        """Send what was noted since the last send (the installed modules only if ``modules``)."""
         batch, self._pending = self._pending, []
         if batch:
             try:
                 self._send(batch)
             except Exception:  # noqa: BLE001 - the supervisor may be gone; nothing to do
+                pass
+        if modules and self._modules_pending and self._send_modules is not None:
+            lines, self._modules_pending = self._modules_pending, []
+            try:
+                if self._send_modules(lines) is False:  # the supervisor's queue is full: later
+                    self._modules_pending = lines + self._modules_pending
+            except Exception:  # noqa: BLE001
                 pass
 
     def report_exception(self, exc: BaseException | None) -> None:
@@ -520,7 +584,12 @@ def start_tracking(send: Callable[[Sequence[str]], object] | None = None) -> Imp
     if not os.environ.get("NOTIFY_SOCKET") or not os.environ.get("RELOADKIT_PID"):
         return None
     excludes = [line for line in os.environ.get(EXCLUDE_ENV, "").split("\n") if line]
-    tracker = ImportTracker(send or send_watch, PathFilter.for_this_process(excludes))
+    tracker = ImportTracker(
+        send or send_watch,
+        PathFilter.for_this_process(excludes),
+        watch=send is not None or os.environ.get("RELOADKIT_IMPORTS") == "1",
+        modules=send_modules if os.environ.get(WARM_REPORT_ENV) == "1" else None,
+    )
     tracker.install()
     return tracker
 

@@ -34,8 +34,10 @@ from .notify import RELOAD_KEY, WATCH_KEY, NotifyListener, NotifyMessage
 from .output import StderrTee
 from .policy import CrashBackoff, describe_changes, exit_status
 from .process import Child, Guardian
+from .reloader import MODULE_KEY
 from .sockets import CONTRACT_VARIABLES, Listener, adopt_activation, open_listeners
 from .terminal import Terminal
+from .warm import WarmParent
 from .watcher import Watcher, create_watcher
 
 __all__ = ["HOOK_DIR", "Supervisor", "child_environment", "drop_stale_bytecode", "supervise"]
@@ -93,6 +95,7 @@ class Supervisor:
         self.watcher: Watcher | None = None
         self.notifier: NotifyListener | None = None
         self.guardian: Guardian | None = None
+        self.warm: WarmParent | None = None
         self.terminal = Terminal()
         self.tees: dict[int, StderrTee] = {}
         self.successions: list[Succession] = []  # one a listener: its sockets, old and new
@@ -134,6 +137,7 @@ class Supervisor:
             stack.callback(self._close_handover)
             self.notifier = stack.enter_context(NotifyListener())
             self.selector.register(self.notifier, selectors.EVENT_READ, self._on_notify)
+            self.warm = stack.enter_context(WarmParent.for_config(self.config, self.selector, self.environ, self.info, self.debug))
             if self.config.reload:
                 self.watcher = stack.enter_context(self._make_watcher())
                 self.selector.register(self.watcher.fileno(), selectors.EVENT_READ, self._on_watch)
@@ -194,6 +198,8 @@ class Supervisor:
             deadlines.append(debounce)
         if self.restart_at is not None:
             deadlines.append(self.restart_at)
+        if self.warm is not None and self.warm.deadline() is not None:
+            deadlines.append(self.warm.deadline())  # type: ignore[arg-type]
         for child in (self.current, self.pending):
             if child is not None and child.alive and child.ready_at is None and self.config.overlap:
                 deadlines.append(child.started + self._ready_after(child))
@@ -206,6 +212,8 @@ class Supervisor:
 
     def _run_timers(self) -> None:
         now = time.monotonic()
+        if self.warm is not None:
+            self.warm.tick(now)
         for stop in list(self.stopping):
             if stop.nudge_at is not None and now >= stop.nudge_at:
                 # A child that caught the terminal's Ctrl+C (pdb does) and went on.
@@ -303,6 +311,8 @@ class Supervisor:
         extend = message.get("EXTEND_TIMEOUT_USEC")
         if extend and extend.isdigit():
             child.extend = (time.monotonic() - child.started) + int(extend) / 1e6
+        if self.warm is not None:
+            self.warm.learn(message.values(MODULE_KEY))
         watch = message.values(WATCH_KEY)
         if watch and self.watcher is not None:
             self.watcher.add_files(watch)
@@ -366,6 +376,7 @@ class Supervisor:
             changed=changed,
             imports=self.config.imports,
             import_excludes=self.config.exclude,
+            report_modules=self.warm is not None and self.warm.reporting,
         )
         beside = self.current if self.config.overlap and self.current is not None and self.current.alive else None
         # Beside a running child, the new one gets sockets of its own, which receive nothing
@@ -378,14 +389,12 @@ class Supervisor:
             for sock in socks:
                 os.set_blocking(sock.fileno(), True)
         tee = StderrTee() if self.config.overlap else None
+        fds, own_group, stderr_fd = [sock.fileno() for sock in socks], not self.terminal.foreground, tee.write_fd if tee else None
         try:
-            child = process.spawn(
-                self.config.command,
-                env,
-                [sock.fileno() for sock in socks],
-                generation=self.generation,
-                own_group=not self.terminal.foreground,
-                stderr_fd=tee.write_fd if tee else None,
+            child = (self.warm and self.warm.spawn(
+                env, fds, generation=self.generation, own_group=own_group, stderr_fd=stderr_fd
+            )) or process.spawn(
+                self.config.command, env, fds, generation=self.generation, own_group=own_group, stderr_fd=stderr_fd
             )
         except SpawnError as exc:
             if tee:
@@ -652,6 +661,8 @@ class Supervisor:
         mine = {c.pid for c in self._live_children()}
         if self.guardian is not None:
             mine.add(self.guardian.pid)
+        if self.warm is not None:
+            mine |= self.warm.pids()
         found: list[psutil.Process] = []
         direct = [pid for pid in process.direct_children(os.getpid()) if pid not in mine]
         for pid in direct:

@@ -1,7 +1,8 @@
 """reloadkit's ``--imports`` hook, on the child's ``PYTHONPATH`` (this directory only).
 
-In the process reloadkit started (``RELOADKIT_PID`` is this pid) with ``RELOADKIT_IMPORTS=1``,
-it starts the import tracker before the program runs, so every module the program imports is
+In the process reloadkit started (``RELOADKIT_PID`` is this pid) with ``RELOADKIT_IMPORTS=1``
+(or ``RELOADKIT_WARM_REPORT=1``: report the installed modules for ``--warm``), it starts the
+import tracker before the program runs, so every module the program imports is
 reported to the supervisor, without any change to the program. Anywhere else (the program's
 own Python subprocesses inherit ``PYTHONPATH``) it does nothing. Either way it then removes
 its directory from ``sys.path`` and runs the ``sitecustomize`` this one shadows, if any.
@@ -16,7 +17,10 @@ import sys
 
 
 def _reloadkit_start_tracking(here: str) -> None:
-    if os.environ.get("RELOADKIT_IMPORTS") != "1" or os.environ.get("RELOADKIT_PID") != str(os.getpid()):
+    if os.environ.get("RELOADKIT_PID") != str(os.getpid()) or "1" not in (
+        os.environ.get("RELOADKIT_IMPORTS"),
+        os.environ.get("RELOADKIT_WARM_REPORT"),
+    ):
         return
     try:
         name = "_reloadkit_import_tracker"

@@ -1,0 +1,376 @@
+"""The warm parent: imports the installed modules once, then forks every generation from itself.
+
+Runs in the command's own interpreter, started by ``reloadkit.warm`` as
+``PYTHON [the command's options] -c BOOTSTRAP`` and loaded by path under a private name (the
+command may have no reloadkit installed, or another version). Standard library only.
+
+Life: read the plan (modules to import, the command) from the control socket (fd
+``$RELOADKIT_WARM_FD``, a ``SOCK_SEQPACKET`` pair with the supervisor); import each module,
+leaving out, and telling, one that starts a thread or opens a descriptor (a fork would copy
+a process whose thread is gone, and a descriptor the child must not have); ``gc.freeze()``;
+say ready; then, per request, fork twice: the grandchild re-parents to the supervisor (a
+child subreaper), so it is reaped and tree-killed like a cold child, and becomes the
+generation exactly as a cold child would start: its fds, process group, death signal,
+signal dispositions, environment, cwd, ``sys.argv``/``sys.orig_argv``/``sys.path`` and
+``__main__``; then runs the script, ``-m`` module or ``-c`` code. The warm parent exits as
+soon as the supervisor's end closes (and by its death signal, when the supervisor dies).
+"""
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ctypes
+    import socket
+
+#: The module names a fresh ``-c`` ``__main__`` has: a generation's ``__main__`` starts so.
+_MAIN_KEYS = ("__name__", "__doc__", "__package__", "__loader__", "__spec__", "__annotations__", "__builtins__")
+_PR_SET_PDEATHSIG = 1
+_MAX_MESSAGE = 1 << 20
+_MAX_FDS = 64
+
+
+class _Fresh:
+    """What the interpreter looked like before any warm import: the children start so."""
+
+    def __init__(self) -> None:
+        import signal
+
+        self.signals = {}
+        for number in range(1, signal.NSIG):
+            try:
+                handler = signal.getsignal(number)
+            except (OSError, ValueError):
+                continue
+            if handler is not None:
+                self.signals[number] = handler
+        self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        self.path = list(sys.path)
+        main = sys.modules["__main__"].__dict__
+        self.main = {key: main[key] for key in _MAIN_KEYS if key in main}
+        self.safe_path = bool(getattr(sys.flags, "safe_path", False))
+
+    def path_for(self, mode: str, target: str) -> list:
+        """``sys.path`` as the interpreter would make it for this command (``-c`` made ours)."""
+        rest = self.path if self.safe_path else self.path[1:]
+        if self.safe_path:
+            return list(rest)
+        if mode == "script":
+            first = os.path.dirname(os.path.realpath(target))
+        elif mode == "-m":
+            first = os.getcwd()
+        else:
+            first = ""
+        return [first, *rest]
+
+
+def _threads() -> int:
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        threading = sys.modules.get("threading")
+        return threading.active_count() if threading is not None else 1
+
+
+def _fds() -> set:
+    try:
+        return {int(name) for name in os.listdir("/proc/self/fd")}
+    except OSError:
+        return set()
+
+
+def _describe_fd(fd: int) -> str:
+    try:
+        link = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "a descriptor"
+    if link.startswith("socket:"):
+        return "a socket"
+    if link.startswith("anon_inode:"):
+        return link[len("anon_inode:"):].strip("[]") + " descriptor"
+    return f"a file ({link})"
+
+
+class WarmParent:
+    def __init__(self, fd: int) -> None:
+        import socket
+
+        self.fresh = _Fresh()
+        self.ctl = socket.socket(fileno=fd)
+        self.plan: dict = {}
+        self.libc: ctypes.CDLL | None = None
+
+    # --- talking to the supervisor ------------------------------------------------------
+
+    def send(self, message: dict) -> None:
+        import json
+
+        self.ctl.send(json.dumps(message).encode())
+
+    def receive(self) -> tuple:
+        import array
+        import json
+        import socket
+
+        fds = array.array("i")
+        data, ancillary, _flags, _address = self.ctl.recvmsg(_MAX_MESSAGE, socket.CMSG_SPACE(_MAX_FDS * fds.itemsize))
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            return None, []
+        return json.loads(data), list(fds)
+
+    # --- warming ------------------------------------------------------------------------
+
+    def warm(self) -> None:
+        """Import the planned modules, in the cold child's order, as the cold child would."""
+        import importlib
+        import time
+
+        plan = self.plan
+        started = time.monotonic()
+        sys.argv[:] = plan["argv"]
+        sys.path[:] = self.fresh.path_for(plan["mode"], plan["target"])
+        exclude = set(plan.get("exclude", ()))
+        threads, fds = _threads(), _fds()
+        imported = failed = 0
+        for name in plan["modules"]:
+            if name in sys.modules or name in exclude or name.startswith("__main__"):
+                continue
+            parent = name.rpartition(".")[0]
+            if parent and parent not in sys.modules:
+                continue  # its package failed or was left out: so is it
+            try:
+                importlib.import_module(name)
+                imported += 1
+            except BaseException:  # noqa: BLE001 - an import that fails cold fails in the child too
+                failed += 1
+                sys.modules.pop(name, None)
+            if _threads() > threads:
+                self.send({"retry": name, "why": "starts a thread when imported"})
+                os._exit(0)
+            new = _fds() - fds
+            if new:
+                self.send({"retry": name, "why": f"opens {_describe_fd(min(new))} when imported"})
+                os._exit(0)
+        self.tracker = self._load_tracker()
+        import ctypes
+
+        try:
+            self.libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            self.libc = None
+        sys.path[:] = self.fresh.path
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+        import gc
+
+        gc.collect()
+        if hasattr(gc, "freeze"):
+            gc.freeze()  # the children must not copy the warm heap by touching it in a collection
+        self.send({
+            "ready": len(sys.modules),
+            "imported": imported,
+            "failed": failed,
+            "ms": round((time.monotonic() - started) * 1000),
+        })
+
+    def _load_tracker(self) -> object:
+        """reloadkit's import tracker (reloader.py beside this file), for children that report."""
+        import importlib.util
+
+        name = "_reloadkit_import_tracker"
+        module = sys.modules.get(name)
+        if module is not None:
+            return module
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reloader.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            return None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:  # noqa: BLE001 - tracking is optional
+            del sys.modules[name]
+            return None
+        return module
+
+    # --- serving ------------------------------------------------------------------------
+
+    def serve(self) -> dict:
+        """Fork a generation per request; returns only in a generation, with its job."""
+        while True:
+            try:
+                job, fds = self.receive()
+            except InterruptedError:
+                continue
+            except OSError:
+                os._exit(0)
+            if job is None:
+                os._exit(0)  # the supervisor is gone or done with us
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()  # what the warm parent buffered must not print twice
+                except (AttributeError, OSError, ValueError):
+                    pass
+            try:
+                middle = os.fork()
+            except OSError as exc:
+                self.send({"error": f"fork failed: {exc}"})
+                for fd in fds:
+                    os.close(fd)
+                continue
+            if middle == 0:
+                try:
+                    child = os.fork()
+                except OSError as exc:
+                    self.send({"error": f"fork failed: {exc}"})
+                    os._exit(1)
+                if child == 0:
+                    self._become(job, fds)
+                    return job
+                self.send({"forked": child})
+                os._exit(0)
+            for fd in fds:
+                os.close(fd)
+            while True:
+                try:
+                    os.waitpid(middle, 0)
+                    break
+                except InterruptedError:
+                    continue
+                except ChildProcessError:
+                    break
+
+    def _become(self, job: dict, fds: list) -> None:
+        """In the grandchild: become the generation, as a cold child would start."""
+        import signal
+        import time
+
+        try:
+            supervisor = job["supervisor"]
+            deadline = time.monotonic() + 5.0
+            while os.getppid() != supervisor:  # the middle process is exiting: re-parenting
+                if time.monotonic() > deadline:
+                    raise OSError("not re-parented to the supervisor")
+                time.sleep(0.0001)
+            if self.libc is not None and self.libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != supervisor:
+                    os._exit(1)  # the supervisor died meanwhile
+            os.setpgid(0, 0 if job["own_group"] else job["pgid"])
+            ctl = self._place_fds(fds)
+            env = job["env"]
+            pid = str(os.getpid())
+            if job["listen_pid"]:
+                env["LISTEN_PID"] = pid
+            env["RELOADKIT_PID"] = pid
+            os.environ.clear()
+            os.environ.update(env)
+            os.chdir(job["cwd"])
+            signal.set_wakeup_fd(-1)
+            for number, handler in self.fresh.signals.items():
+                try:
+                    if signal.getsignal(number) is not handler:
+                        signal.signal(number, handler)
+                except (OSError, ValueError, TypeError):
+                    pass
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.fresh.mask)
+            mode, target = job["mode"], job["target"]
+            sys.argv[:] = job["argv"]
+            sys.orig_argv[:] = job["orig_argv"]
+            sys.path[:] = self.fresh.path_for(mode, target)
+            sys.path_importer_cache.pop(sys.path[0] if sys.path else "", None)
+            sys.path_importer_cache.pop("", None)
+            main = sys.modules["__main__"].__dict__
+            main.clear()
+            main.update(self.fresh.main)
+            tracker = getattr(self, "tracker", None)
+            if tracker is not None and "1" in (env.get("RELOADKIT_IMPORTS"), env.get("RELOADKIT_WARM_REPORT")):
+                try:
+                    tracker.WARM_MODULES = frozenset(sys.modules)  # the warm parent's: known
+                    tracker.start_tracking()
+                except Exception as exc:  # noqa: BLE001 - as the --imports hook does
+                    sys.stderr.write(f"reloadkit: not tracking imports in this process: {type(exc).__name__}: {exc}\n")
+            ctl.send(b'{"started": %d}' % os.getpid())
+            ctl.close()
+        except BaseException as exc:  # noqa: BLE001 - report anything, then leave
+            try:
+                self.send({"error": f"{type(exc).__name__}: {exc}"})
+            finally:
+                os._exit(127)
+
+    def _place_fds(self, fds: list) -> "socket.socket":
+        """``fds`` = stdin, stdout, stderr, sockets...: at 0, 1, 2, 3...; every other fd closed.
+
+        Returns the control socket, moved above the others (closed once the start is told).
+        """
+        import fcntl
+        import socket
+
+        count = len(fds)
+        control = self.ctl.detach()
+        high = max([count, control + 1, *[fd + 1 for fd in fds]])
+        moved = [fcntl.fcntl(fd, fcntl.F_DUPFD, high) for fd in fds]
+        control = fcntl.fcntl(control, fcntl.F_DUPFD_CLOEXEC, max([high, *[fd + 1 for fd in moved]]))
+        for index, source in enumerate(moved):
+            os.dup2(source, index, inheritable=True)
+        os.closerange(count, control)
+        try:
+            limit = int(os.sysconf("SC_OPEN_MAX"))
+        except (OSError, ValueError):
+            limit = 65536
+        os.closerange(control + 1, limit)
+        self.ctl = socket.socket(fileno=control)
+        return self.ctl
+
+
+def main() -> dict:
+    """The warm parent's life; returns (in a generation only) the job to run."""
+    fd = int(os.environ.pop("RELOADKIT_WARM_FD"))
+    parent = WarmParent(fd)
+    plan, fds = parent.receive()
+    for extra in fds:
+        os.close(extra)
+    if plan is None:
+        os._exit(0)
+    parent.plan = plan
+    parent.warm()
+    return parent.serve()
+
+
+def run(job: dict) -> None:
+    """Run the command's code in ``__main__``, as the interpreter would have."""
+    mode, target = job["mode"], job["target"]
+    main = sys.modules["__main__"]
+    try:
+        if mode == "script":
+            import importlib.machinery
+
+            path = job["file"]
+            main.__dict__.update(__file__=path, __cached__=None,
+                                 __loader__=importlib.machinery.SourceFileLoader("__main__", path))
+            with open(path, "rb") as handle:
+                source = handle.read()
+            code = compile(source, path, "exec", dont_inherit=True)
+            del source
+            exec(code, main.__dict__)
+        elif mode == "-m":
+            import runpy
+
+            runpy._run_module_as_main(target)  # type: ignore[attr-defined]  # what `python -m` calls
+        else:
+            exec(compile(target, "<string>", "exec", dont_inherit=True), main.__dict__)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - printed as the interpreter prints it
+        tb = exc.__traceback__
+        sys.excepthook(type(exc), exc, tb.tb_next if tb is not None else None)  # not this frame
+        raise SystemExit(1) from None

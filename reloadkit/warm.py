@@ -1,0 +1,709 @@
+"""Warm reloads: the next generation is forked from a parent that imported the installed modules.
+
+A reload of a real app costs its cold start, and that is mostly importing the standard
+library and installed packages, which do not change between two saves. For a Python command
+(an interpreter running a script, ``-m module`` or ``-c code``, or a console script whose
+shebang names a Python) the supervisor keeps one *warm parent* (``_warm_child.py``): the
+command's own interpreter, started with the command's own options, which imported the
+installed modules the last generation reported (``RELOADKIT_MODULE`` lines from the import
+tracker) and then forks each new generation; the fork runs the command exactly as a cold
+child would (see ``_warm_child.py`` and ``docs/warm.rst``).
+
+The warm set is learned: the first generation runs cold and reports what it imported; the
+warm parent is built in the background while it serves and used from the next reload on.
+What it imported must stay as it was: before each warm start the files of the warm modules,
+the ``site-packages`` directories they came from, the project's dependency files, the
+interpreter and the environment are compared with what they were when it was built; any
+change makes that start cold, with one line saying why, and the parent is rebuilt. Any
+failure of the warm path does the same; nothing is lost.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import process
+from .config import Config
+from .errors import SpawnError
+from .process import Child
+
+__all__ = [
+    "PER_GENERATION",
+    "BOOTSTRAP",
+    "Fingerprint",
+    "ColdOnlyError",
+    "PythonCommand",
+    "WarmParent",
+    "eligible",
+    "parse_module_lines",
+    "python_command",
+]
+
+BOOTSTRAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_warm_child.py")
+#: The variables that differ from one generation to the next: not the warm parent's own.
+PER_GENERATION = (
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    "LISTEN_FDS_FIRST_FD",
+    "NOTIFY_SOCKET",
+    "RELOADKIT_PID",
+    "RELOADKIT_GENERATION",
+    "RELOADKIT_CHANGED",
+    "RELOADKIT_IMPORTS",
+    "RELOADKIT_IMPORTS_EXCLUDE",
+    "RELOADKIT_WARM_REPORT",
+    "RELOADKIT_WARM_FD",
+)
+#: Files whose change means the installed packages may have changed.
+PROJECT_FILES = (
+    "pyproject.toml",
+    "setup.cfg",
+    "setup.py",
+    "requirements.txt",
+    "requirements-dev.txt",
+    "Pipfile",
+    "Pipfile.lock",
+    "poetry.lock",
+    "uv.lock",
+    "pdm.lock",
+)
+_PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)*)?$")
+_OPTIONS_WITH_VALUE = frozenset("WX")
+_NO_WARM_FLAGS = frozenset("ihV?")  # interactive, help, version: nothing to keep warm
+_REPLY_TIMEOUT = 10.0
+_BUILD_QUIET = 0.3  # build this long after the last report of a new module
+_BUILD_WAIT = 15.0  # a reload waits this long for a parent being built
+_MAX_RETRIES = 12  # modules left out (a thread, a descriptor) before warm is given up
+_MAX_BUILDS = 8  # builds that die before warm is given up
+_MAX_LEARNING_BUILDS = 3  # rebuilds for modules a warm generation imported that its parent had not
+_BOOT_CODE = (
+    "import importlib.util as u,sys;s=u.spec_from_file_location('_reloadkit_warm',{path!r});"
+    "m=u.module_from_spec(s);sys.modules[s.name]=m;s.loader.exec_module(m);del u,s;m.run(m.main())"
+)
+
+
+class ColdOnlyError(Exception):
+    """The command cannot start warm (the message says why); it runs cold."""
+
+
+@dataclass(frozen=True)
+class PythonCommand:
+    """How a Python command starts, to start it from a warm parent the same way."""
+
+    interpreter: str  # the executable to run the warm parent with
+    argv0: str  # sys.orig_argv[0] of a cold child (the interpreter as the command names it)
+    options: tuple[str, ...]  # interpreter options before the script / -m / -c
+    mode: str  # "script", "-m" or "-c"
+    target: str  # the script as run, the module name or the code
+    file: str  # the script's absolute path ("" for -m and -c)
+    argv: tuple[str, ...]  # sys.argv of a cold child
+    orig_argv: tuple[str, ...]  # sys.orig_argv of a cold child
+
+    def parent_argv(self) -> list[str]:
+        return [self.argv0, *self.options, "-c", _BOOT_CODE.format(path=BOOTSTRAP)]
+
+
+def _is_python(path: str) -> bool:
+    if _PYTHON_NAME.match(os.path.basename(path)):
+        return True
+    try:
+        return bool(_PYTHON_NAME.match(os.path.basename(os.path.realpath(path))))
+    except OSError:
+        return False
+
+
+def _shebang(path: str) -> tuple[str, str | None] | None:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    line = head[2:].split(b"\n", 1)[0].decode(errors="replace").strip()
+    parts = line.split(None, 1)
+    if not parts:
+        return None
+    return parts[0], (parts[1].strip() if len(parts) == 2 else None)
+
+
+def python_command(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> PythonCommand:
+    """What the command runs, when it is a Python one we can start warm; else :class:`ColdOnlyError`."""
+    try:
+        path = process.resolve_command(argv, env)
+    except SpawnError as exc:
+        raise ColdOnlyError(str(exc)) from None
+    if _is_python(path):
+        return _interpreter_command(path, argv, cwd)
+    shebang = _shebang(path)
+    if shebang is None:
+        raise ColdOnlyError(f"{argv[0]} is not a Python interpreter or a Python script")
+    interpreter, argument = shebang
+    options: tuple[str, ...] = ()
+    if os.path.basename(interpreter) == "env":
+        if argument is None or argument.startswith("-") or " " in argument:
+            raise ColdOnlyError(f"{argv[0]}: cannot tell the interpreter from its #! line")
+        argv0 = argument
+        found = shutil.which(argument, path=env.get("PATH", os.defpath))
+        if found is None:
+            raise ColdOnlyError(f"{argv[0]}: {argument} not found")
+        interpreter = found
+    else:
+        argv0 = interpreter
+        if argument is not None:
+            options = (argument,)
+    if not _is_python(interpreter):
+        raise ColdOnlyError(f"{argv[0]} is not a Python script")
+    if any(not option.startswith("-") or set(option[1:]) & _NO_WARM_FLAGS for option in options):
+        raise ColdOnlyError(f"{argv[0]}: its #! line has options reloadkit cannot repeat")
+    script = os.path.join(cwd, path)
+    return PythonCommand(
+        interpreter=interpreter,
+        argv0=argv0,
+        options=options,
+        mode="script",
+        target=path,
+        file=os.path.abspath(script),
+        argv=(path, *argv[1:]),
+        orig_argv=(argv0, *options, path, *argv[1:]),
+    )
+
+
+def _interpreter_command(path: str, argv: Sequence[str], cwd: str) -> PythonCommand:
+    index = 1
+    options: list[str] = []
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            index += 1
+            break
+        if arg == "-" or not arg.startswith("-"):
+            break
+        if arg.startswith("--"):
+            if arg == "--check-hash-based-pycs":
+                options += argv[index : index + 2]
+                index += 2
+                continue
+            raise ColdOnlyError(f"{arg}: nothing to keep warm")
+        flags = arg[1:]
+        if flags[0] in "mc":
+            mode = "-" + flags[0]
+            target = flags[1:] if len(flags) > 1 else (argv[index + 1] if index + 1 < len(argv) else None)
+            if target is None:
+                raise ColdOnlyError(f"{arg} without an argument")
+            rest = argv[index + (1 if len(flags) > 1 else 2) :]
+            return PythonCommand(
+                interpreter=path,
+                argv0=argv[0],
+                options=tuple(options),
+                mode=mode,
+                target=target,
+                file="",
+                argv=(mode, *rest),
+                orig_argv=tuple(argv),
+            )
+        if flags[0] in _OPTIONS_WITH_VALUE:
+            width = 1 if len(flags) > 1 else 2
+            options += argv[index : index + width]
+            index += width
+            continue
+        if set(flags) & set("mcWX"):
+            raise ColdOnlyError(f"{arg}: combined options reloadkit cannot repeat")
+        if set(flags) & _NO_WARM_FLAGS:
+            raise ColdOnlyError(f"{arg}: nothing to keep warm")
+        options.append(arg)
+        index += 1
+    if index >= len(argv):
+        raise ColdOnlyError("an interactive interpreter")
+    script = argv[index]
+    if script == "-":
+        raise ColdOnlyError("a program read from stdin")
+    file = os.path.abspath(os.path.join(cwd, script))
+    if not os.path.isfile(file) or file.endswith((".pyc", ".pyz", ".zip")):
+        raise ColdOnlyError(f"{script} is not a Python source file")
+    return PythonCommand(
+        interpreter=path,
+        argv0=argv[0],
+        options=tuple(options),
+        mode="script",
+        target=script,
+        file=file,
+        argv=tuple(argv[index:]),
+        orig_argv=tuple(argv),
+    )
+
+
+# --- what stays warm ---------------------------------------------------------------------------
+
+
+def parse_module_lines(values: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """``NAME PATH`` report lines (``RELOADKIT_MODULE``) as (name, path)."""
+    for value in values:
+        name, _, path = value.partition(" ")
+        if name and path and os.path.isabs(path):
+            yield name, path
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def eligible(path: str, watch_roots: Sequence[str]) -> bool:
+    """An installed module's file may stay warm unless it lies in a watched tree (a virtualenv
+    inside the project, whose directory the watcher skips, is not the project's code)."""
+    for root in watch_roots:
+        if _under(path, root):
+            relative = os.path.relpath(path, root).split(os.sep)
+            return "site-packages" in relative or "dist-packages" in relative
+    return True
+
+
+def _packages_dir(path: str) -> str | None:
+    parts = path.split(os.sep)
+    for index in range(len(parts) - 1, 0, -1):
+        if parts[index] in ("site-packages", "dist-packages", "lib-dynload"):
+            return os.sep.join(parts[: index + 1])
+    return None
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+@dataclass
+class Fingerprint:
+    """What a warm parent's imports depend on; :meth:`changed` says what changed since."""
+
+    stats: dict[str, tuple[str, tuple[int, int] | None]] = field(default_factory=dict)
+
+    @classmethod
+    def take(cls, module_files: Iterable[str], project_dir: str, interpreter: str) -> Fingerprint:
+        items: dict[str, str] = {}
+        for path in module_files:
+            items[path] = "module"
+            directory = _packages_dir(path)
+            if directory is not None:
+                items[directory] = "packages"
+        for name in PROJECT_FILES:
+            items[os.path.join(project_dir, name)] = "project"
+        items[interpreter] = "interpreter"
+        with contextlib.suppress(OSError):
+            items[os.path.realpath(interpreter)] = "interpreter"
+        return cls({path: (kind, _stat(path)) for path, kind in items.items()})
+
+    def changed(self) -> str | None:
+        for path, (kind, seen) in self.stats.items():
+            if _stat(path) != seen:
+                if kind == "packages":
+                    return f"installed packages changed ({path})"
+                if kind == "interpreter":
+                    return f"the interpreter changed ({path})"
+                if kind == "project":
+                    return f"{os.path.basename(path)} changed"
+                return f"a warm module changed ({path})"
+        return None
+
+
+def parent_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The generation's environment without what differs between generations."""
+    return {key: value for key, value in env.items() if key not in PER_GENERATION}
+
+
+# --- the warm parent process -----------------------------------------------------------------------
+
+
+@dataclass
+class _Parent:
+    pid: int
+    sock: socket.socket
+    env: dict[str, str]
+    modules: set[str]
+    fingerprint: Fingerprint
+    started: float = field(default_factory=time.monotonic)
+    ready: bool = False
+    registered: bool = False
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+class WarmParent:
+    """The supervisor's handle on its warm parent: learns the warm set, builds, forks from it.
+
+    :meth:`spawn` returns a :class:`~reloadkit.process.Child` like ``process.spawn``, or
+    None when this generation must start cold (said in one line, unless it is the first).
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        enabled: bool,
+        cwd: str,
+        watch_roots: Sequence[str],
+        selector: selectors.BaseSelector,
+        environ: Mapping[str, str],
+        info: Callable[[str], None],
+        debug: Callable[[str], None],
+    ) -> None:
+        self.argv = tuple(command)
+        self.cwd = cwd
+        self.watch_roots = tuple(os.path.realpath(root) for root in watch_roots)
+        self.selector = selector
+        self.info = info
+        self.debug = debug
+        self.command: PythonCommand | None = None
+        self.modules: dict[str, str] = {}  # name -> file, in the order reported
+        self.excluded: dict[str, str] = {}  # name -> why
+        self.parent: _Parent | None = None
+        self.building: _Parent | None = None
+        self.build_at: float | None = None
+        self.base_env: dict[str, str] | None = None
+        self.failures = 0
+        self.learning_builds = 0
+        self.given_up: str | None = None
+        self._said: set[str] = set()
+        if enabled:
+            try:
+                self.command = python_command(self.argv, environ, cwd)
+            except ColdOnlyError as exc:
+                self.info(f"--warm: the command starts cold every time: {exc}")
+
+    @classmethod
+    def for_config(
+        cls,
+        config: Config,
+        selector: selectors.BaseSelector,
+        environ: Mapping[str, str],
+        info: Callable[[str], None],
+        debug: Callable[[str], None],
+    ) -> WarmParent:
+        return cls(
+            config.command,
+            enabled=config.warm and config.reload,
+            cwd=config.cwd,
+            watch_roots=config.watch_roots,
+            selector=selector,
+            environ=environ,
+            info=info,
+            debug=debug,
+        )
+
+    # --- the supervisor's side -------------------------------------------------------------
+
+    @property
+    def reporting(self) -> bool:
+        """Whether children should report the installed modules they import."""
+        return self.command is not None and self.given_up is None
+
+    def pids(self) -> set[int]:
+        return {parent.pid for parent in (self.parent, self.building) if parent is not None}
+
+    def deadline(self) -> float | None:
+        return self.build_at
+
+    def learn(self, values: Iterable[str]) -> None:
+        """Installed modules a child reported; a new one (re)builds the parent soon."""
+        if not self.reporting:
+            return
+        new = False
+        for name, path in parse_module_lines(values):
+            if name in self.modules or name in self.excluded or not eligible(path, self.watch_roots):
+                continue
+            self.modules[name] = path
+            current = self.building or self.parent
+            if current is None or name not in current.modules:
+                new = True
+        if new and (self.parent is None or self.learning_builds < _MAX_LEARNING_BUILDS):
+            if self.parent is not None and self.build_at is None:
+                self.learning_builds += 1
+            self.build_at = time.monotonic() + _BUILD_QUIET
+
+    def tick(self, now: float) -> None:
+        if self.build_at is not None and now >= self.build_at:
+            self.build_at = None
+            self._build()
+
+    def spawn(
+        self,
+        env: Mapping[str, str],
+        socket_fds: Sequence[int],
+        *,
+        generation: int,
+        own_group: bool,
+        stderr_fd: int | None,
+    ) -> Child | None:
+        """The next generation forked warm, or None (start it cold)."""
+        if self.command is None or self.given_up is not None:
+            return None
+        self.base_env = parent_environment(env)
+        if self.building is not None and (self.parent is None or self._stale(self.parent) is not None):
+            self._wait_for_build()
+        parent = self.parent
+        if parent is None:
+            if self.building is None and generation > 0 and self.modules and self.build_at is None:
+                self._build()
+            if generation > 0:
+                self._say("no warm parent is ready yet")
+            return None
+        reason = self._stale(parent)
+        if reason is not None:
+            self._discard(parent)
+            self.info(f"generation {generation} starts cold: {reason}; rebuilding the warm parent")
+            self._build()
+            return None
+        started = time.monotonic()
+        try:
+            pid = self._fork(parent, env, socket_fds, own_group, stderr_fd)
+        except OSError as exc:
+            self._discard(parent)
+            self.info(f"generation {generation} starts cold: {exc}; rebuilding the warm parent")
+            self._build()
+            return None
+        self.debug(f"generation {generation} forked warm from pid {parent.pid} in {(time.monotonic() - started) * 1000:.1f} ms")
+        return Child(pid=pid, generation=generation, argv=self.argv)
+
+    def close(self) -> None:
+        for parent in (self.parent, self.building):
+            if parent is not None:
+                self._discard(parent)
+
+    def __enter__(self) -> WarmParent:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # --- building --------------------------------------------------------------------------------
+
+    def _say(self, message: str) -> None:
+        if message not in self._said:
+            self._said.add(message)
+            self.info(f"--warm: {message}")
+
+    def _build(self) -> None:
+        """Start a warm parent in the background (the previous one serves until it is ready)."""
+        if self.command is None or self.base_env is None or self.given_up is not None or not self.modules:
+            return
+        if self.building is not None:
+            self._discard(self.building)
+            self.building = None
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        theirs.set_inheritable(True)
+        env = dict(self.base_env)
+        env["RELOADKIT_WARM_FD"] = str(theirs.fileno())
+        names = [name for name in self.modules if name not in self.excluded]
+        try:
+            child = process.spawn(
+                self.command.parent_argv(), env, keep_fds=[theirs.fileno()], own_group=True, generation=-1
+            )
+        except SpawnError as exc:
+            mine.close()
+            self._give_up(f"cannot start the warm parent: {exc}")
+            return
+        finally:
+            theirs.close()
+        fingerprint = Fingerprint.take(
+            [self.modules[name] for name in names], self.cwd, self.command.interpreter
+        )
+        parent = _Parent(child.pid, mine, dict(self.base_env), set(names), fingerprint)
+        plan = {
+            "modules": names,
+            "exclude": sorted(self.excluded),
+            "mode": self.command.mode,
+            "target": self.command.file or self.command.target,
+            "argv": list(self.command.argv),
+        }
+        try:
+            mine.send(json.dumps(plan).encode())
+        except OSError as exc:
+            parent.close()
+            self._failed(f"the warm parent did not take its plan ({exc})")
+            return
+        self.building = parent
+        self.selector.register(mine, selectors.EVENT_READ, self._on_building)
+        parent.registered = True
+        self.debug(f"building a warm parent (pid {child.pid}): {len(names)} modules")
+
+    def _on_building(self) -> None:
+        parent = self.building
+        if parent is None:
+            return
+        message = self._receive(parent, 0.0)
+        if message is None:
+            return
+        self._unregister(parent)
+        self.building = None
+        if "ready" in message:
+            parent.ready = True
+            old, self.parent = self.parent, parent
+            if old is not None:
+                self._discard(old)
+            self.failures = 0
+            self.info(
+                f"warm parent pid {parent.pid} ready: {message.get('imported', 0)} modules imported"
+                f" in {message.get('ms', 0)} ms; the next generations start from it"
+            )
+        elif "retry" in message:
+            name, why = str(message["retry"]), str(message.get("why", ""))
+            parent.close()
+            self.excluded[name] = why
+            self.info(f"--warm: {name} is left out of the warm parent: it {why}")
+            if len(self.excluded) > _MAX_RETRIES:
+                self._give_up("too many modules left out")
+                return
+            self._build()
+        else:
+            parent.close()
+            self._failed(str(message.get("error") or "the warm parent exited while importing"))
+
+    def _failed(self, why: str) -> None:
+        self.failures += 1
+        if self.failures >= _MAX_BUILDS:
+            self._give_up(why)
+        else:
+            self.info(f"--warm: {why}")
+
+    def _give_up(self, why: str) -> None:
+        self.given_up = why
+        self.info(f"--warm: {why}; every generation starts cold")
+        self.close()
+
+    def _wait_for_build(self) -> None:
+        deadline = time.monotonic() + _BUILD_WAIT
+        while self.building is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            ready, _, _ = _select([self.building.sock], remaining)
+            if ready:
+                self._on_building()
+
+    def _receive(self, parent: _Parent, timeout: float) -> dict[str, Any] | None:
+        """One message from a parent, {} on its end, None if nothing came in ``timeout``."""
+        if not _select([parent.sock], timeout)[0]:
+            return None
+        try:
+            data = parent.sock.recv(65536)
+        except OSError:
+            return {}
+        if not data:
+            return {}
+        try:
+            message = json.loads(data)
+        except ValueError:
+            return {"error": "the warm parent said something unreadable"}
+        return message if isinstance(message, dict) else {}
+
+    def _unregister(self, parent: _Parent) -> None:
+        if parent.registered:
+            parent.registered = False
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(parent.sock)
+
+    def _discard(self, parent: _Parent) -> None:
+        self._unregister(parent)
+        parent.close()
+        if parent is self.parent:
+            self.parent = None
+        if parent is self.building:
+            self.building = None
+
+    # --- starting a generation from it -----------------------------------------------------------
+
+    def _stale(self, parent: _Parent) -> str | None:
+        if self.base_env is not None and self.base_env != parent.env:
+            keys = sorted(set(self.base_env.items()) ^ set(parent.env.items()))
+            return f"the environment changed ({keys[0][0]})"
+        changed = parent.fingerprint.changed()
+        if changed is not None:
+            return changed
+        try:
+            os.kill(parent.pid, 0)
+        except OSError:
+            return f"the warm parent (pid {parent.pid}) is gone"
+        return None
+
+    def _fork(
+        self,
+        parent: _Parent,
+        env: Mapping[str, str],
+        socket_fds: Sequence[int],
+        own_group: bool,
+        stderr_fd: int | None,
+    ) -> int:
+        assert self.command is not None
+        command = self.command
+        job = {
+            "supervisor": os.getpid(),
+            "pgid": os.getpgrp(),
+            "own_group": own_group,
+            "env": dict(env),
+            "listen_pid": bool(socket_fds),
+            "cwd": os.getcwd(),
+            "mode": command.mode,
+            "target": command.file or command.target,
+            "file": command.file,
+            "argv": list(command.argv),
+            "orig_argv": list(command.orig_argv),
+        }
+        fds = [0, 1, 2 if stderr_fd is None else stderr_fd, *socket_fds]
+        for fd in fds[:3]:
+            os.fstat(fd)  # a closed stdin/stdout cannot be passed: start cold
+        # Replies left from a start that failed half-way are not this start's.
+        while self._receive(parent, 0.0) not in (None, {}):
+            pass
+        parent.sock.sendmsg(
+            [json.dumps(job).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+        )
+        forked: int | None = None
+        deadline = time.monotonic() + _REPLY_TIMEOUT
+        while True:
+            message = self._receive(parent, max(0.0, deadline - time.monotonic()))
+            if message is None or message == {}:
+                if forked is not None:
+                    _kill(forked)
+                raise OSError("the warm parent did not answer" if message is None else "the warm parent died")
+            if "error" in message:
+                if forked is not None:
+                    _kill(forked)
+                raise OSError(f"the warm start failed: {message['error']}")
+            if "forked" in message:
+                forked = int(message["forked"])
+            elif "started" in message:
+                return int(message["started"])
+
+
+def _select(socks: list[socket.socket], timeout: float) -> tuple[list[Any], list[Any], list[Any]]:
+    import select
+
+    while True:
+        try:
+            return select.select(socks, [], [], timeout)
+        except InterruptedError:
+            continue
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)

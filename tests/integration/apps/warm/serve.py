@@ -1,0 +1,3 @@
+import contractdump
+
+contractdump.main()
