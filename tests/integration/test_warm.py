@@ -9,16 +9,14 @@ counts as warm when reloadkit says it forked it (``-v``).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
-from support import Reloadkit, assert_all_gone, try_get, wait_for, write_file
+from support import Reloadkit, wait_for, write_file
 
 pytestmark = pytest.mark.timeout(90)
 
