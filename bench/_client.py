@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 
 HOST = "127.0.0.1"
 OUTCOMES = ("ok", "refused", "reset", "timeout", "error")
-_REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
 
 
 @dataclass(frozen=True)
@@ -26,13 +25,17 @@ class Reply:
     detail: str = ""
 
 
-def http_get(port: int, timeout: float) -> Reply:
-    """GET / on a new connection; never raises for network trouble."""
+def request_bytes(path: str = "/") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+
+
+def http_get(port: int, timeout: float, path: str = "/") -> Reply:
+    """GET ``path`` on a new connection; never raises for network trouble."""
     start = time.monotonic()
     deadline = start + timeout
     try:
         with socket.create_connection((HOST, port), timeout=timeout) as sock:
-            sock.sendall(_REQUEST)
+            sock.sendall(request_bytes(path))
             raw = b""
             expected: int | None = None  # the whole response's length, once the head is in
             while expected is None or len(raw) < expected:
@@ -93,8 +96,11 @@ class LoopResult:
 class ClientLoop:
     """A background client: a new connection per request, paced, bounded in count and time."""
 
-    def __init__(self, port: int, *, interval: float, timeout: float, max_requests: int, max_seconds: float) -> None:
+    def __init__(
+        self, port: int, *, interval: float, timeout: float, max_requests: int, max_seconds: float, path: str = "/"
+    ) -> None:
         self.port = port
+        self.path = path
         self.interval = interval
         self.timeout = timeout
         self.max_requests = max_requests
@@ -114,7 +120,7 @@ class ClientLoop:
                 if self._stop.wait(next_start - now):
                     break
             next_start = time.monotonic() + self.interval
-            self.result.replies.append(http_get(self.port, self.timeout))
+            self.result.replies.append(http_get(self.port, self.timeout, self.path))
 
     def start(self) -> ClientLoop:
         self._thread.start()
@@ -131,22 +137,22 @@ class ClientLoop:
         return self.result
 
 
-def run_loop(port: int, *, requests: int, interval: float, timeout: float) -> LoopResult:
+def run_loop(port: int, *, requests: int, interval: float, timeout: float, path: str = "/") -> LoopResult:
     """A foreground loop of ``requests`` requests (used for idle latency)."""
     loop = ClientLoop(
         port, interval=interval, timeout=timeout, max_requests=requests,
-        max_seconds=requests * (interval + timeout) + 5,
+        max_seconds=requests * (interval + timeout) + 5, path=path,
     )
     return loop.start().wait()
 
 
-def wait_for_body(port: int, expected: str, *, deadline: float, pause: float = 0.002) -> Reply | None:
+def wait_for_body(port: int, expected: str, *, deadline: float, pause: float = 0.002, path: str = "/") -> Reply | None:
     """Poll until a response with ``expected`` as body arrives; None at the deadline.
 
     The returned reply's ``started + latency`` is when that first response arrived.
     """
     while time.monotonic() < deadline:
-        reply = http_get(port, timeout=max(0.05, min(5.0, deadline - time.monotonic())))
+        reply = http_get(port, timeout=max(0.05, min(5.0, deadline - time.monotonic())), path=path)
         if reply.outcome == "ok" and reply.body == expected:
             return reply
         time.sleep(pause)

@@ -1,0 +1,1 @@
+"""The API's pydantic models, one per table."""
