@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -121,6 +122,42 @@ def _watchfiles(port: int) -> Launch:
     return Launch(argv, {})
 
 
+NODE_PREFIX = REPO / "bench" / ".node"  # git ignores it
+NODEMON = NODE_PREFIX / "node_modules" / ".bin" / "nodemon"
+
+
+def _nodemon(port: int) -> Launch:
+    # nodemon's own recipe for Python: the script's extension (.py) is what it watches
+    return Launch([str(NODEMON), "--exec", PYTHON, "app.py"], {})
+
+
+def _nodemon_problem() -> str | None:
+    """Install nodemon into bench/.node with npm the first time (never committed)."""
+    if NODEMON.exists():
+        return None
+    npm = shutil.which("npm")
+    if npm is None:
+        return "npm is not installed (nodemon is an npm package)"
+    result = subprocess.run(
+        [npm, "install", "--prefix", str(NODE_PREFIX), "--no-audit", "--no-fund", "nodemon"],
+        capture_output=True, text=True, timeout=600,
+    )
+    if result.returncode != 0 or not NODEMON.exists():
+        last = (result.stderr.strip().splitlines() or ["?"])[-1]
+        return f"npm install nodemon failed: {last}"
+    return None
+
+
+def nodemon_version() -> str | None:
+    package = NODE_PREFIX / "node_modules" / "nodemon" / "package.json"
+    try:
+        import json
+
+        return str(json.loads(package.read_text())["version"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def _hupper_monitor() -> str:
     return "watchdog" if importlib.util.find_spec("watchdog") else "polling"
 
@@ -166,6 +203,11 @@ TOOLS: list[Tool] = [
         "watchfiles", "watchfiles CLI", "wsgi",
         "watchfiles --filter python 'python app.py' .", _watchfiles, _missing("watchfiles"),
     ),
+    Tool(
+        "nodemon", "nodemon", "wsgi",
+        "nodemon --exec python app.py (npm install --prefix bench/.node nodemon; the app binds its port)",
+        _nodemon, _nodemon_problem,
+    ),
 ]
 
 
@@ -187,6 +229,8 @@ def versions() -> dict[str, str]:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             pass
+    if nodemon := nodemon_version():
+        found["nodemon"] = nodemon
     env = {**os.environ, **reloadkit_env()}
     result = subprocess.run(
         [PYTHON, "-c", "import reloadkit; print(getattr(reloadkit, '__version__', '?'))"],
