@@ -76,6 +76,12 @@ class IgnoreFiles:
         self._repos: dict[str, str | None] = {}
         self._rule_files: set[str] = {self.global_file}  # ignore files not named like one
 
+    def copy(self) -> IgnoreFiles:
+        """The same rules with caches of their own (for a watcher in another thread)."""
+        other = IgnoreFiles(self.roots, global_file=self.global_file)
+        other._rule_files = set(self._rule_files)
+        return other
+
     # -- what a watcher asks
 
     def ignored(self, path: str, is_dir: bool) -> bool:

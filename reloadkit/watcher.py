@@ -41,6 +41,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from .filters import FilterRules
 from .ignorefiles import IgnoreFiles
+from .mounts import MOUNTINFO, polled_roots
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
@@ -50,6 +51,7 @@ __all__ = [
     "DEFAULT_POLL_INTERVAL",
     "InotifyUnavailableError",
     "InotifyWatcher",
+    "MixedWatcher",
     "PollingWatcher",
     "WatchLimitError",
     "Watcher",
@@ -1096,6 +1098,89 @@ class WatchdogWatcher(_ThreadedWatcher):
         self._close_pipe()
 
 
+# -- several backends at once
+
+
+class MixedWatcher(Watcher):
+    """inotify for some roots, polling for others (those on mounts without inotify events),
+    behind one fd: an epoll instance that is readable when either backend's fd is. Linux only,
+    like the mounts that need it."""
+
+    def __init__(self, parts: Sequence[Watcher], rules: FilterRules, on_warning: WarningCallback | None,
+                 ignore: IgnoreFiles | None = None, polled_dirs: Iterable[str] = ()) -> None:
+        super().__init__(tuple(root for part in parts for root in part.roots), rules, on_warning, ignore)
+        self.parts = tuple(parts)
+        self.backend = "+".join(part.backend for part in self.parts)
+        self._polled_dirs = tuple(polled_dirs)
+        import select
+
+        self._epoll = select.epoll()  # close-on-exec by default
+        for part in self.parts:
+            self._epoll.register(part.fileno(), select.EPOLLIN)
+
+    def fileno(self) -> int:
+        if self._closed:
+            raise ValueError("fileno() on a closed watcher")
+        return self._epoll.fileno()
+
+    def _read(self) -> set[str]:
+        changed: set[str] = set()
+        if not self._closed:
+            for part in self.parts:
+                changed |= part._read()
+        return changed
+
+    def rescan(self) -> None:
+        super().rescan()
+        for part in self.parts:
+            part.rescan()
+
+    def add_files(self, paths: Iterable[str]) -> None:
+        if self._closed:
+            return
+        polled: list[str] = []
+        watched: list[str] = []
+        for path in paths:
+            ap = os.path.abspath(os.fspath(path))
+            (polled if _below_any(ap, self._polled_dirs) else watched).append(ap)
+        if polled:
+            self.parts[-1].add_files(polled)
+        if watched:
+            self.parts[0].add_files(watched)
+
+    @property
+    def watched_dirs(self) -> frozenset[str]:
+        return frozenset(d for part in self.parts for d in getattr(part, "watched_dirs", ()))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._epoll.close()
+        for part in self.parts:
+            part.close()
+
+
+def _below_any(path: str, dirs: Iterable[str]) -> bool:
+    return any(path == d or path.startswith(d.rstrip(os.sep) + os.sep) for d in dirs)
+
+
+def _split_by_mount(
+    dirs: list[str], exact: list[str], mountinfo: str, interval: float, on_warning: WarningCallback | None
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """(inotify dirs, polled dirs, inotify files, polled files), saying once what is polled and why."""
+    polled = polled_roots([*dirs, *{os.path.dirname(f) for f in exact}], mountinfo)
+    if not polled:
+        return dirs, [], exact, []
+    poll_dirs = [d for d in dirs if d in polled]
+    poll_files = [f for f in exact if os.path.dirname(f) in polled]
+    shown = [*poll_dirs, *sorted({os.path.dirname(f) for f in poll_files} - set(poll_dirs))]
+    if shown:
+        _emit(on_warning, f"polling every {interval:g}s, since changes there send no inotify events: "
+              + "; ".join(f"{d} ({polled[d]})" for d in shown))
+    return [d for d in dirs if d not in polled], poll_dirs, [f for f in exact if f not in poll_files], poll_files
+
+
 # --------------------------------------------------------------------------------------
 
 
@@ -1126,6 +1211,7 @@ def create_watcher(
     on_warning: WarningCallback | None = None,
     backend: str | None = None,
     ignore: IgnoreFiles | None = None,
+    mountinfo: str = MOUNTINFO,
 ) -> Watcher:
     """Build the watcher for this platform and options.
 
@@ -1136,11 +1222,15 @@ def create_watcher(
     systems watchdog's native Observer. ``backend`` forces one of :data:`BACKENDS`
     (tests; ``--poll`` is the user-facing switch). ``on_warning`` defaults to logging.
     ``ignore`` adds git's ignore files to ``rules`` (and watches those outside the trees).
+    On Linux, roots on mounts that deliver no inotify events (NFS, SMB, 9p, virtiofs, FUSE,
+    vboxsf, WSL's drvfs: see :mod:`reloadkit.mounts`, read from ``mountinfo``) are polled
+    beside inotify for the rest, and ``on_warning`` hears one line naming them.
     """
     dirs, file_roots = _resolve_roots(roots)
     exact = [*file_roots, *(os.path.abspath(os.fspath(f)) for f in files)]
     if ignore is not None:
         exact += ignore.files_to_watch()
+    auto = backend is None
     if backend is None:
         if poll_interval is not None:
             backend = "poll"
@@ -1151,6 +1241,20 @@ def create_watcher(
     interval = DEFAULT_POLL_INTERVAL if poll_interval is None else poll_interval
     if backend == "poll":
         return PollingWatcher(dirs, rules, interval=interval, files=exact, on_warning=on_warning, ignore=ignore)
+    if backend == "inotify" and auto:
+        dirs, poll_dirs, exact, poll_files = _split_by_mount(dirs, exact, mountinfo, interval, on_warning)
+        if poll_dirs or poll_files:
+            polling = PollingWatcher(poll_dirs, rules, interval=interval, files=poll_files, on_warning=on_warning,
+                                     ignore=ignore.copy() if ignore is not None else None)
+            if not dirs and not exact:
+                return polling
+            try:
+                events = create_watcher(dirs, rules, files=exact, on_warning=on_warning, backend="inotify",
+                                        ignore=ignore.copy() if ignore is not None else None)
+            except BaseException:
+                polling.close()
+                raise
+            return MixedWatcher([events, polling], rules, on_warning, ignore, polled_dirs=poll_dirs)
     if backend == "inotify":
         try:
             return InotifyWatcher(dirs, rules, files=exact, on_warning=on_warning, ignore=ignore)
