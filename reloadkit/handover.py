@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import fcntl
 import os
 import selectors
@@ -31,10 +32,11 @@ from collections.abc import Callable, Iterable
 
 from .sockets import Listener, bind_unix_hidden, is_ours, link_over, listen_tcp, remove_if_ours
 
-__all__ = ["Relay", "Succession", "steer"]
+__all__ = ["Relay", "Succession", "steer", "steer_port"]
 
 _SO_ATTACH_REUSEPORT_CBPF = 51
 _BPF_RET_K = 0x06
+_SKF_NET_OFF = 0xFFF00000  # -0x100000: loads relative to the IP header
 _CONNECT_TIMEOUT = 1.0  # a local connect only waits when the accept queue is full
 _CHUNK = 65536
 
@@ -45,9 +47,41 @@ def steer(member: socket.socket, index: int) -> None:
     The program is one instruction, ``return index``; the kernel hashes over the group
     when the index is out of range.
     """
-    instruction = ctypes.create_string_buffer(struct.pack("HBBI", _BPF_RET_K, 0, 0, index))
-    program = struct.pack("HP", 1, ctypes.addressof(instruction))
+    _attach(member, [(_BPF_RET_K, 0, 0, index)])
+
+
+def _attach(member: socket.socket, instructions: list[tuple[int, int, int, int]]) -> None:
+    code = b"".join(struct.pack("HBBI", *instruction) for instruction in instructions)
+    buffer = ctypes.create_string_buffer(code)
+    program = struct.pack("HP", len(instructions), ctypes.addressof(buffer))
     member.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_REUSEPORT_CBPF, program)
+
+
+def steer_port(member: socket.socket, port: int, to: int, others: int) -> None:
+    """Like :func:`steer` (every connection to the member at ``others``), except that a
+    connection from source ``port`` goes to the member at ``to``: how a probe reaches a
+    socket that receives nothing else.
+
+    The program reads the TCP source port behind the IP header (IPv4: its length is in the
+    header; IPv6: the fixed 40 bytes). No load can fail (the headers are always there), so
+    the program never returns the 0 a failed load would.
+    """
+    net = _SKF_NET_OFF
+    _attach(member, [
+        (0x30, 0, 0, net),  # ldb [net]          version and header length
+        (0x74, 0, 0, 4),  # rsh #4
+        (0x15, 0, 6, 4),  # jeq #4 ? next : v6
+        (0x30, 0, 0, net),  # ldb [net]
+        (0x54, 0, 0, 0x0F),  # and #0xf
+        (0x64, 0, 0, 2),  # lsh #2             IPv4 header length in bytes
+        (0x07, 0, 0, 0),  # tax
+        (0x48, 0, 0, net),  # ldh [x + net]      source port
+        (0x05, 0, 0, 1),  # ja cmp
+        (0x28, 0, 0, net + 40),  # v6: ldh [net + 40]
+        (0x15, 0, 1, port),  # cmp: jeq #port ? to : others
+        (_BPF_RET_K, 0, 0, to),
+        (_BPF_RET_K, 0, 0, others),
+    ])
 
 
 def _tcp_sibling(model: socket.socket, backlog: int) -> socket.socket:
@@ -149,9 +183,11 @@ class Succession:
         listener.sock = sock
         return True
 
-    def take_queued(self) -> list[socket.socket]:
-        """Connections waiting in the old sockets' queues: nobody else should accept them."""
-        return [conn for sock in self.others for conn in _take_queued(sock)]
+    def take_queued(self, socks: Iterable[socket.socket]) -> list[socket.socket]:
+        """Connections waiting in the queues of ``socks`` (a stopping generation's old
+        sockets): nobody else should accept them. The current socket is left alone."""
+        chosen = [sock for sock in socks if sock in self.others]
+        return [conn for sock in chosen for conn in _take_queued(sock)]
 
     def release(self, held: Iterable[socket.socket]) -> list[socket.socket]:
         """Close the old sockets no running child holds; returns the connections that were
@@ -186,6 +222,38 @@ class Succession:
         for sock in list(self.others):
             self._close(sock)
 
+    def connect_to(self, sock: socket.socket) -> socket.socket:
+        """A connection that lands in ``sock``'s queue, whether new connections go there or
+        not (a probe of the generation that holds it); blocking until it is queued."""
+        listener = self.listener
+        if sock is self.current:
+            return self.connect()
+        if sock in self.hidden:  # Unix: its own hidden name
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                upstream.settimeout(_CONNECT_TIMEOUT)
+                upstream.connect(self.hidden[sock][0])
+            except OSError:
+                upstream.close()
+                raise
+            return upstream
+        if sock not in self.members or not sys.platform.startswith("linux") or not listener.is_tcp:
+            raise OSError(errno.EOPNOTSUPP, "no way to reach this socket alone")
+        host, port = _client_address(self.current)
+        upstream = socket.socket(self.current.family, socket.SOCK_STREAM)
+        try:
+            upstream.bind((host, 0))
+            steer_port(self.current, upstream.getsockname()[1], self.members.index(sock), self.members.index(self.current))
+            try:
+                upstream.settimeout(_CONNECT_TIMEOUT)
+                upstream.connect((host, port))
+            finally:
+                steer(self.current, self.members.index(self.current))
+        except OSError:
+            upstream.close()
+            raise
+        return upstream
+
     def connect(self) -> socket.socket:
         """A new connection to the address, as a client would make it (for a relay)."""
         listener = self.listener
@@ -194,10 +262,7 @@ class Succession:
             target: str | tuple[str, int] = listener.unix_path
         else:
             upstream = socket.socket(self.current.family, socket.SOCK_STREAM)
-            host, port = self.current.getsockname()[:2]
-            if host in ("0.0.0.0", "::"):
-                host = "127.0.0.1" if self.current.family == socket.AF_INET else "::1"
-            target = (host, port)
+            target = _client_address(self.current)
         try:
             upstream.settimeout(_CONNECT_TIMEOUT)
             upstream.connect(target)
@@ -205,6 +270,13 @@ class Succession:
             upstream.close()
             raise
         return upstream
+
+
+def _client_address(sock: socket.socket) -> tuple[str, int]:
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if sock.family == socket.AF_INET else "::1"
+    return host, port
 
 
 class Relay:

@@ -9,6 +9,7 @@ decides, so there are no races between handlers.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import selectors
@@ -34,6 +35,7 @@ from .notify import RELOAD_KEY, WATCH_KEY, NotifyListener, NotifyMessage
 from .output import StderrTee
 from .policy import CrashBackoff, describe_changes, exit_status
 from .process import Child, Guardian
+from .readiness import Readiness, open_probe
 from .reloader import MODULE_KEY
 from .sockets import CONTRACT_VARIABLES, Listener, adopt_activation, open_listeners
 from .terminal import Terminal
@@ -91,6 +93,7 @@ class Supervisor:
         self.last_status: int | None = None
         self.last_stop_ms: float | None = None
         self.backoff = CrashBackoff()
+        self.readiness = Readiness(config.effective_ready_after)
         self.debouncer = Debouncer(config.debounce_ms / 1000.0, max(_DEBOUNCE_CAP, config.debounce_ms / 1000.0))
         self.watcher: Watcher | None = None
         self.notifier: NotifyListener | None = None
@@ -142,6 +145,7 @@ class Supervisor:
                 self.watcher = stack.enter_context(self._make_watcher())
                 self.selector.register(self.watcher.fileno(), selectors.EVENT_READ, self._on_watch)
             stack.callback(self._end_everything)
+            stack.callback(self.readiness.close)
             for listener in self.listeners:
                 self.info(f"listening on {listener.display()} (fd {self._fd_of(listener)})")
             if self.config.config_file:
@@ -200,15 +204,12 @@ class Supervisor:
             deadlines.append(self.restart_at)
         if self.warm is not None and self.warm.deadline() is not None:
             deadlines.append(self.warm.deadline())  # type: ignore[arg-type]
-        for child in (self.current, self.pending):
-            if child is not None and child.alive and child.ready_at is None and self.config.overlap:
-                deadlines.append(child.started + self._ready_after(child))
+        ready = self.readiness.deadline()
+        if ready is not None:
+            deadlines.append(ready)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
-
-    def _ready_after(self, child: Child) -> float:
-        return max(self.config.effective_ready_after, child.extend)
 
     def _run_timers(self) -> None:
         now = time.monotonic()
@@ -234,15 +235,10 @@ class Supervisor:
             self.restart_at = None
             restart, self.restart = self.restart, None
             self._start(restart)
-        if self.config.overlap:
-            for child in (self.pending, self.current):
-                if (
-                    child is not None
-                    and child.alive
-                    and child.ready_at is None
-                    and now >= child.started + self._ready_after(child)
-                ):
-                    self._mark_ready(child, by_timer=True)
+        for pid, how in self.readiness.check(now):
+            child = self._find(pid)
+            if child is not None and child.alive:
+                self._mark_ready(child, how)
 
     # --- sources --------------------------------------------------------------------------
 
@@ -304,13 +300,15 @@ class Supervisor:
 
     def _handle_notify(self, child: Child, message: NotifyMessage) -> None:
         if message.get("READY") == "1":
-            self._mark_ready(child, by_timer=False)
+            how = self.readiness.notified(child.pid, time.monotonic())
+            if how is not None:
+                self._mark_ready(child, how)
         status = message.get("STATUS")
         if status:
             self.debug(f"pid {child.pid}: {status}")
         extend = message.get("EXTEND_TIMEOUT_USEC")
         if extend and extend.isdigit():
-            child.extend = (time.monotonic() - child.started) + int(extend) / 1e6
+            self.readiness.extend(child.pid, (time.monotonic() - child.started) + int(extend) / 1e6)
         if self.warm is not None:
             self.warm.learn(message.values(MODULE_KEY))
         watch = message.values(WATCH_KEY)
@@ -405,6 +403,7 @@ class Supervisor:
             self.warn(f"{exc}; waiting for a change")
             return
         self.held[child.pid] = socks
+        self._watch_readiness(child, socks)
         if tee is not None:
             tee.close_write()
             self.tees[child.pid] = tee
@@ -433,15 +432,22 @@ class Supervisor:
         if child is None or not child.alive:
             del self.tees[pid]
 
-    def _mark_ready(self, child: Child, *, by_timer: bool) -> None:
+    def _watch_readiness(self, child: Child, socks: Sequence[socket.socket]) -> None:
+        """Probe each socket only this child holds (on a shared one, another might take it)."""
+        others = {id(sock) for pid, held in self.held.items() if pid != child.pid for sock in held}
+        probes = [
+            probe
+            for succession, sock in zip(self.successions, socks, strict=False)
+            if id(sock) not in others and (probe := open_probe(sock, functools.partial(succession.connect_to, sock)))
+        ]
+        self.readiness.watch(child.pid, child.started, probes)
+
+    def _mark_ready(self, child: Child, how: str) -> None:
         if child.ready_at is not None:
             return
         child.ready_at = time.monotonic()
         elapsed = (child.ready_at - child.started) * 1000
-        if not by_timer:
-            self.info(f"ready in {elapsed:.0f} ms (pid {child.pid})")
-        else:
-            self.debug(f"pid {child.pid} assumed ready after {elapsed:.0f} ms (no READY=1)")
+        self.info(f"ready in {elapsed:.0f} ms ({how}; pid {child.pid})")
         if child is self.pending:
             old = self.current
             self.current, self.pending = child, None
@@ -491,10 +497,11 @@ class Supervisor:
                 if sock is not None:
                     self._switch(succession, sock)
 
-    def _relay_queued(self) -> None:
+    def _relay_queued(self, child: Child) -> None:
         """While the stopping child is frozen: what waits on its old sockets goes to the new."""
+        held = self.held.get(child.pid, ())
         for succession in self.successions:
-            for conn in succession.take_queued():
+            for conn in succession.take_queued(held):
                 self._relay(succession, conn)
 
     def _relay(self, succession: Succession, conn: socket.socket) -> None:
@@ -525,11 +532,12 @@ class Supervisor:
 
     def _begin_stop(self, child: Child, number: int, *, send: bool = True, drain: bool = False) -> None:
         child.stop_sent_at = time.monotonic()
+        self.readiness.forget(child.pid)
         self.debug(f"stopping pid {child.pid}" + (f" with {signal.Signals(number).name}" if send else ""))
         if send and drain and child.alive:
             self._hand_over(child)
             waited = process.stop_when_idle(
-                child.pid, number, *self._served_addresses(), _DRAIN_LIMIT, before_signal=self._relay_queued
+                child.pid, number, *self._served_addresses(), _DRAIN_LIMIT, before_signal=lambda: self._relay_queued(child)
             )
             if waited >= 0.005:
                 self.debug(f"waited {waited * 1000:.0f} ms for pid {child.pid} to finish the requests in flight")
@@ -597,6 +605,7 @@ class Supervisor:
 
     def _on_exit(self, child: Child, code: int) -> None:
         child.returncode = code
+        self.readiness.forget(child.pid)
         lifetime = time.monotonic() - child.started
         try:
             self._after_exit(child, code, lifetime)

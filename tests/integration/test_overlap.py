@@ -120,9 +120,9 @@ def test_ready_is_reported_on_each_restart_without_overlap(tmp_path: Path) -> No
     _project(tmp_path)
     with Reloadkit(_args(), cwd=tmp_path) as rk:
         rk.wait_listening()
-        rk.wait_for_output(r"ready in \d+ ms \(pid \d+\)")
+        rk.wait_for_output(r"ready in \d+ ms \(accepting; pid \d+\)")
         write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
         _serves(rk, "v1")
-        match = rk.wait_for_output(r"ready in (\d+) ms \(pid (\d+)\)", count=2)
+        match = rk.wait_for_output(r"ready in (\d+) ms \(accepting; pid (\d+)\)", count=2)
         assert int(match.group(2)) == rk.child_pid(1)
         assert re.search(r"restarting \(version.py changed\): started pid \d+ \(generation 1\), stop took \d+ ms", rk.output)

@@ -208,8 +208,9 @@ def test_gunicorn_reads_listen_fds_and_every_worker_dies_on_each_reload(project:
             workers = _every_worker_serves(url, generation, 2)
             generations[generation] = {master} | _children(master, 2)
             assert workers <= generations[generation]
-            # gunicorn's arbiter sends READY=1 to NOTIFY_SOCKET
-            rk.wait_for_output(rf"ready in \d+ ms \(pid {master}\)", timeout=20)
+            # gunicorn's arbiter sends READY=1 before its workers import the app: ready means
+            # a worker took the probe
+            rk.wait_for_output(rf"ready in \d+ ms \(accepting; pid {master}\)", timeout=20)
             if generation > 0:  # the master and both workers of the previous generation are gone
                 assert_all_gone(generations[generation - 1], timeout=5)
 

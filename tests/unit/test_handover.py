@@ -138,7 +138,7 @@ def test_taking_the_queue_leaves_the_shared_blocking_flag_as_it_was(tcp: Listene
         waiting.close()
         return
     succession.switch(new)
-    taken = succession.take_queued()
+    taken = succession.take_queued([old])
     assert len(taken) == 1
     assert _nonblocking(old) == (child_mode == "nonblocking")
     for conn in (*taken, waiting):

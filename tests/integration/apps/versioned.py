@@ -53,6 +53,8 @@ if stop_on_term:
 def serve(conn: socket.socket) -> None:
     with conn:
         request = conn.recv(65536)
+        if not request:  # a connection closed without a request (reloadkit's readiness probe)
+            return
         if request.startswith(b"GET /busy"):  # 100 ms of CPU work, announced in busy.txt
             with open("busy.txt", "w") as handle:
                 handle.write("started\n")

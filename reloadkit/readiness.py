@@ -1,0 +1,312 @@
+"""Readiness without the server's help: has the child taken a connection off its socket?
+
+Most servers never send ``READY=1``. What every server does once it serves is ``accept()``.
+A :class:`Probe` puts one connection of reloadkit's own into the queue of the socket a
+generation was given, half-closed at once (the server reads an end of file, not a byte of a
+request, and closes it quietly), and asks the kernel whether the server end of that
+connection has been accepted yet: an accepted socket has an inode (it became a file in the
+server), a queued one has none. On Linux the kernel answers through ``sock_diag`` netlink
+(``inet_diag`` for TCP, ``unix_diag``'s peer for Unix sockets); where that is missing the
+probe cannot work and the caller falls back to ``READY=1`` or a timer.
+
+Because the question is about *this* connection, the answer is right on a queue that
+clients share too (the first generation, or a socket the address has just moved to): the
+queue is first in, first out, so when the probe is taken, the server has reached its
+accept loop.
+
+:class:`Readiness` decides, per generation, from the three signals: accepting (a probe was
+taken), ``READY=1``, and the ``--ready-after`` timer, which is used only when no probe can
+work. A child that sends ``READY=1`` *and* can be probed is ready when both have happened:
+gunicorn's arbiter notifies before its workers have imported the app, and an app that
+notifies after warming up meant to be waited for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import os
+import socket
+import struct
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["ACCEPTING", "NOTIFIED", "TIMER", "Probe", "Readiness", "diag_available", "open_probe"]
+
+ACCEPTING = "accepting"
+NOTIFIED = "READY=1"
+TIMER = "timer"
+
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST = 1
+_NLMSG_ERROR = 2
+_NOCOOKIE = 0xFFFFFFFF
+_UDIAG_SHOW_PEER = 0x04
+_UDIAG_SHOW_ICONS = 0x08
+_UNIX_DIAG_PEER = 2
+_UNIX_DIAG_ICONS = 3
+_CHECK_MIN = 0.001  # first checks right away: a warm start accepts within milliseconds
+_CHECK_MAX = 0.005  # a switch then waits at most this long after the first accept()
+
+
+class _Diag:
+    """One netlink socket for sock_diag queries (one request, one answer, no dump)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG)
+        self.sock.settimeout(0.5)
+        self.seq = 0
+
+    def ask(self, payload: bytes) -> bytes | None:
+        """The first answer's payload; None when the kernel knows no such socket."""
+        self.seq += 1
+        header = struct.pack("=IHHII", 16 + len(payload), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, self.seq, 0)
+        self.sock.send(header + payload)
+        while True:
+            data = self.sock.recv(65536)
+            length, kind, _flags, seq, _pid = struct.unpack_from("=IHHII", data)
+            if seq != self.seq:
+                continue  # a late answer to an earlier question
+            if kind == _NLMSG_ERROR:
+                (code,) = struct.unpack_from("=i", data, 16)
+                if code in (-errno.ENOENT, 0):
+                    return None
+                raise OSError(-code, os.strerror(-code))
+            return data[16:length]
+
+
+_diag: _Diag | None = None
+_diag_failed = False
+
+
+def _get_diag() -> _Diag | None:
+    global _diag, _diag_failed
+    if _diag is None and not _diag_failed:
+        try:
+            _diag = _Diag()
+        except OSError:
+            _diag_failed = True
+    return _diag
+
+
+def _inet_request(family: int, local: tuple, remote: tuple) -> bytes:
+    def address(host: str) -> bytes:
+        return socket.inet_pton(family, host).ljust(16, b"\0")
+
+    sockid = struct.pack("!HH", local[1], remote[1]) + address(local[0]) + address(remote[0])
+    sockid += struct.pack("=III", 0, _NOCOOKIE, _NOCOOKIE)
+    return struct.pack("=BBBxI", family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF) + sockid
+
+
+def _tcp_server_end_taken(server_end: tuple[int, tuple[str, int], tuple[str, int]]) -> bool | None:
+    """Is the server end (family, its address, the client's) accepted, or already closed?"""
+    diag = _get_diag()
+    if diag is None:
+        return None
+    family, local, remote = server_end
+    try:
+        answer = diag.ask(_inet_request(family, local, remote))
+    except OSError:
+        return None
+    if answer is None:
+        return True  # gone: accepted, answered with an end of file, closed
+    (inode,) = struct.unpack_from("=I", answer, 68)  # inet_diag_msg.idiag_inode
+    return inode != 0
+
+
+def _unix_attributes(inode: int, show: int) -> dict[int, bytes] | None:
+    """unix_diag's attributes of the socket with ``inode``; None when it is unknown."""
+    diag = _get_diag()
+    if diag is None:
+        return None
+    request = struct.pack("=BBxxIIIII", socket.AF_UNIX, 0, 0xFFFFFFFF, inode, show, _NOCOOKIE, _NOCOOKIE)
+    answer = diag.ask(request)
+    if answer is None:
+        return None
+    found: dict[int, bytes] = {}
+    offset = 16  # unix_diag_msg
+    while offset + 4 <= len(answer):
+        length, kind = struct.unpack_from("=HH", answer, offset)
+        if length < 4:
+            break
+        found[kind] = answer[offset + 4 : offset + length]
+        offset += (length + 3) & ~3
+    return found
+
+
+def _unix_server_end_taken(client: socket.socket, listener_inode: int) -> bool | None:
+    """Is the client's server end out of the listener's queue? The listener lists the
+    inodes of its queued connections (``UNIX_DIAG_ICONS``); kernels that give a queued
+    server end no inode list a 0, and the peer reads 0 until the accept."""
+    try:
+        mine = _unix_attributes(os.fstat(client.fileno()).st_ino, _UDIAG_SHOW_PEER)
+        listener = _unix_attributes(listener_inode, _UDIAG_SHOW_ICONS)
+    except OSError:
+        return None
+    if mine is None or listener is None:
+        return None
+    peer = struct.unpack("=I", mine[_UNIX_DIAG_PEER][:4])[0] if _UNIX_DIAG_PEER in mine else 0
+    if peer == 0:  # not accepted yet, or accepted and closed already: its end of file says
+        try:
+            return client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, TimeoutError):
+            return False
+        except OSError:
+            return True
+    icons = listener.get(_UNIX_DIAG_ICONS, b"")
+    return peer not in struct.unpack(f"={len(icons) // 4}I", icons[: len(icons) // 4 * 4])
+
+
+def diag_available() -> bool:
+    """Can the kernel be asked about a socket's other end (Linux with sock_diag)?"""
+    return sys.platform.startswith("linux") and _get_diag() is not None
+
+
+class Probe:
+    """One connection of ours in ``listener``'s queue, until the server takes it."""
+
+    def __init__(self, client: socket.socket, listener: socket.socket) -> None:
+        self.client = client
+        client.setblocking(False)
+        if client.family == socket.AF_UNIX:
+            self._ask: Callable[[], bool | None] = functools.partial(
+                _unix_server_end_taken, client, os.fstat(listener.fileno()).st_ino
+            )
+        else:
+            server_end = (client.family, client.getpeername()[:2], client.getsockname()[:2])
+            self._ask = functools.partial(_tcp_server_end_taken, server_end)
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_WR)  # the server reads an end of file: nothing to log
+
+    def taken(self) -> bool | None:
+        """Has the server taken it from the queue? None: the kernel cannot tell us."""
+        if self.client.fileno() < 0:
+            return None
+        return self._ask()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@dataclass
+class _State:
+    started: float
+    probes: list[Probe]
+    timer: float | None  # seconds after the start; None: no timer (a probe can tell)
+    notified: bool = False
+    ready: str | None = None
+    next_check: float = 0.0
+    extend: float = 0.0
+    checks: int = field(default=0)
+
+
+class Readiness:
+    """Per generation: is it ready, and by which signal (``accepting``, ``READY=1``, ``timer``)?
+
+    Keys are whatever the caller uses for a generation (its pid). Pure decisions over the
+    probes' answers; the caller passes the time in and calls :meth:`check` when
+    :meth:`deadline` is due.
+    """
+
+    def __init__(self, ready_after: float) -> None:
+        self.ready_after = ready_after
+        self._states: dict[int, _State] = {}
+
+    def watch(self, key: int, started: float, probes: list[Probe]) -> None:
+        """Follow a new generation; ``probes`` may be empty (then READY=1, else the timer)."""
+        usable = [probe for probe in probes if probe.taken() is not None]
+        for probe in probes:
+            if probe not in usable:
+                probe.close()
+        timer = None if usable else self.ready_after
+        self._states[key] = _State(started, usable, timer, next_check=started + _CHECK_MIN)
+
+    def forget(self, key: int) -> None:
+        state = self._states.pop(key, None)
+        if state is not None:
+            _close_all(state)
+
+    def is_ready(self, key: int) -> bool:
+        state = self._states.get(key)
+        return state is not None and state.ready is not None
+
+    def extend(self, key: int, until: float) -> None:
+        """``EXTEND_TIMEOUT_USEC``: the timer waits at least until ``until`` after the start."""
+        state = self._states.get(key)
+        if state is not None:
+            state.extend = max(state.extend, until)
+
+    def notified(self, key: int, now: float) -> str | None:
+        """``READY=1`` came: the signal that made it ready, or None (still waiting to accept)."""
+        state = self._states.get(key)
+        if state is None or state.ready is not None:
+            return None
+        state.notified = True
+        if not state.probes:
+            return self._ready(state, NOTIFIED)
+        return None
+
+    def deadline(self) -> float | None:
+        """The next time :meth:`check` has something to do."""
+        times: list[float] = []
+        for state in self._states.values():
+            if state.ready is not None:
+                continue
+            if state.probes:
+                times.append(state.next_check)
+            elif state.timer is not None and not state.notified:
+                times.append(state.started + max(state.timer, state.extend))
+        return min(times) if times else None
+
+    def check(self, now: float) -> list[tuple[int, str]]:
+        """Generations that became ready by ``now``, each with its signal."""
+        found: list[tuple[int, str]] = []
+        for key, state in self._states.items():
+            if state.ready is not None:
+                continue
+            if state.probes:
+                if now < state.next_check:
+                    continue
+                state.checks += 1
+                if any(probe.taken() for probe in state.probes):
+                    found.append((key, self._ready(state, ACCEPTING)))
+                else:
+                    elapsed = now - state.started
+                    state.next_check = now + min(_CHECK_MAX, max(_CHECK_MIN, elapsed / 50))
+            elif state.timer is not None and not state.notified and now >= state.started + max(state.timer, state.extend):
+                found.append((key, self._ready(state, TIMER)))
+        return found
+
+    def _ready(self, state: _State, how: str) -> str:
+        state.ready = how
+        _close_all(state)
+        return how
+
+    def close(self) -> None:
+        for state in self._states.values():
+            _close_all(state)
+        self._states.clear()
+
+
+def _close_all(state: _State) -> None:
+    for probe in state.probes:
+        probe.close()
+    state.probes = []
+
+
+def open_probe(listener: socket.socket, connect: Callable[[], socket.socket]) -> Probe | None:
+    """A probe of ``listener``, connected by ``connect``; None where none can work."""
+    if not diag_available():
+        return None
+    try:
+        client = connect()
+    except OSError:
+        return None
+    try:
+        return Probe(client, listener)
+    except OSError:
+        client.close()
+        return None
