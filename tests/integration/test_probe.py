@@ -5,6 +5,7 @@ its arbiter sends READY=1."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -81,6 +82,7 @@ def test_gunicorn_is_ready_when_a_worker_accepts_not_when_its_arbiter_notifies(t
         wait_for(lambda: try_get(url) == "v0", 30, "v0")
         first = rk.wait_for_output(r"ready in \d+ ms \((\w+); pid (\d+)\)")
         assert first.group(1) == "accepting" and int(first.group(2)) == rk.child_pid(0)
+        _both_workers_serve(url)  # a worker still booting at the edit would load v1
         write_file(project / "version.py", "VERSION = 'v1'\n")
         rk.wait_for_output(r"started pid \d+ \(generation 1\) beside pid")
         new = rk.child_pid(1)
@@ -91,6 +93,18 @@ def test_gunicorn_is_ready_when_a_worker_accepts_not_when_its_arbiter_notifies(t
         (project / "release-1").touch()
         rk.wait_for_output(rf"ready in \d+ ms \(accepting; pid {new}\)", timeout=20)
         wait_for(lambda: try_get(url) == "v1", 20, "v1")
+
+
+def _both_workers_serve(url: str) -> None:
+    pids: set[int] = set()
+
+    def both() -> bool:
+        body = try_get(url, "/info")
+        if body:
+            pids.add(json.loads(body)["pid"])
+        return len(pids) == 2
+
+    wait_for(both, 20, "both workers of generation 0 to serve")
 
 
 def _children(pid: int) -> list[int]:
