@@ -73,18 +73,22 @@ def _threads() -> int:
         return threading.active_count() if threading is not None else 1
 
 
-def _fds() -> set:
+def _fds() -> dict:
+    """The open descriptors and what they are (not the one listdir used: closed by now)."""
+    found: dict = {}
     try:
-        return {int(name) for name in os.listdir("/proc/self/fd")}
+        names = os.listdir("/proc/self/fd")
     except OSError:
-        return set()
+        return found
+    for name in names:
+        try:
+            found[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+    return found
 
 
-def _describe_fd(fd: int) -> str:
-    try:
-        link = os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        return "a descriptor"
+def _describe(link: str) -> str:
     if link.startswith("socket:"):
         return "a socket"
     if link.startswith("anon_inode:"):
@@ -153,9 +157,9 @@ class WarmParent:
             if _threads() > threads:
                 self.send({"retry": name, "why": "starts a thread when imported"})
                 os._exit(0)
-            new = _fds() - fds
+            new = [link for fd, link in sorted(_fds().items()) if fds.get(fd) != link]
             if new:
-                self.send({"retry": name, "why": f"opens {_describe_fd(min(new))} when imported"})
+                self.send({"retry": name, "why": f"opens {_describe(new[0])} when imported"})
                 os._exit(0)
         self.tracker = self._load_tracker()
         import ctypes

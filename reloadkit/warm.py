@@ -459,10 +459,12 @@ class WarmParent:
         self.base_env = parent_environment(env)
         if self.building is not None and (self.parent is None or self._stale(self.parent) is not None):
             self._wait_for_build()
+        if self.parent is None and self.building is None and self.modules:
+            self.build_at = None  # the reload came before the build was due: build now, and wait
+            self._build()
+            self._wait_for_build()
         parent = self.parent
         if parent is None:
-            if self.building is None and generation > 0 and self.modules and self.build_at is None:
-                self._build()
             if generation > 0:
                 self._say("no warm parent is ready yet")
             return None

@@ -9,14 +9,17 @@ counts as warm when reloadkit says it forked it (``-v``).
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
-from support import Reloadkit, wait_for, write_file
+from support import ROOT, LoopingClient, Reloadkit, assert_all_gone, try_get, wait_for, write_file
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -101,4 +104,188 @@ def test_a_warm_generation_starts_exactly_as_a_cold_one(project: Path, kind: str
         _warm_reload(rk, project, 1)
         warm = _report(project, 1)
         _compare(cold, warm)
+        assert "starts cold" not in rk.output
+
+
+# --- the pitfalls of forking a warm interpreter -----------------------------------------------
+
+LIBS = {
+    "threadlib": "import threading\nimport time\n\nthreading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n",
+    "socklib": "import socket\n\nSOCK = socket.socket()\n",
+    "printlib": "print('PARTIAL', end='')\n",
+    "atexitlib": "import atexit\nimport os\n\natexit.register(lambda: print(f'ATEXIT {os.getpid()}', flush=True))\n",
+    "quietlib": "VALUE = 1\n",
+}
+
+
+def _site(tmp_path: Path) -> Path:
+    """An installed-packages directory outside the project, with the pitfall modules."""
+    site = tmp_path / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    for name, text in LIBS.items():
+        (site / f"{name}.py").write_text(text)
+    return site
+
+
+def _start_pitfalls(project: Path, libs: str, *python_options: str, **env: str) -> Reloadkit:
+    site = _site(project.parent)
+    return _start(
+        project,
+        [sys.executable, *python_options, "pitfalls.py"],
+        WARM_LIBS=libs,
+        PYTHONPATH=f"{site}{os.pathsep}{ROOT}",
+        **env,
+    )
+
+
+def _serving(rk: Reloadkit, version: str, generation: int) -> dict[str, Any]:
+    def answer() -> dict[str, Any] | None:
+        body = try_get(rk.url)
+        if body is None:
+            return None
+        data: dict[str, Any] = json.loads(body)
+        return data if data["version"] == version and data["generation"] == str(generation) else None
+
+    return wait_for(answer, 30, f"generation {generation} to serve {version}")
+
+
+def _bump(rk: Reloadkit, project: Path, generation: int, *, warm: bool = True) -> dict[str, Any]:
+    write_file(project / "project_mod.py", f"VERSION = 'v{generation}'\n")
+    rk.wait_for_output(rf"started pid \d+ \(generation {generation}\)")
+    if warm:
+        rk.wait_for_output(rf"generation {generation} forked warm")
+    return _serving(rk, f"v{generation}", generation)
+
+
+def test_a_module_that_starts_a_thread_or_opens_a_socket_is_left_out(project: Path) -> None:
+    """Forking a process with threads warns (DeprecationWarning, an error here): the warm
+    parent must never do it. The module is left out, said once, and imported by each
+    generation itself, as a cold one does."""
+    with _start_pitfalls(project, "threadlib,socklib,quietlib", "-W", "error::DeprecationWarning") as rk:
+        _serving(rk, "v0", 0)
+        rk.wait_for_output(READY)
+        for generation in (1, 2):
+            _bump(rk, project, generation)
+        assert rk.count(r"threadlib is left out of the warm parent: it starts a thread when imported") == 1
+        assert rk.count(r"socklib is left out of the warm parent: it opens a socket when imported") == 1
+        assert "DeprecationWarning" not in rk.output
+        assert "starts cold" not in rk.output
+
+
+def test_buffered_output_is_not_printed_twice_and_atexit_runs_once_per_generation(project: Path) -> None:
+    with _start_pitfalls(project, "printlib,atexitlib", PYTHONUNBUFFERED="") as rk:
+        _serving(rk, "v0", 0)
+        parent = int(rk.wait_for_output(READY).group(1))
+        pids = [rk.child_pid(0)]
+        for generation in (1, 2):
+            pids.append(_bump(rk, project, generation)["pid"])
+        rk.signal(signal.SIGTERM)
+        rk.wait_exit(20)
+        # Once by the cold generation 0, once by the warm parent's flush before its first fork.
+        assert rk.output.count("PARTIAL") == 2, rk.output
+        assert [int(pid) for pid in re.findall(r"ATEXIT (\d+)", rk.output)] == pids, rk.output
+        assert parent not in pids
+
+
+def test_random_differs_between_warm_generations(project: Path) -> None:
+    with _start_pitfalls(project, "quietlib") as rk:
+        _serving(rk, "v0", 0)
+        rk.wait_for_output(READY)
+        numbers = {_bump(rk, project, generation)["random"] for generation in (1, 2, 3)}
+        assert len(numbers) == 3
+
+
+def test_a_package_installed_rebuilds_the_warm_parent(project: Path) -> None:
+    with _start_pitfalls(project, "quietlib") as rk:
+        _serving(rk, "v0", 0)
+        rk.wait_for_output(READY)
+        _bump(rk, project, 1)
+        site = project.parent / "lib" / "site-packages"
+        (site / "newpkg").mkdir()
+        (site / "newpkg" / "__init__.py").write_text("")
+        (site / "newpkg-1.0.dist-info").mkdir()
+        _bump(rk, project, 2, warm=False)
+        rk.wait_for_output(r"generation 2 starts cold: installed packages changed .*site-packages\); rebuilding")
+        rk.wait_for_output(READY, count=2)
+        _bump(rk, project, 3)
+
+
+def test_a_killed_warm_parent_makes_one_cold_start_and_is_rebuilt(project: Path) -> None:
+    with _start_pitfalls(project, "quietlib") as rk:
+        _serving(rk, "v0", 0)
+        parent = int(rk.wait_for_output(READY).group(1))
+        _bump(rk, project, 1)
+        os.kill(parent, signal.SIGKILL)
+        wait_for(lambda: not psutil.pid_exists(parent) or psutil.Process(parent).status() == psutil.STATUS_ZOMBIE,
+                 10, "the warm parent to die")
+        _bump(rk, project, 2, warm=False)
+        rk.wait_for_output(r"generation 2 starts cold: .*warm parent.*; rebuilding the warm parent")
+        second = int(rk.wait_for_output(READY, count=2).group(1))
+        assert second != parent
+        _bump(rk, project, 3)
+
+
+def test_a_syntax_error_in_the_project_leaves_the_warm_parent_alone(project: Path) -> None:
+    with _start_pitfalls(project, "quietlib") as rk:
+        _serving(rk, "v0", 0)
+        parent = int(rk.wait_for_output(READY).group(1))
+        _bump(rk, project, 1)
+        write_file(project / "project_mod.py", "VERSION = (\n")
+        rk.wait_for_output(r"generation 2 forked warm")
+        rk.wait_for_output(r"exited with status 1; waiting for a change")
+        assert "SyntaxError" in rk.output
+        _bump(rk, project, 3)
+        assert rk.count(READY) == 1 and psutil.pid_exists(parent)
+        assert "starts cold" not in rk.output
+
+
+@pytest.mark.timeout(180)
+def test_twenty_warm_reloads_under_a_looping_client_fail_no_request(project: Path) -> None:
+    with _start_pitfalls(project, "quietlib") as rk:
+        _serving(rk, "v0", 0)
+        rk.wait_for_output(READY)
+        with LoopingClient(rk.url, max_requests=1_000_000, max_seconds=150) as client:
+            client.wait_requests(5, timeout=20)
+            for generation in range(1, 21):
+                _bump(rk, project, generation)
+                client.wait_requests(3, timeout=20)
+        assert client.stats["failed"] == 0, client.stats["errors"][:5]
+        assert rk.count(r"forked warm") == 20
+        versions = [json.loads(body)["version"] for body in client.bodies]
+        assert versions == sorted(set(versions), key=lambda v: int(v[1:])), versions
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "SIGKILL"])
+def test_nothing_is_left_running_when_reloadkit_ends(project: Path, how: str) -> None:
+    with _start_pitfalls(project, "quietlib") as rk:
+        _serving(rk, "v0", 0)
+        parent = int(rk.wait_for_output(READY).group(1))
+        _bump(rk, project, 1)
+        pids = rk.tree_pids()
+        assert parent in pids and rk.child_pid(1) in pids
+        rk.signal(getattr(signal, how))
+        rk.wait_exit(20)
+        assert_all_gone(pids | rk.tree_pids(), timeout=10)
+
+
+def test_run_with_reloader_forks_its_children_warm_and_they_still_report_their_imports(tmp_path: Path) -> None:
+    """The library face (RELOADKIT_WARM=1): its children start warm, and the import tracker
+    runs in them as in a cold child, so a module imported only by a warm generation is
+    watched too."""
+    library = Path(__file__).parent / "library_apps"
+    shutil.copy(library / "tracked.py", tmp_path / "tracked.py")
+    for name in ("helper", "lazy"):
+        (tmp_path / f"{name}.py").write_text("VALUE = 1\n")
+    env = {"RELOADKIT_WARM": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    with Reloadkit([], argv=[sys.executable, "tracked.py"], cwd=tmp_path, env=env) as rk:
+        rk.wait_for_output(r"CHILD gen=0 helper=1 lazy=1 child=True")
+        rk.wait_for_output(READY)
+        write_file(tmp_path / "helper.py", "VALUE = 2\n")
+        rk.wait_for_output(r"CHILD gen=1 helper=2 lazy=1 child=True")
+        rk.wait_for_output(r"generation 1 forked warm")
+        rk.wait_for_output(r"ready in \d+ ms", 2)  # its reports are read by now
+        write_file(tmp_path / "lazy.py", "VALUE = 2\n")
+        rk.wait_for_output(r"CHILD gen=2 helper=2 lazy=2 child=True")
+        rk.wait_for_output(r"generation 2 forked warm")
+        assert rk.count(r"PARENT is_child=False") == 1
         assert "starts cold" not in rk.output

@@ -1,0 +1,43 @@
+"""An HTTP server on reloadkit's socket that imports the installed modules named in
+$WARM_LIBS (each one a pitfall of forking: a thread, a socket, buffered output, atexit)
+and the project's own module, then answers JSON: pid, generation, VERSION, a random number.
+SIGTERM ends it cleanly (atexit handlers run, stdout is flushed)."""
+
+import importlib
+import json
+import os
+import random
+import select
+import signal
+import sys
+
+for name in filter(None, os.environ.get("WARM_LIBS", "").split(",")):
+    importlib.import_module(name)
+
+import project_mod  # noqa: E402
+
+import reloadkit  # noqa: E402
+
+# A graceful stop: SIGTERM is acted on between requests, never in the middle of one.
+wakeup_read, wakeup_write = os.pipe()
+os.set_blocking(wakeup_write, False)
+signal.set_wakeup_fd(wakeup_write)
+signal.signal(signal.SIGTERM, lambda *_: None)
+RANDOM = random.random()
+sock = reloadkit.sockets()[0]
+print(f"serving pid {os.getpid()}", flush=True)
+while True:
+    ready, _, _ = select.select([sock, wakeup_read], [], [])
+    if wakeup_read in ready:
+        sys.exit(0)
+    conn, _ = sock.accept()
+    with conn:
+        request = b""
+        while b"\r\n\r\n" not in request:  # all of it: closing with unread bytes resets
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            request += chunk
+        body = json.dumps({"pid": os.getpid(), "generation": os.environ["RELOADKIT_GENERATION"],
+                           "version": project_mod.VERSION, "random": RANDOM}).encode()
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
