@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from .sockets import CONTRACT_VARIABLES, Listener, contract_environment
+from .wrappers import ADOPT_VARIABLE
 
 __all__ = ["HOOK_DIR", "child_environment", "drop_stale_bytecode"]
 
@@ -22,6 +23,7 @@ _OWN_VARIABLES = (
     "RELOADKIT_IMPORTS",
     "RELOADKIT_IMPORTS_EXCLUDE",
     "RELOADKIT_WARM_REPORT",
+    ADOPT_VARIABLE,
 )
 
 
@@ -61,6 +63,7 @@ def child_environment(
     imports: bool = False,
     import_excludes: Sequence[str] = (),
     report_modules: bool = False,
+    through_wrapper: bool = False,
 ) -> dict[str, str]:
     """The child's environment, all but ``LISTEN_PID``/``RELOADKIT_PID`` (set after fork)."""
     env = {key: value for key, value in base.items() if key not in _OWN_VARIABLES}
@@ -79,7 +82,9 @@ def child_environment(
             env["RELOADKIT_IMPORTS_EXCLUDE"] = "\n".join(import_excludes)
     if report_modules:  # the installed modules it imports, for the warm parent (warm.py)
         env["RELOADKIT_WARM_REPORT"] = "1"
-    if imports or report_modules:
+    if through_wrapper and listeners:  # the hook sets LISTEN_PID in the process that finds the fds
+        env[ADOPT_VARIABLE] = "1"
+    if imports or report_modules or env.get(ADOPT_VARIABLE):
         existing = env.get("PYTHONPATH")
         env["PYTHONPATH"] = HOOK_DIR + (os.pathsep + existing if existing else "")
     return env

@@ -74,6 +74,9 @@ def _build_parser() -> _Parser:
                           help="a child that never sends READY=1 counts as ready this long after it started (default 1)")
     children.add_argument("--env-file", dest="env_files", action="append", default=[], metavar="PATH",
                           help="variables for the child from a dotenv file (the real environment wins); repeatable, later wins; watched")
+    children.add_argument("--through-wrapper", action="store_true",
+                          help="COMMAND is a wrapper that does not exec the server (sh -c '...; ...', uv run):"
+                               " no LISTEN_PID; the Python process that finds the sockets claims them")
     output = run.add_mutually_exclusive_group()
     output.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     output.add_argument("-v", "--verbose", action="store_true", help="say more")

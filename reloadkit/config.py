@@ -57,6 +57,7 @@ class Config:
     overlap: bool = False
     ready_after: float | None = None
     env_files: tuple[str, ...] = ()
+    through_wrapper: bool = False  # no LISTEN_PID; the hook claims the sockets (wrappers.py)
     imports: bool = False
     ignore_vcs: bool = True  # skip what git's ignore files and .ignore files ignore
     warm: bool = False

@@ -103,6 +103,7 @@ def _exec_child(
     parent: int,
     own_group: bool,
     stderr_fd: int | None,
+    listen_pid: bool = True,
 ) -> None:
     """Runs in the forked child: only system calls, then exec. Never returns."""
     try:
@@ -130,7 +131,7 @@ def _exec_child(
                 start = fd + 1
         os.closerange(start, _max_fd())
         pid = str(os.getpid()).encode()
-        if fds:
+        if fds and listen_pid:
             env[b"LISTEN_PID"] = pid
         env[b"RELOADKIT_PID"] = pid
         os.execve(path, list(argv), env)
@@ -317,8 +318,10 @@ def spawn(
     keep_fds: Sequence[int] = (),
     own_group: bool = False,
     stderr_fd: int | None = None,
+    listen_pid: bool = True,
 ) -> Child:
-    """Fork and exec ``argv`` with ``socket_fds`` at 3.. and ``LISTEN_PID`` set to its pid.
+    """Fork and exec ``argv`` with ``socket_fds`` at 3.. and ``LISTEN_PID`` set to its pid
+    (left out with ``listen_pid=False``: ``--through-wrapper``, see wrappers.py).
 
     ``stderr_fd`` replaces the child's stderr; ``keep_fds`` survive into the child beside
     the sockets; every other descriptor above the sockets is closed.
@@ -333,7 +336,7 @@ def spawn(
     if pid == 0:  # pragma: no cover - the child execs or exits
         os.close(read_end)
         _exec_child(
-            path, argv, env_bytes, list(socket_fds), keep_fds, write_end, parent, own_group, stderr_fd
+            path, argv, env_bytes, list(socket_fds), keep_fds, write_end, parent, own_group, stderr_fd, listen_pid
         )
     os.close(write_end)
     try:

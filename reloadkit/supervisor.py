@@ -41,6 +41,7 @@ from .sockets import CONTRACT_VARIABLES, Listener, adopt_activation, open_listen
 from .terminal import Terminal
 from .warm import WarmParent
 from .watcher import Watcher, create_watcher
+from .wrappers import WrapperCheck, socket_inodes
 
 __all__ = ["HOOK_DIR", "Supervisor", "child_environment", "drop_stale_bytecode", "supervise"]
 
@@ -99,6 +100,7 @@ class Supervisor:
         self.notifier: NotifyListener | None = None
         self.guardian: Guardian | None = None
         self.warm: WarmParent | None = None
+        self.wrapper_check: WrapperCheck | None = None
         self.terminal = Terminal()
         self.tees: dict[int, StderrTee] = {}
         self.successions: list[Succession] = []  # one a listener: its sockets, old and new
@@ -142,14 +144,12 @@ class Supervisor:
             self.selector.register(self.notifier, selectors.EVENT_READ, self._on_notify)
             self.warm = stack.enter_context(WarmParent.for_config(self.config, self.selector, self.environ, self.info, self.debug))
             if self.config.reload:
-                self.watcher = stack.enter_context(self._make_watcher())
+                self.watcher = stack.enter_context(_make_watcher(self.config, self.env_files.paths, self.warn))
                 self.selector.register(self.watcher.fileno(), selectors.EVENT_READ, self._on_watch)
             stack.callback(self._end_everything)
             stack.callback(self.readiness.close)
             for listener in self.listeners:
                 self.info(f"listening on {listener.display()} (fd {self._fd_of(listener)})")
-            if self.config.config_file:
-                self.debug(f"settings from [tool.reloadkit] in {self.config.config_file}")
             if self.watcher is not None:
                 self.debug(f"watching with {self.watcher.backend}: {', '.join(self.config.watch_roots) or '(imports only)'}")
             self._start(None)
@@ -159,17 +159,6 @@ class Supervisor:
                     key.data()
                 self._run_timers()
         return self.exit_code if self.exit_code is not None else 0
-
-    def _make_watcher(self) -> Watcher:
-        rules = FilterRules.build(include=self.config.include, exclude=self.config.exclude, ext=self.config.ext)
-        return create_watcher(
-            self.config.watch_roots,
-            rules,
-            poll_interval=self.config.poll,
-            files=(*self.config.extra_files, *self.env_files.paths),
-            on_warning=lambda message: self.warn(message),
-            ignore=IgnoreFiles(self.config.watch_roots) if self.config.ignore_vcs else None,
-        )
 
     def _fd_of(self, listener: Listener) -> int:
         return self.listeners.index(listener) + 3
@@ -202,11 +191,10 @@ class Supervisor:
             deadlines.append(debounce)
         if self.restart_at is not None:
             deadlines.append(self.restart_at)
-        if self.warm is not None and self.warm.deadline() is not None:
-            deadlines.append(self.warm.deadline())  # type: ignore[arg-type]
-        ready = self.readiness.deadline()
-        if ready is not None:
-            deadlines.append(ready)
+        for timer in (self.warm, self.readiness, self.wrapper_check):
+            deadline = timer.deadline() if timer is not None else None
+            if deadline is not None:
+                deadlines.append(deadline)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -215,6 +203,8 @@ class Supervisor:
         now = time.monotonic()
         if self.warm is not None:
             self.warm.tick(now)
+        if self.wrapper_check is not None and (message := self.wrapper_check.tick(now)):
+            self.warn(message)
         for stop in list(self.stopping):
             if stop.nudge_at is not None and now >= stop.nudge_at:
                 # A child that caught the terminal's Ctrl+C (pdb does) and went on.
@@ -372,6 +362,7 @@ class Supervisor:
             generation=self.generation,
             cookie=self.cookie,
             changed=changed,
+            through_wrapper=self.config.through_wrapper,
             imports=self.config.imports,
             import_excludes=self.config.exclude,
             report_modules=self.warm is not None and self.warm.reporting,
@@ -391,9 +382,8 @@ class Supervisor:
         try:
             child = (self.warm and self.warm.spawn(
                 env, fds, generation=self.generation, own_group=own_group, stderr_fd=stderr_fd
-            )) or process.spawn(
-                self.config.command, env, fds, generation=self.generation, own_group=own_group, stderr_fd=stderr_fd
-            )
+            )) or process.spawn(self.config.command, env, fds, generation=self.generation, own_group=own_group,
+                                stderr_fd=stderr_fd, listen_pid=not self.config.through_wrapper)
         except SpawnError as exc:
             if tee:
                 tee.close()
@@ -404,6 +394,8 @@ class Supervisor:
             return
         self.held[child.pid] = socks
         self._watch_readiness(child, socks)
+        if self.generation == 0 and socks and not self.config.through_wrapper:
+            self.wrapper_check = WrapperCheck(child.pid, child.started, socket_inodes(socks))
         if tee is not None:
             tee.close_write()
             self.tees[child.pid] = tee
@@ -706,6 +698,18 @@ class Supervisor:
         for pid in list(self.tees):
             self.tees.pop(pid).close()
         self.terminal.restore()
+
+
+def _make_watcher(config: Config, env_files: Sequence[str], warn: Callable[[str], None]) -> Watcher:
+    """The watcher the options ask for: roots, globs, ignore files, polling, exact files."""
+    return create_watcher(
+        config.watch_roots,
+        FilterRules.build(include=config.include, exclude=config.exclude, ext=config.ext),
+        poll_interval=config.poll,
+        files=(*config.extra_files, *env_files),
+        on_warning=warn,
+        ignore=IgnoreFiles(config.watch_roots) if config.ignore_vcs else None,
+    )
 
 
 def _ignore_in_handler(_number: int, _frame: object) -> None:

@@ -1,4 +1,4 @@
-"""reloadkit's ``--imports`` hook, on the child's ``PYTHONPATH`` (this directory only).
+"""reloadkit's ``--imports`` (and ``--through-wrapper``) hook, on the child's ``PYTHONPATH``.
 
 In the process reloadkit started (``RELOADKIT_PID`` is this pid) with ``RELOADKIT_IMPORTS=1``
 (or ``RELOADKIT_WARM_REPORT=1``: report the installed modules for ``--warm``), it starts the
@@ -65,8 +65,29 @@ def _reloadkit_chain(here: str) -> None:
     spec.loader.exec_module(module)
 
 
+def _reloadkit_adopt_sockets() -> None:
+    """``--through-wrapper``: the first Python process that finds the held sockets at fds 3..
+    (a wrapper that did not exec started it) makes ``LISTEN_PID`` its own pid, so that
+    gunicorn and ``reloadkit.sockets()`` take them. Only the presence of real sockets counts:
+    a Python process that did not inherit them leaves the variables alone."""
+    if os.environ.get("RELOADKIT_ADOPT_SOCKETS") != "1" or os.environ.get("LISTEN_PID") == str(os.getpid()):
+        return
+    count = os.environ.get("LISTEN_FDS", "")
+    first = os.environ.get("LISTEN_FDS_FIRST_FD", "3") or "3"
+    if not count.isdigit() or not first.isdigit() or int(count) < 1:
+        return
+    for fd in range(int(first), int(first) + int(count)):
+        try:
+            if os.fstat(fd).st_mode & 0o170000 != 0o140000:  # S_IFSOCK
+                return
+        except OSError:
+            return
+    os.environ["LISTEN_PID"] = str(os.getpid())
+
+
 def _reloadkit_main() -> None:
     here = os.path.realpath(os.path.dirname(os.path.abspath(__file__)))
+    _reloadkit_adopt_sockets()
     _reloadkit_start_tracking(here)
     _reloadkit_chain(here)
 
