@@ -23,6 +23,7 @@ forgets them when an ignore file changes.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 
 import pathspec
@@ -43,25 +44,48 @@ def global_excludes_file(environ: dict[str, str] | None = None) -> str:
 class _Spec:
     """The patterns of one ignore file, matched against paths relative to ``base``."""
 
-    __slots__ = ("base", "patterns")
+    __slots__ = ("any", "base", "prefix", "regexes")
 
     def __init__(self, base: str, lines: Iterable[str]) -> None:
         self.base = base
+        self.prefix = base.rstrip(os.sep) + os.sep
         spec = pathspec.GitIgnoreSpec.from_lines(list(lines))
-        # strongest (last) first; comments and blank lines have include None
-        self.patterns = [p for p in reversed(spec.patterns) if p.include is not None]
+        # strongest (last) first; comments and blank lines have include None. The compiled
+        # regex of each pattern (a public attribute of pathspec's RegexPattern) is used
+        # directly: this runs for every entry of every walked directory.
+        self.regexes = [(p.regex, bool(p.include)) for p in reversed(spec.patterns)
+                        if p.include is not None and p.regex is not None]
+        self.any = _any_of([regex for regex, _ in self.regexes])
 
     def decide(self, path: str, is_dir: bool) -> bool | None:
         """True: ignored; False: re-included by a ``!`` pattern; None: no pattern matches."""
-        rel = os.path.relpath(path, self.base).replace(os.sep, "/")
-        if rel.startswith("../") or rel == "..":
+        if not path.startswith(self.prefix):
             return None
+        rel = path[len(self.prefix) :]
+        if os.sep != "/":  # pragma: no cover - POSIX only
+            rel = rel.replace(os.sep, "/")
         if is_dir:
             rel += "/"
-        for pattern in self.patterns:
-            if pattern.match_file(rel) is not None:
-                return bool(pattern.include)
+        if self.any is not None and self.any.search(rel) is None:
+            return None  # the common case, in one regex search instead of one a pattern
+        for regex, include in self.regexes:
+            if regex.search(rel) is not None:
+                return include
         return None
+
+
+def _any_of(regexes: Sequence[re.Pattern[str]]) -> re.Pattern[str] | None:
+    """One regex that matches where any of these does (their named groups made plain, as
+    names may repeat); None if they cannot be combined."""
+    if not regexes or any(regex.flags != re.UNICODE for regex in regexes):
+        return None
+    try:
+        return re.compile("|".join(f"(?:{_NAMED_GROUP.sub('(?:', regex.pattern)})" for regex in regexes))
+    except re.error:
+        return None
+
+
+_NAMED_GROUP = re.compile(r"\(\?P<[A-Za-z_][A-Za-z0-9_]*>")
 
 
 class IgnoreFiles:
