@@ -150,6 +150,8 @@ class Supervisor:
             stack.callback(self.readiness.close)
             for listener in self.listeners:
                 self.info(f"listening on {listener.display()} (fd {self._fd_of(listener)})")
+            if self.config.config_file:
+                self.debug(f"settings from [tool.reloadkit] in {self.config.config_file}")
             if self.watcher is not None:
                 self.debug(f"watching with {self.watcher.backend}: {', '.join(self.config.watch_roots) or '(imports only)'}")
             self._start(None)

@@ -172,3 +172,17 @@ def test_each_key_means_what_its_option_means(tmp_path: Path, action: argparse.A
     from_cli = parse_args(["run", *argv, "--", "x"], environ={}, cwd=str(tmp_path))
     assert from_file.config_file is not None
     assert from_file == type(from_file)(**{**from_cli.__dict__, "config_file": from_file.config_file})
+
+
+def test_the_documented_example_is_accepted(tmp_path: Path) -> None:
+    """docs/configuration.rst's full example: valid TOML that reloadkit takes as it stands."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "configuration.rst").read_text()
+    block = text[text.index("A full example::") : text.index("With that file")].splitlines()[1:]
+    (tmp_path / "pyproject.toml").write_text("\n".join(line[4:] for line in block))
+    for name in ("src", "templates", "run"):
+        (tmp_path / name).mkdir()
+    (tmp_path / ".env").write_text("A=1\n")
+    config = parse_args(["run"], environ={}, cwd=str(tmp_path))
+    assert config.command == ("gunicorn", "app:app")
+    assert config.watch_roots == (str(tmp_path / "src"), str(tmp_path / "templates"))
+    assert config.env_files == (str(tmp_path / ".env"), str(tmp_path / ".env.local"))
