@@ -21,6 +21,11 @@ def _project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _no_global(tmp_path: Path) -> dict[str, str]:
+    """The user's own global excludes file (~/.config/git/ignore) stays out of the test."""
+    return {"XDG_CONFIG_HOME": str(tmp_path / "no-config")}
+
+
 def _changed(tmp_path: Path, generation: int) -> str:
     """RELOADKIT_CHANGED of that generation, as the app recorded it."""
     for line in (tmp_path / "starts.txt").read_text().splitlines():
@@ -38,7 +43,7 @@ def _restarted(rk: Reloadkit, tmp_path: Path, generation: int) -> str:
 
 def test_gitignore_decides_what_restarts(tmp_path: Path) -> None:
     _project(tmp_path)
-    with Reloadkit(["-b", "127.0.0.1:0", "--", sys.executable, str(APP)], cwd=tmp_path) as rk:
+    with Reloadkit(["-b", "127.0.0.1:0", "--", sys.executable, str(APP)], cwd=tmp_path, env=_no_global(tmp_path)) as rk:
         rk.wait_listening()
         wait_for(lambda: try_get(rk.url) == "v0", 20, "v0")
         write_file(tmp_path / "cache" / "x.py", "x = 1\n")  # ignored directory: nothing
@@ -55,7 +60,8 @@ def test_gitignore_decides_what_restarts(tmp_path: Path) -> None:
 
 def test_no_ignore_vcs(tmp_path: Path) -> None:
     _project(tmp_path)
-    with Reloadkit(["-b", "127.0.0.1:0", "--no-ignore-vcs", "--", sys.executable, str(APP)], cwd=tmp_path) as rk:
+    with Reloadkit(["-b", "127.0.0.1:0", "--no-ignore-vcs", "--", sys.executable, str(APP)], cwd=tmp_path,
+                   env=_no_global(tmp_path)) as rk:
         rk.wait_listening()
         wait_for(lambda: try_get(rk.url) == "v0", 20, "v0")
         write_file(tmp_path / "cache" / "x.py", "x = 1\n")
