@@ -77,6 +77,15 @@ def _build_parser() -> _Parser:
     children.add_argument("--through-wrapper", action="store_true",
                           help="COMMAND is a wrapper that does not exec the server (sh -c '...; ...', uv run):"
                                " no LISTEN_PID; the Python process that finds the sockets claims them")
+    browser = run.add_argument_group("in the browser")
+    browser.add_argument("--no-error-page", dest="error_page", action="store_false", default=None,
+                         help="while the app is down, leave requests waiting instead of answering 503 with what broke")
+    browser.add_argument("--livereload", action="store_true", default=None,
+                         help="reload open pages when the new version is ready; swap stylesheets when CSS changes")
+    browser.add_argument("--livereload-port", type=int, metavar="PORT",
+                         help="port of the live-reload channel (default: a free one)")
+    browser.add_argument("--livereload-static", action="append", default=[], metavar="GLOB",
+                         help="also a static file: reloads pages, never the server (adds to *.css, *.js, images, fonts)")
     output = run.add_mutually_exclusive_group()
     output.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     output.add_argument("-v", "--verbose", action="store_true", help="say more")

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from .errors import ConfigError
+from .filters import glob_to_regex
 from .sockets import BindSpec, parse_binds
 
 __all__ = ["Config", "from_environment", "merge_settings", "parse_signal"]
@@ -20,6 +21,8 @@ DEFAULT_DEBOUNCE_MS = 50
 DEFAULT_STOP_TIMEOUT = 5.0
 DEFAULT_POLL_INTERVAL = 1.0
 DEFAULT_READY_AFTER = 1.0
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 def parse_signal(text: str) -> signal.Signals:
@@ -62,6 +65,10 @@ class Config:
     ignore_vcs: bool = True  # skip what git's ignore files and .ignore files ignore
     warm: bool = False
     reload: bool = True
+    error_page: bool = True
+    livereload: bool = False
+    livereload_port: int = 0
+    livereload_static: tuple[str, ...] = ()
     verbosity: int = 0
     cwd: str = field(default_factory=os.getcwd)
     config_file: str | None = None  # the pyproject.toml whose [tool.reloadkit] was read
@@ -79,6 +86,10 @@ class Config:
             raise ConfigError("--stop-timeout must not be negative")
         if self.ready_after is not None and self.ready_after < 0:
             raise ConfigError("--ready-after must not be negative")
+        for pattern in self.livereload_static:
+            glob_to_regex(pattern)
+        if not 0 <= self.livereload_port <= 65535:
+            raise ConfigError(f"--livereload-port {self.livereload_port} is not a port (0 to 65535)")
 
     @property
     def watch_roots(self) -> tuple[str, ...]:
@@ -147,11 +158,20 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, object]:
         found["debounce_ms"] = int(debounce)
     if environ.get("RELOADKIT_STOP_SIGNAL"):
         found["stop_signal"] = parse_signal(environ["RELOADKIT_STOP_SIGNAL"])
-    if environ.get("RELOADKIT_OVERLAP", "").strip().lower() in ("1", "true", "yes", "on"):
+    if environ.get("RELOADKIT_OVERLAP", "").strip().lower() in _TRUE:
         found["overlap"] = True
     warm = environ.get("RELOADKIT_WARM", "").strip().lower()
     if warm in ("1", "true", "yes", "on"):
         found["warm"] = True
     elif warm in ("0", "false", "no", "off"):
         found["warm"] = False
+    for name, key in (("RELOADKIT_ERROR_PAGE", "error_page"), ("RELOADKIT_LIVERELOAD", "livereload")):
+        flag = environ.get(name, "").strip().lower()
+        if flag:
+            if flag not in (*_TRUE, *_FALSE):
+                raise ConfigError(f"{name}={flag!r} is neither true nor false")
+            found[key] = flag in _TRUE
+    port = _float(environ, "RELOADKIT_LIVERELOAD_PORT")
+    if port is not None:
+        found["livereload_port"] = int(port)
     return found

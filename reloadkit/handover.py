@@ -290,12 +290,13 @@ class Relay:
 
     def __init__(
         self, client: socket.socket, upstream: socket.socket, selector: selectors.BaseSelector,
-        on_close: Callable[[Relay], None] = lambda relay: None,
+        on_close: Callable[[Relay], None] = lambda relay: None, initial: bytes = b"",
     ) -> None:
         self.ends = (client, upstream)
         self.selector = selector
         self.on_close = on_close
-        self.outgoing: dict[socket.socket, bytes] = {client: b"", upstream: b""}  # to write to
+        # to write to; ``initial``: what was read from the client before the relay began
+        self.outgoing: dict[socket.socket, bytes] = {client: b"", upstream: initial}
         self.ended: dict[socket.socket, bool] = {client: False, upstream: False}  # read EOF
         self.closed = False
         for end in self.ends:

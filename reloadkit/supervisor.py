@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import psutil
 
 from . import process
+from .browser import Browser
 from .childenv import HOOK_DIR, child_environment, drop_stale_bytecode
 from .config import Config
 from .debounce import Debouncer
@@ -32,7 +33,7 @@ from .filters import FilterRules
 from .handover import Relay, Succession
 from .ignorefiles import IgnoreFiles
 from .notify import RELOAD_KEY, WATCH_KEY, NotifyListener, NotifyMessage
-from .output import StderrTee
+from .output import StderrTees
 from .policy import CrashBackoff, describe_changes, exit_status
 from .process import Child, Guardian
 from .readiness import Readiness, open_probe
@@ -102,11 +103,12 @@ class Supervisor:
         self.warm: WarmParent | None = None
         self.wrapper_check: WrapperCheck | None = None
         self.terminal = Terminal()
-        self.tees: dict[int, StderrTee] = {}
+        self.selector = selectors.DefaultSelector()
+        self.tees = StderrTees(self.selector, lambda pid: (child := self._find(pid)) is not None and child.alive)
+        self.browser: Browser | None = None
         self.successions: list[Succession] = []  # one a listener: its sockets, old and new
         self.held: dict[int, list[socket.socket]] = {}  # child pid -> the sockets it was given
         self.relays: set[Relay] = set()
-        self.selector = selectors.DefaultSelector()
         self._signal_read = -1
         self._done = False
 
@@ -140,11 +142,15 @@ class Supervisor:
             stack.callback(self.guardian.close)
             self.successions = [Succession(listener, self.guardian.add_unix_file) for listener in self.listeners]
             stack.callback(self._close_handover)
+            self.browser = stack.enter_context(Browser(
+                self.config, self.selector, self.successions, info=self.info, debug=self.debug,
+                relay=lambda succession, conn, data: self._relay(succession, conn, data, "held while down, to")))
             self.notifier = stack.enter_context(NotifyListener())
             self.selector.register(self.notifier, selectors.EVENT_READ, self._on_notify)
             self.warm = stack.enter_context(WarmParent.for_config(self.config, self.selector, self.environ, self.info, self.debug))
             if self.config.reload:
-                self.watcher = stack.enter_context(_make_watcher(self.config, self.env_files.paths, self.warn))
+                self.watcher = stack.enter_context(
+                    _make_watcher(self.config, self.env_files.paths, self.warn, self.browser.watch_patterns))
                 self.selector.register(self.watcher.fileno(), selectors.EVENT_READ, self._on_watch)
             stack.callback(self._end_everything)
             stack.callback(self.readiness.close)
@@ -251,8 +257,8 @@ class Supervisor:
         self._reap()
 
     def _on_watch(self) -> None:
-        assert self.watcher is not None
-        changed = self.watcher.read()
+        assert self.watcher is not None and self.browser is not None
+        changed = self.browser.split_changes(self.watcher.read())
         if changed and self.shutdown_signal is None:
             self.debug(f"changed: {', '.join(sorted(changed)[:5])}{' ...' if len(changed) > 5 else ''}")
             self.debouncer.add(changed, time.monotonic())
@@ -357,6 +363,8 @@ class Supervisor:
         drop_stale_bytecode(changed)
         if restart is not None:
             self.env_files.refresh(self.warn)
+        assert self.browser is not None
+        self.browser.starting(changed)
         env = child_environment(
             self.env_files.environment(self.environ),
             self.listeners,
@@ -368,7 +376,7 @@ class Supervisor:
             imports=self.config.imports,
             import_excludes=self.config.exclude,
             report_modules=self.warm is not None and self.warm.reporting,
-        )
+        ) | self.browser.child_environment()
         beside = self.current if self.config.overlap and self.current is not None and self.current.alive else None
         # Beside a running child, the new one gets sockets of its own, which receive nothing
         # until it is ready (handover.py); otherwise the current ones.
@@ -379,7 +387,7 @@ class Supervisor:
             # an asyncio server there relies on the flag.)
             for sock in socks:
                 os.set_blocking(sock.fileno(), True)
-        tee = StderrTee() if self.config.overlap else None
+        tee = self.tees.open() if self.config.overlap or self.browser.wants_stderr else None
         fds, own_group, stderr_fd = [sock.fileno() for sock in socks], not self.terminal.foreground, tee.write_fd if tee else None
         try:
             child = (self.warm and self.warm.spawn(
@@ -393,15 +401,14 @@ class Supervisor:
             if self.generation == 0 or not self.config.reload:
                 raise  # with --no-reload no change will come: exit (everything is ended on the way out)
             self.warn(f"{exc}; waiting for a change")
+            self.browser.down(None, (), error=str(exc))
             return
         self.held[child.pid] = socks
         self._watch_readiness(child, socks)
         if self.generation == 0 and socks and not self.config.through_wrapper:
             self.wrapper_check = WrapperCheck(child.pid, child.started, socket_inodes(socks))
         if tee is not None:
-            tee.close_write()
-            self.tees[child.pid] = tee
-            self.selector.register(tee.read_fd, selectors.EVENT_READ, lambda pid=child.pid: self._pump(pid))
+            self.tees.attach(child.pid, tee)
         if restart is None:
             self.info(f"started pid {child.pid} (generation {child.generation})")
         else:
@@ -413,18 +420,6 @@ class Supervisor:
             self.pending = child
         else:
             self.current = child
-
-    def _pump(self, pid: int) -> None:
-        """Copy a child's stderr through; at its end, close the pipe and forget the child's
-        tee (its tail stays readable until the child has been reaped)."""
-        tee = self.tees.get(pid)
-        if tee is None or tee.read_fd < 0 or tee.pump():
-            return
-        self.selector.unregister(tee.read_fd)
-        tee.close()
-        child = self._find(pid)
-        if child is None or not child.alive:
-            del self.tees[pid]
 
     def _watch_readiness(self, child: Child, socks: Sequence[socket.socket]) -> None:
         """Probe each socket only this child holds (on a shared one, another might take it)."""
@@ -449,6 +444,8 @@ class Supervisor:
                 self._switch(succession, sock)
             if old is not None and old.alive:
                 self._begin_stop(old, self.config.stop_signal, drain=bool(self.listeners))
+        if child is self.current and self.browser is not None:
+            self.browser.ready(child.generation)  # after the switch: a reload must reach the new one
 
     def _served_addresses(self) -> tuple[set[int], set[str]]:
         """Our ports, and the names our Unix sockets were bound to (an accepted connection
@@ -498,15 +495,16 @@ class Supervisor:
             for conn in succession.take_queued(held):
                 self._relay(succession, conn)
 
-    def _relay(self, succession: Succession, conn: socket.socket) -> None:
+    def _relay(self, succession: Succession, conn: socket.socket, initial: bytes = b"",
+               origin: str = "queued on the old socket of") -> None:
         try:
             upstream = succession.connect()
         except OSError as exc:
             conn.close()
             self.warn(f"dropped a connection queued on the old socket: cannot reach {succession.listener.display()} ({exc})")
             return
-        self.debug(f"relaying a connection queued on the old socket of {succession.listener.display()}")
-        self.relays.add(Relay(conn, upstream, self.selector, self.relays.discard))
+        self.debug(f"relaying a connection {origin} {succession.listener.display()}")
+        self.relays.add(Relay(conn, upstream, self.selector, self.relays.discard, initial))
 
     def _release_unheld(self) -> None:
         """Close the old sockets no running child holds any more."""
@@ -609,10 +607,7 @@ class Supervisor:
             self._release_unheld()
 
     def _after_exit(self, child: Child, code: int, lifetime: float) -> None:
-        tee = self.tees.get(child.pid)
-        self._pump(child.pid)
-        if tee is not None and tee.read_fd < 0:
-            self.tees.pop(child.pid, None)
+        tail = self.tees.exited(child.pid)
         stop = next((stop for stop in self.stopping if stop.child is child), None)
         if not self._live_children():
             self.terminal.restore()
@@ -632,9 +627,11 @@ class Supervisor:
         self.last_status = code
         if child is self.pending:
             self.pending = None
-            tail = "\n".join(f"  | {line}" for line in (tee.tail if tee else []))
+            shown = "\n".join(f"  | {line}" for line in tail[-20:])
             serving = f"; pid {self.current.pid} keeps serving" if self.current and self.current.alive else ""
-            self.warn(f"new pid {child.pid} exited with status {code} before it was ready{serving}" + (f"\n{tail}" if tail else ""))
+            self.warn(f"new pid {child.pid} exited with status {code} before it was ready{serving}" + (f"\n{shown}" if shown else ""))
+            if self.current is not None and self.current.alive and self.browser is not None:
+                self.browser.ready(self.current.generation)  # pages stay with the one that serves
             return
         if child is not self.current:
             return
@@ -654,6 +651,8 @@ class Supervisor:
             return
         self.warn(f"pid {child.pid} exited with status {code}; waiting for a change")
         self.current = None
+        if self.browser is not None and not self._live_children():
+            self.browser.down(code, tail)
 
     def _end_tree(self, child: Child) -> None:
         """Kill what the child left: descendants seen earlier and orphans re-parented to us."""
@@ -697,16 +696,16 @@ class Supervisor:
         except psutil.Error:
             leftovers = []
         process.kill_processes(leftovers)
-        for pid in list(self.tees):
-            self.tees.pop(pid).close()
+        self.tees.close()
         self.terminal.restore()
 
 
-def _make_watcher(config: Config, env_files: Sequence[str], warn: Callable[[str], None]) -> Watcher:
-    """The watcher the options ask for: roots, globs, ignore files, polling, exact files."""
+def _make_watcher(config: Config, env_files: Sequence[str], warn: Callable[[str], None], static: Sequence[str]) -> Watcher:
+    """The watcher the options ask for: roots, globs (and live reload's static files), ignore
+    files, polling, exact files."""
     return create_watcher(
         config.watch_roots,
-        FilterRules.build(include=config.include, exclude=config.exclude, ext=config.ext),
+        FilterRules.build(include=(*config.include, *static), exclude=config.exclude, ext=config.ext),
         poll_interval=config.poll,
         files=(*config.extra_files, *env_files),
         on_warning=warn,
