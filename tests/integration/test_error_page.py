@@ -165,14 +165,15 @@ class _Events:
         self.conn.close()
 
 
-def _ready_lines(tmp_path: Path) -> list[str]:
+def _serving(tmp_path: Path, generation: str) -> bool:
+    """Has this generation begun to accept (the readiness reloadkit's probe sees)?"""
     path = tmp_path / "requests.txt"
-    return [line for line in path.read_text().splitlines() if line.endswith("READY")] if path.exists() else []
+    return path.exists() and any(line.split()[1:] == [generation, "SERVING"] for line in path.read_text().splitlines())
 
 
 def test_the_channel_says_ready_only_after_the_new_generation_is(tmp_path: Path) -> None:
     _project(tmp_path)
-    with Reloadkit(_args("--livereload", app=("--ready-delay", "1")), cwd=tmp_path) as rk:
+    with Reloadkit(_args("--livereload", app=("--start-delay", "1")), cwd=tmp_path) as rk:
         rk.wait_listening()
         address = rk.wait_for_output(r"live reload on http://(\S+)/reloadkit/livereload\.js").group(1)
         _serves(rk, "one")
@@ -184,9 +185,9 @@ def test_the_channel_says_ready_only_after_the_new_generation_is(tmp_path: Path)
             assert events.next() == ("state", {"state": "ready", "token": "0"})
             write_file(tmp_path / "view.py", "TEXT = 'two'\n")
             assert events.next() == ("state", {"state": "starting", "token": "0"})
-            assert not any(line.split()[1] == "1" for line in _ready_lines(tmp_path))
+            assert not _serving(tmp_path, "1")  # it sleeps a second before it accepts
             assert events.next() == ("state", {"state": "ready", "token": "1"})
-            assert any(line.split()[1] == "1" for line in _ready_lines(tmp_path))  # READY=1 came first
+            assert _serving(tmp_path, "1")  # ready: it accepts now
             # A stylesheet: an event, no restart.
             write_file(tmp_path / "static" / "style.css", "h1 { color: rgb(0, 0, 255); }\n")
             assert events.next() == ("css", {"files": ["static/style.css"]})

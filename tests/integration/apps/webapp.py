@@ -5,7 +5,8 @@ before or after this process told reloadkit it was ready. ``/static/NAME`` serve
 ./static/NAME. ``--ready-delay S``: serve at once, but send READY=1 only S seconds later; ``--start-delay S``:
 wait S seconds before serving at all.
 Every request appends "time generation path early|ready" to requests.txt; READY=1 appends
-"time generation READY" to the same file.
+"time generation READY" to the same file, and the start of the accept loop "time generation
+SERVING".
 """
 
 import os
@@ -82,4 +83,5 @@ if "--start-delay" in sys.argv:  # a slow start: the socket is not served for th
     time.sleep(float(sys.argv[sys.argv.index("--start-delay") + 1]))
 threading.Thread(target=announce, daemon=True).start()
 print(f"webapp generation {GENERATION} serving", file=sys.stderr, flush=True)
+record("SERVING")  # from now on it accepts: what reloadkit's readiness probe sees
 server.serve_forever()
