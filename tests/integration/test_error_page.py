@@ -143,6 +143,7 @@ class _Events:
         self.conn = socket.create_connection((host, int(port)), timeout=30)
         self.conn.sendall(b"GET /reloadkit/events HTTP/1.1\r\nHost: x\r\nOrigin: http://elsewhere\r\n\r\n")
         self.buffer = b""
+        self.last: tuple[str, dict[str, object]] | None = None
         head = self._until(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head and b"Access-Control-Allow-Origin: *" in head
 
@@ -155,11 +156,15 @@ class _Events:
         return item
 
     def next(self) -> tuple[str, dict[str, object]]:
+        """The next event that differs from the last one (a save may be two file events)."""
         while True:
             block = self._until(b"\n\n").decode()
             fields = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line)
             if "event" in fields:
-                return fields["event"], json.loads(fields["data"])
+                event = (fields["event"], json.loads(fields["data"]))
+                if event != self.last:
+                    self.last = event
+                    return event
 
     def close(self) -> None:
         self.conn.close()
