@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 from _client import ClientLoop, http_get, run_loop, wait_for_body
-from _harness import Registry, ToolProcess, alive, kill
+from _harness import Registry, ToolProcess, alive, kill, reloadkit_memory
 from _phases import ToolError, _latency_stats, _reloadkit_log, base_env, free_port, log, ms, summary
 from _realapps import AppTool, RealApp, copy_project
 from _tools import PYTHON, Launch
@@ -327,6 +327,8 @@ class AppToolBench:
         self.result["during_reloads"] = _latency_stats(result)
         time.sleep(1.0)  # the grace an old generation gets to go away
         self.result["left_after_reloads"] = self.leftovers()
+        if self.tool.reloadkit:
+            self.result["memory"] = reloadkit_memory(proc)
         r = self.result["reload"]
         self.note(
             f"reload median {r['median']} ms, max {r['max']} ms, lost {r['lost']}, app starts {r['app_starts']};"

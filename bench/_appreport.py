@@ -166,6 +166,10 @@ def markdown(data: dict[str, Any]) -> str:
     for app in data["apps"]:
         out += ["", f"### {app['label']}", "", app_intro(app), "", markdown_table(*app_cells(app, reloads)), ""]
         for row in app["tools"]:
+            memory = row.get("memory")
+            if memory:
+                out.append(f"- {row['label']}: RSS of the supervisor and its guardian {_num(memory['supervisor_mb'], 1)}"
+                           f" MB, of the warm parent {_num(memory['warm_parent_mb'], 1)} MB")
             r = row.get("reload") or {}
             if "reloadkit_child_ready_ms_median" in r:
                 stop = (f"; old child stopped in {_num(r.get('reloadkit_stop_ms_median'))} ms"
@@ -186,7 +190,8 @@ def markdown(data: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def rst(data: dict[str, Any], image: str = "apps.png") -> str:
+def rst(data: dict[str, Any], image: str | None = None) -> str:
+    """The tables as reST, for docs/benchmarks.rst to include (which places the chart itself)."""
     meta = data["meta"]
     reloads = meta["settings"]["reloads"]
     m = meta["machine"]
@@ -208,8 +213,9 @@ def rst(data: dict[str, Any], image: str = "apps.png") -> str:
             for name, met, measured in checks:
                 mark = {True: "met", False: "**missed**", None: "not measured"}[met]
                 out.append(f"* {name}: {mark} ({measured.replace('**', '')})")
-    out += ["", f".. image:: {image}", "   :alt: reload latency per tool on each real app", ""]
-    return "\n".join(out)
+    if image:
+        out += ["", f".. image:: {image}", "   :alt: reload latency per tool on each real app"]
+    return "\n".join([*out, ""])
 
 
 def chart(data: dict[str, Any], path: Path) -> None:

@@ -288,3 +288,36 @@ def tree_cpu_over(tool: ToolProcess, seconds: float) -> float:
     time.sleep(seconds)
     after = cpu_seconds(tool.tree())
     return sum(value - before.get(key, 0.0) for key, value in after.items())
+
+
+def reloadkit_memory(tool: ToolProcess) -> dict[str, float | None]:
+    """RSS (MB) of reloadkit's own processes: the supervisor with its guardian, and the warm parent.
+
+    The supervisor's direct children are the guardian (a fork: the supervisor's command line),
+    the warm parent (``_warm_child.py``, the oldest such child: every generation it forked is
+    younger, re-parented to the supervisor) and the generations.
+    """
+    main = tool.main
+    if main is None or not alive(main):
+        return {"supervisor_mb": None, "warm_parent_mb": None}
+    try:
+        command = main.cmdline()
+        supervisor = main.memory_info().rss
+        warm: list[psutil.Process] = []
+        for child in main.children():
+            try:
+                line = child.cmdline()
+                if line == command:
+                    supervisor += child.memory_info().rss
+                elif "_warm_child.py" in " ".join(line):
+                    warm.append(child)
+            except psutil.Error:
+                continue
+        oldest = min(warm, key=lambda proc: proc.create_time()) if warm else None
+        warm_rss = oldest.memory_info().rss if oldest is not None else None
+    except psutil.Error:
+        return {"supervisor_mb": None, "warm_parent_mb": None}
+    return {
+        "supervisor_mb": round(supervisor / 2**20, 1),
+        "warm_parent_mb": None if warm_rss is None else round(warm_rss / 2**20, 1),
+    }

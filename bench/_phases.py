@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 from _client import ClientLoop, LoopResult, http_get, run_loop, wait_for_body
-from _harness import Registry, StartBook, ToolProcess, alive, kill, tree_cpu_over
+from _harness import Registry, StartBook, ToolProcess, alive, kill, reloadkit_memory, tree_cpu_over
 from _tools import BIN, Launch, Tool, baseline_launch
 from _workload import Project, TreeStore
 
@@ -306,6 +306,8 @@ class ToolBench:
         self.result["orphans_after_reload"] = len(helpers)
         self.result["stale_apps_after_reload"] = len(apps)
         self.result["rss_mb"] = round((proc.rss() or 0) / 2**20, 1)
+        if self.tool.key.startswith("reloadkit"):
+            self.result["memory"] = reloadkit_memory(proc)
         self.kill_stale()
         r = self.result["reload"]
         self.note(

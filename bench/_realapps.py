@@ -116,15 +116,16 @@ def reloadkit_options() -> frozenset[str]:
 
 
 def reloadkit_modes() -> list[tuple[str, str, list[str]]]:
-    """(key suffix, label, options) for each reloadkit mode this checkout has."""
+    """(key suffix, label, options) for each reloadkit mode this checkout has.
+
+    With a warm mode, the cold rows say ``--no-warm`` explicitly, whatever the default is.
+    """
     options = reloadkit_options()
-    modes = [("", "reloadkit", []), ("-overlap", "reloadkit --overlap", ["--overlap"])]
+    cold = ["--no-warm"] if "--no-warm" in options else []
+    modes = [("", "reloadkit", cold), ("-overlap", "reloadkit --overlap", [*cold, "--overlap"])]
     if "--warm" in options:
         modes += [("-warm", "reloadkit --warm", ["--warm"]),
                   ("-warm-overlap", "reloadkit --warm --overlap", ["--warm", "--overlap"])]
-        if "--no-warm" in options:  # warm is the default: the cold rows must say so
-            modes[0] = ("", "reloadkit (cold)", ["--no-warm"])
-            modes[1] = ("-overlap", "reloadkit --overlap (cold)", ["--no-warm", "--overlap"])
     return modes
 
 

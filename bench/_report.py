@@ -91,6 +91,13 @@ def _restarts(row: Row) -> str:
     return _num(burst["restarts"]) if burst else "-"
 
 
+def _memory(row: Row) -> str:
+    memory = row.get("memory")
+    if not memory:
+        return "-"
+    return f"{_num(memory.get('supervisor_mb'), 1)} / {_num(memory.get('warm_parent_mb'), 1)}"
+
+
 def main_cells(rows: list[Row], trees: tuple[int, ...]) -> tuple[list[str], list[list[str]]]:
     sizes = " / ".join(f"{size // 1000}k" for size in trees)
     header = [
@@ -137,6 +144,7 @@ def details_table(rows: list[Row], reloads: int) -> str:
         "tool", "setup", "tool start-up (ms)", "app alone, measured just before (ms)",
         f"app start-ups for {reloads} edits", "supervisor CPU during the edits (s)", "idle latency max (ms)",
         "RSS with the largest tree (MB)", "edit in the extra tree restarts", "old app processes left",
+        "reloadkit RSS: supervisor + guardian / warm parent (MB)",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
@@ -152,6 +160,7 @@ def details_table(rows: list[Row], reloads: int) -> str:
             _num((row.get("idle") or {}).get("max_ms"), 1),
             _num(trees[-1].get("rss_mb"), 1) if trees else "-",
             {True: "yes", False: "no", None: "-"}[watched], _num(row.get("stale_apps_after_reload")),
+            _memory(row),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -87,9 +87,11 @@ def _reloadkit_problem() -> str | None:
     return None
 
 
-def _reloadkit(overlap: bool, *app_args: str) -> Callable[[int], Launch]:
+def _reloadkit(overlap: bool, *app_args: str, warm: bool = False) -> Callable[[int], Launch]:
     def launch(port: int) -> Launch:
         argv = [PYTHON, "-m", "reloadkit", "run", "-b", f"127.0.0.1:{port}"]
+        if warm:
+            argv.append("--warm")
         if overlap:
             argv.append("--overlap")
         return Launch([*argv, "--", PYTHON, "app.py", *app_args], reloadkit_env())
@@ -211,10 +213,41 @@ TOOLS: list[Tool] = [
 ]
 
 
+def _reloadkit_has(option: str) -> bool:
+    env = {**os.environ, **reloadkit_env()}
+    result = subprocess.run(
+        [PYTHON, "-m", "reloadkit", "run", "--help"], env=env, capture_output=True, text=True, timeout=60, cwd="/",
+    )
+    return option in result.stdout.split()
+
+
+def _warm_tools() -> list[Tool]:
+    """reloadkit's warm mode, when this checkout has it (after the cold rows)."""
+    if not _reloadkit_has("--warm"):
+        return []
+    return [
+        Tool(
+            "reloadkit-warm", "reloadkit --warm", "wsgi",
+            "reloadkit run --warm -b 127.0.0.1:PORT -- python app.py", _reloadkit(False, warm=True),
+            _reloadkit_problem,
+        ),
+        Tool(
+            "reloadkit-warm-overlap", "reloadkit --warm --overlap", "wsgi",
+            "reloadkit run --warm --overlap -b 127.0.0.1:PORT -- python app.py", _reloadkit(True, warm=True),
+            _reloadkit_problem,
+        ),
+    ]
+
+
+def all_tools() -> list[Tool]:
+    return [*TOOLS[:3], *_warm_tools(), *TOOLS[3:]]
+
+
 def by_keys(keys: list[str] | None) -> list[Tool]:
+    tools = all_tools()
     if not keys:
-        return list(TOOLS)
-    known = {tool.key: tool for tool in TOOLS}
+        return tools
+    known = {tool.key: tool for tool in tools}
     unknown = [key for key in keys if key not in known]
     if unknown:
         raise SystemExit(f"unknown tool(s): {', '.join(unknown)}; known: {', '.join(known)}")

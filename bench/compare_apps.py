@@ -65,7 +65,7 @@ def _terminate(signum: int, _frame: object) -> None:
 def write_results(data: dict[str, Any], name: str) -> tuple[Path, ...]:
     RESULTS.mkdir(exist_ok=True)
     paths = (RESULTS / f"{name}.json", RESULTS / f"{name}.md", RESULTS / f"{name}.rst", RESULTS / f"{name}.png")
-    texts = (json.dumps(data, indent=1) + "\n", markdown(data), rst(data, f"{name}.png"))
+    texts = (json.dumps(data, indent=1) + "\n", markdown(data), rst(data))
     for path, text in zip(paths[:3], texts, strict=True):
         temporary = path.with_suffix(path.suffix + ".tmp")
         temporary.write_text(text)
