@@ -87,12 +87,12 @@ class Project:
 
 
 def start_tool(make: Callable[[int], Launch], project: Project, registry: Registry, timeout: float,
-               log_name: str) -> tuple[ToolProcess, int, float]:
+               log_name: str, *, timestamps: bool = False) -> tuple[ToolProcess, int, float]:
     """Start on a free port; wait for the current version: (process, port, seconds to first response)."""
     port = free_port()
     launch = make(port)
     env = {**project.env(port), **launch.env}
-    proc = ToolProcess(launch.argv, project.src, env, project.state / log_name, registry)
+    proc = ToolProcess(launch.argv, project.src, env, project.state / log_name, registry, timestamps=timestamps)
     deadline = proc.started + timeout
     path = project.app_def.path
     while time.monotonic() < deadline:
@@ -204,6 +204,34 @@ def describe(argv: list[str]) -> str:
     return " ".join(words).replace("--port 0", "--port PORT")
 
 
+def restart_parts(path: Path, offset: int, moments: list[tuple[float, float]]) -> dict[str, Any]:
+    """Each reload taken apart at reloadkit's "started pid" line (time-stamped on arrival).
+
+    ``to_spawn``: the save → the new child started (detection, debounce, and whatever the
+    mode waits for first: the old child's drain and stop). ``spawn_to_response``: the new
+    child started → its first response (its start-up, and the switch to it).
+    """
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        lines = handle.read().decode(errors="replace").splitlines()
+    spawns = []
+    for line in lines:
+        stamp, _, text = line.partition(" ")
+        if "started pid" in text:
+            try:
+                spawns.append(float(stamp))
+            except ValueError:
+                continue
+    to_spawn: list[float] = []
+    to_response: list[float] = []
+    for written, answered in moments:
+        spawn = next((t for t in spawns if written < t <= answered), None)
+        if spawn is not None:
+            to_spawn.append(spawn - written)
+            to_response.append(answered - spawn)
+    return {"to_spawn": summary(to_spawn), "spawn_to_response": summary(to_response)}
+
+
 def _setup_text(launch: Launch) -> str:
     hidden = launch.env.get("PYTHONPATH", "")
     prefix = "PYTHONPATH=bench/apps/_hide_watchdog " if hidden.endswith("_hide_watchdog") else ""
@@ -279,7 +307,8 @@ class AppToolBench:
 
     def first_start(self) -> None:
         self.proc, self.port, seconds = start_tool(
-            self.tool.launch, self.project, self.registry, self.settings.start_timeout, "tool.log"
+            self.tool.launch, self.project, self.registry, self.settings.start_timeout, "tool.log",
+            timestamps=self.tool.reloadkit,
         )
         self.result["start_ms"] = ms(seconds)
         self.note(f"serving after {seconds * 1000:.0f} ms on port {self.port}")
@@ -303,11 +332,14 @@ class AppToolBench:
         wall = time.time()
         log_from = proc.log_path.stat().st_size
         latencies: list[float | None] = []
+        moments: list[tuple[float, float]] = []  # (written, first new response)
         for _ in range(s.reloads):
             written = self.project.write_version()
             reply = wait_for_body(self.port, self.project.version, deadline=written + s.reload_timeout, pause=0.003,
                                   path=self.app.path)
             latencies.append(None if reply is None else reply.started + reply.latency - written)
+            if reply is not None:
+                moments.append((written, reply.started + reply.latency))
             if not proc.running():
                 loop.stop()
                 raise ToolError(f"the tool exited during reloads: {proc.log_tail(3)}")
@@ -324,6 +356,8 @@ class AppToolBench:
             **summary(served),
             **_reloadkit_log(proc.log_path, log_from),
         }
+        if self.tool.reloadkit:
+            self.result["reload"]["parts"] = restart_parts(proc.log_path, log_from, moments)
         self.result["during_reloads"] = _latency_stats(result)
         time.sleep(1.0)  # the grace an old generation gets to go away
         self.result["left_after_reloads"] = self.leftovers()

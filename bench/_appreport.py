@@ -171,6 +171,12 @@ def markdown(data: dict[str, Any]) -> str:
                 out.append(f"- {row['label']}: RSS of the supervisor and its guardian {_num(memory['supervisor_mb'], 1)}"
                            f" MB, of the warm parent {_num(memory['warm_parent_mb'], 1)} MB")
             r = row.get("reload") or {}
+            parts = r.get("parts")
+            if parts and parts["to_spawn"]["median"] is not None:
+                out.append(f"- {row['label']}, one reload taken apart (medians, max in brackets): save → new child"
+                           f" started {_num(parts['to_spawn']['median'])} ms ({_num(parts['to_spawn']['max'])}),"
+                           f" → its first response {_num(parts['spawn_to_response']['median'])} ms"
+                           f" ({_num(parts['spawn_to_response']['max'])})")
             if "reloadkit_child_ready_ms_median" in r:
                 stop = (f"; old child stopped in {_num(r.get('reloadkit_stop_ms_median'))} ms"
                         f" ({_num(r.get('reloadkit_stop_ms_max'))})" if "reloadkit_stop_ms_median" in r else "")

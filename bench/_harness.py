@@ -12,10 +12,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import psutil
 
@@ -197,12 +199,21 @@ class StartBook:
         return [proc for proc in self.procs.values() if proc is not None]
 
 
+def _stamp_lines(stream: IO[bytes], path: Path) -> None:
+    with stream, open(path, "ab", buffering=0) as handle:
+        for line in iter(stream.readline, b""):
+            handle.write(f"{time.monotonic():.4f} ".encode() + line)
+
+
 class ToolProcess:
     """One run of a tool: its own session (and process group), output to a log file."""
 
     def __init__(
-        self, argv: Sequence[str], cwd: Path, env: dict[str, str], log: Path, registry: Registry
+        self, argv: Sequence[str], cwd: Path, env: dict[str, str], log: Path, registry: Registry,
+        *, timestamps: bool = False,
     ) -> None:
+        """``timestamps``: each output line is logged after ``time.monotonic()`` at its arrival
+        (read through a pipe by a thread), so a restart can be taken apart afterwards."""
         self.argv = list(argv)
         self.registry = registry
         self.log_path = log
@@ -210,9 +221,12 @@ class ToolProcess:
             handle.write(f"$ {' '.join(self.argv)}\n".encode())
             handle.flush()
             self.popen = subprocess.Popen(
-                self.argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=handle,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                self.argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if timestamps else handle, stderr=subprocess.STDOUT, start_new_session=True,
             )
+        if timestamps:
+            assert self.popen.stdout is not None
+            threading.Thread(target=_stamp_lines, args=(self.popen.stdout, log), name="tool-log", daemon=True).start()
         registry.popens.append(self.popen)
         self.started = time.monotonic()
         self.main = process(self.popen.pid)
