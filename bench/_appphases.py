@@ -204,6 +204,15 @@ def describe(argv: list[str]) -> str:
     return " ".join(words).replace("--port 0", "--port PORT")
 
 
+def _log_lines(path: Path, offset: int, limit: int) -> list[str]:
+    """The tool's own lines (not the servers' request lines) from ``offset`` on."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        lines = handle.read().decode(errors="replace").splitlines()
+    keep = [line for line in lines if "GET /version" not in line and "127.0.0.1 - -" not in line]
+    return keep[:limit]
+
+
 def restart_parts(path: Path, offset: int, moments: list[tuple[float, float]]) -> dict[str, Any]:
     """Each reload taken apart at reloadkit's "started pid" line (time-stamped on arrival).
 
@@ -384,6 +393,7 @@ class AppToolBench:
         s = self.settings
         self.running()
         old = self.project.version
+        log_from = self.running().log_path.stat().st_size
         self.project.write_version(broken=True)
         loop = ClientLoop(self.port, interval=0.02, timeout=s.request_timeout, path=self.app.path,
                           max_requests=100_000, max_seconds=s.broken_seconds).start()
@@ -394,6 +404,7 @@ class AppToolBench:
         self.result["broken"] = {
             "requests": len(result.replies), "old_version_served": kept, "failed": result.failed,
             "fixed_served_ms": None if reply is None else ms(reply.started + reply.latency - written),
+            "log": _log_lines(self.running().log_path, log_from, 40),
         }
         self.note(f"broken edit: {kept} of {len(result.replies)} answered by the old version; "
                   f"fix served after {self.result['broken']['fixed_served_ms']} ms")
