@@ -54,14 +54,15 @@ ERROR_PAGE_EVENTS = "/.reloadkit/events"
 URL_VARIABLE = "RELOADKIT_LIVERELOAD_URL"
 _RETRY_MS = 1000
 
-#: The page side. Configured by its own tag: ``data-token`` (what served this page),
-#: ``data-events`` (the stream's URL; by default next to the script's ``src``).
+#: The page side. Configured by its own tag: ``data-token`` (what served this page; without
+#: it, the state the page finds first), ``data-events`` (the stream's URL; by default next to
+#: the script's ``src``).
 CLIENT_JS = r"""(function () {
   var me = document.currentScript;
   if (!me || !window.EventSource || window.__reloadkit) { return; }
   window.__reloadkit = true;
-  var token = me.getAttribute("data-token") || "";
-  var errorPage = token.indexOf("down-") === 0;
+  var token = me.getAttribute("data-token");  // null: a plain tag, the first "ready" names the page's
+  var errorPage = token !== null && token.indexOf("down-") === 0;
   var url = me.getAttribute("data-events") || new URL("events", me.src).href;
   function reload() { window.location.reload(); }
   function refreshCss() {
@@ -79,6 +80,10 @@ CLIENT_JS = r"""(function () {
     var source = new EventSource(url);
     source.addEventListener("state", function (event) {
       var state = JSON.parse(event.data);
+      if (token === null) {
+        if (state.state === "ready") { token = state.token; return; }
+        token = "";
+      }
       if ((state.state === "ready" || state.state === "down") && state.token !== token) {
         source.close();
         reload();

@@ -651,7 +651,7 @@ class Supervisor:
             return
         self.warn(f"pid {child.pid} exited with status {code}; waiting for a change")
         self.current = None
-        if self.browser is not None and not self._live_children():
+        if self.browser is not None:  # a stopping child, if any, holds other sockets (the hand-over)
             self.browser.down(code, tail)
 
     def _end_tree(self, child: Child) -> None:

@@ -97,3 +97,18 @@ def test_a_css_edit_swaps_the_stylesheet_without_a_reload_or_a_restart(tmp_path:
         page.wait_for_function("() => window.kept === undefined && document.getElementById('pid') !== null")
         assert page.inner_text("#pid") == pid and rk.generations() == 1
         assert "restarting" not in rk.output
+
+
+def test_a_page_with_the_plain_script_tag_reloads_once_per_new_generation(tmp_path: Path) -> None:
+    """No middleware, no data-token: the page takes the first "ready" as its own (no reload
+    loop), and reloads when the next generation is ready."""
+    project = _project(tmp_path)
+    with _start(project) as rk, chromium_page(tmp_path / "profile") as page:
+        rk.wait_listening()
+        wait_for(lambda: ">one<" in (try_get(rk.url) or ""), 20, "the app to serve")
+        page.goto(rk.url + "/plain")
+        page.wait_for_function(TEXT_IS, arg="one")
+        write_file(project / "view.py", "TEXT = 'two'\n")
+        page.wait_for_function(TEXT_IS, arg="two")
+        plain = [what for _stamp, what in _requests(project, "0") + _requests(project, "1") if what == "/plain"]
+        assert len(plain) == 2, plain  # the first load and one reload

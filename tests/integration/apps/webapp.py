@@ -2,7 +2,8 @@
 
 ``/`` is an HTML page: TEXT from ./view.py, this generation, and whether the request came
 before or after this process told reloadkit it was ready. ``/static/NAME`` serves
-./static/NAME. ``--ready-delay S``: serve at once, but send READY=1 only S seconds later; ``--start-delay S``:
+./static/NAME; ``/plain`` is a page with the plain ``<script>`` tag instead of the
+middleware. ``--ready-delay S``: serve at once, but send READY=1 only S seconds later; ``--start-delay S``:
 wait S seconds before serving at all.
 Every request appends "time generation path early|ready" to requests.txt; READY=1 appends
 "time generation READY" to the same file, and the start of the accept loop "time generation
@@ -68,7 +69,22 @@ server.socket.close()
 server.socket = reloadkit.sockets()[0]
 server.server_name, server.server_port = "127.0.0.1", server.socket.getsockname()[1]
 server.setup_environ()
-server.set_app(LiveReloadMiddleware(app))
+wrapped = LiveReloadMiddleware(app)
+
+
+def dispatch(environ, start_response):
+    """/plain: a page with the documented plain tag, without the middleware."""
+    if environ.get("PATH_INFO") != "/plain":
+        return wrapped(environ, start_response)
+    record("/plain")
+    port = os.environ["RELOADKIT_LIVERELOAD_URL"].rpartition(":")[2]
+    page = (f'<!DOCTYPE html><html><body><h1 id="text">{view.TEXT}</h1>'
+            f'<script src="http://127.0.0.1:{port}/reloadkit/livereload.js" async></script></body></html>').encode()
+    start_response("200 OK", [("Content-Type", "text/html"), ("Content-Length", str(len(page)))])
+    return [page]
+
+
+server.set_app(dispatch)
 
 
 def announce():
