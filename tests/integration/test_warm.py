@@ -76,6 +76,9 @@ def _compare(cold: dict[str, Any], warm: dict[str, Any]) -> None:
         warm["env"].pop(key, None)
     for key in ("pid", "pgid", "random"):
         del cold[key], warm[key]
+    for report in (cold, warm):  # stderr: each generation's own pipe through reloadkit (the error page's tail)
+        assert report["fds"]["2"]["link"].startswith("pipe:")
+        report["fds"]["2"]["link"] = "pipe"
     assert sorted(cold) == sorted(warm)
     for key in cold:
         assert warm[key] == cold[key], f"{key}: warm {warm[key]!r} != cold {cold[key]!r}"
