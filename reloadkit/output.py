@@ -54,7 +54,7 @@ class StderrTee:
         self.terminal = terminal
         os.set_blocking(self.read_fd, False)
         self.keep_lines = lines
-        self._recent = b""  # the last bytes, split into lines only when asked: a chatty child costs a copy
+        self._recent = bytearray()  # the last bytes, split into lines only when asked: a chatty child costs a copy
 
     def _read(self) -> bytes | None:
         """What is there (b"" at the end), or None when nothing is there yet."""
@@ -95,13 +95,15 @@ class StderrTee:
             view = memoryview(data)
             while view:
                 view = view[os.write(2, view):]
-        self._recent = (self._recent + data)[-_KEEP:]
+        self._recent += data
+        if len(self._recent) > 2 * _KEEP:  # trimmed now and then, not on every line
+            del self._recent[:-_KEEP]
 
     def lines(self) -> list[str]:
         """The last lines (the unfinished one included), without carriage returns."""
-        text = self._recent.decode(errors="replace")
-        found = [line.rstrip("\r") for line in text.split("\n")]
-        if len(self._recent) == _KEEP:
+        kept = self._recent[-_KEEP:]
+        found = [line.rstrip("\r") for line in kept.decode(errors="replace").split("\n")]
+        if len(kept) < len(self._recent):
             found = found[1:]  # the first one was cut
         if found and not found[-1]:
             found.pop()
