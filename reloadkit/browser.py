@@ -235,8 +235,9 @@ class Browser:
 
     @property
     def wants_stderr(self) -> bool:
-        """The error page shows the child's stderr: it must pass through us."""
-        return self.error_page is not None and self.config.reload
+        """The error page shows the child's stderr: it must pass through us (when there is a
+        page: a socket to answer on, and a next generation to wait for)."""
+        return self.error_page is not None and self.config.reload and bool(self.error_page.successions)
 
     @property
     def watch_patterns(self) -> tuple[str, ...]:
