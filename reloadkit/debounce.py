@@ -6,6 +6,14 @@ written tree and then restart it again. The :class:`Debouncer` waits until no ne
 has arrived for ``quiet`` seconds, but never holds a batch longer than ``cap`` seconds after
 its first change, so a file that is written continuously still restarts the server.
 
+The quiet window is on a restart's critical path. With ``quick`` set, a batch of at most
+``quick_paths`` paths ends after only ``quick`` seconds of quiet: an editor's save is a few
+events on one or two paths within a few milliseconds, and restarts almost at once. A storm
+(a ``git checkout``, a formatter over the tree) names more paths within its first
+milliseconds, and from then on its batch waits for the full ``quiet`` window; a batch that
+starts within ``quiet`` of the previous one's last change is taken for the rest of a storm
+and waits the full window too.
+
 Pure logic: the caller passes the time (``time.monotonic()``) in, so the class can be
 tested with a fake clock and the supervisor's loop stays the only place that reads clocks.
 """
@@ -15,12 +23,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-__all__ = ["DEFAULT_CAP", "DEFAULT_QUIET", "Debouncer"]
+__all__ = ["DEFAULT_CAP", "DEFAULT_QUICK", "DEFAULT_QUICK_PATHS", "DEFAULT_QUIET", "Debouncer"]
 
 #: Seconds without a new change that end a batch (``--debounce MS`` sets it).
 DEFAULT_QUIET = 0.05
 #: Longest a batch is held after its first change, whatever keeps arriving.
 DEFAULT_CAP = 1.0
+#: Quiet that ends a small batch (a single save), when the quick window is on.
+DEFAULT_QUICK = 0.005
+#: A batch of at most this many paths is small.
+DEFAULT_QUICK_PATHS = 3
 
 
 class Debouncer:
@@ -40,15 +52,27 @@ class Debouncer:
     be cut short by the default cap).
     """
 
-    __slots__ = ("_cap", "_first", "_last", "_pending", "_quiet")
+    __slots__ = ("_cap", "_first", "_last", "_pending", "_previous_last", "_quick", "_quick_paths", "_quiet", "_storm")
 
-    def __init__(self, quiet: float = DEFAULT_QUIET, cap: float = DEFAULT_CAP) -> None:
+    def __init__(
+        self,
+        quiet: float = DEFAULT_QUIET,
+        cap: float = DEFAULT_CAP,
+        quick: float | None = None,
+        quick_paths: int = DEFAULT_QUICK_PATHS,
+    ) -> None:
         if not (math.isfinite(quiet) and quiet >= 0):
             raise ValueError(f"debounce quiet window must be a finite number >= 0, not {quiet!r}")
         if not (math.isfinite(cap) and cap >= 0):
             raise ValueError(f"debounce cap must be a finite number >= 0, not {cap!r}")
+        if quick is not None and not (math.isfinite(quick) and quick >= 0):
+            raise ValueError(f"debounce quick window must be a finite number >= 0, not {quick!r}")
         self._quiet = float(quiet)
         self._cap = float(max(cap, quiet))
+        self._quick = None if quick is None else float(min(quick, quiet))
+        self._quick_paths = quick_paths
+        self._previous_last: float | None = None  # the last change of the batch handed over before
+        self._storm = False  # this batch continues the previous one: the full window
         self._pending: set[str] = set()
         self._first: float | None = None
         self._last: float | None = None
@@ -86,13 +110,20 @@ class Debouncer:
             return
         if self._first is None:
             self._first = now
+            self._storm = self._previous_last is not None and now - self._previous_last < self._quiet
         self._last = now
+
+    def window(self) -> float:
+        """The quiet that ends the pending batch: short for a small one (see the module)."""
+        if self._quick is not None and not self._storm and len(self._pending) <= self._quick_paths:
+            return self._quick
+        return self._quiet
 
     def deadline(self) -> float | None:
         """When the pending batch becomes due (same clock as ``now``); None when empty."""
         if not self._pending or self._first is None or self._last is None:
             return None
-        return min(self._last + self._quiet, self._first + self._cap)
+        return min(self._last + self.window(), self._first + self._cap)
 
     def timeout(self, now: float) -> float | None:
         """Seconds until :meth:`deadline` (>= 0), or None: ready for ``selector.select()``."""
@@ -109,6 +140,8 @@ class Debouncer:
     def pop(self) -> frozenset[str]:
         """Hand over the pending batch (possibly empty) and start afresh, due or not."""
         batch = frozenset(self._pending)
+        if self._last is not None:
+            self._previous_last = self._last
         self.clear()
         return batch
 
@@ -123,6 +156,7 @@ class Debouncer:
         self._pending.clear()
         self._first = None
         self._last = None
+        self._storm = False
 
     def __repr__(self) -> str:
         return (

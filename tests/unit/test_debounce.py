@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from reloadkit.debounce import DEFAULT_CAP, DEFAULT_QUIET, Debouncer
+from reloadkit.debounce import DEFAULT_CAP, DEFAULT_QUICK, DEFAULT_QUIET, Debouncer
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -195,3 +195,69 @@ def test_repr() -> None:
     deb = Debouncer(Q, CAP)
     deb.add(["a"], 1.0)
     assert "pending=1" in repr(deb)
+
+
+# --- the quick window: a single save restarts at once, a storm still once -------------------
+
+
+def _quick() -> Debouncer:
+    return Debouncer(quick=DEFAULT_QUICK)  # the supervisor's settings (50 ms quiet, 1 s cap)
+
+
+def test_a_single_save_is_due_within_ten_milliseconds_of_its_first_event() -> None:
+    # an editor's save: write, close, attributes (and a rename) within 2 ms, on one path
+    events = [(0.0, ["app.py"]), (0.001, ["app.py"]), (0.002, ["app.py"])]
+    batches = run(_quick(), events, until=1.0)
+    assert [set(batch) for _, batch in batches] == [{"app.py"}]
+    assert batches[0][0] <= 0.010
+
+
+def test_save_all_of_a_few_files_is_still_quick() -> None:
+    events = [(0.0, ["a.py"]), (0.0005, ["b.py"]), (0.001, ["c.py"])]
+    batches = run(_quick(), events, until=1.0)
+    assert len(batches) == 1 and batches[0][0] <= 0.010
+
+
+def test_the_benchmarks_write_storm_is_one_batch() -> None:
+    # bench/_workload.py: 300 modules rewritten in 10 batches spread over 50 ms
+    events = [(b * 0.05 / 9 + i * 0.00002, [f"mods/m{b * 30 + i:03d}.py"]) for b in range(10) for i in range(30)]
+    batches = run(_quick(), events, until=2.0)
+    assert len(batches) == 1 and len(batches[0][1]) == 300
+
+
+def test_a_rename_storm_is_one_batch() -> None:
+    # 300 files renamed in a few milliseconds: both names of each
+    events = [(i * 0.00001, [f"old/m{i}.py", f"new/m{i}.py"]) for i in range(300)]
+    batches = run(_quick(), events, until=2.0)
+    assert len(batches) == 1 and len(batches[0][1]) == 600
+
+
+def test_a_checkout_with_pauses_is_one_batch() -> None:
+    # hundreds of files over ~300 ms, with pauses of up to 30 ms between groups
+    events = [(g * 0.03 + i * 0.0005, [f"pkg{g}/m{i}.py"]) for g in range(10) for i in range(30)]
+    batches = run(_quick(), events, until=2.0)
+    assert len(batches) == 1 and len(batches[0][1]) == 300
+
+
+def test_a_storm_that_opens_with_a_lone_change_restarts_at_most_twice() -> None:
+    """The one case the quick window costs a restart: the first change of a storm alone,
+    then a pause longer than the quick window. The rest follows within the quiet window
+    of that lone change, so it is taken for the storm it is: one more batch, not many."""
+    events = [(0.0, ["setup.cfg"])] + [(0.012 + g * 0.02 + i * 0.0002, [f"m{g}_{i}.py"]) for g in range(10) for i in range(2)]
+    batches = run(_quick(), events, until=2.0)
+    assert len(batches) == 2
+    assert set(batches[0][1]) == {"setup.cfg"} and len(batches[1][1]) == 20
+
+
+def test_two_saves_a_second_apart_are_both_quick() -> None:
+    deb = _quick()
+    batches = run(deb, [(0.0, ["a.py"]), (1.0, ["a.py"])], until=2.0)
+    assert len(batches) == 2 and batches[1][0] - 1.0 <= 0.010
+
+
+def test_the_quick_window_never_exceeds_the_quiet_window() -> None:
+    deb = Debouncer(0.002, 1.0, quick=0.005)
+    deb.add(["a.py"], now=0.0)
+    assert deb.deadline() == 0.002
+    with pytest.raises(ValueError):
+        Debouncer(quick=-1.0)
