@@ -70,6 +70,8 @@ def _build_parser() -> _Parser:
     children.add_argument("--warm", action="store_true", default=None,
                           help="start each new Python child from a warm parent that already imported the installed modules")
     children.add_argument("--no-warm", dest="warm", action="store_false", help="start every child cold")
+    children.add_argument("--strict-order", action="store_true", default=None,
+                          help="start the new child only once the old one has exited (no overlap)")
     children.add_argument("--ready-after", type=_positive_float, metavar="SECONDS",
                           help="a child that never sends READY=1 counts as ready this long after it started (default 1)")
     children.add_argument("--env-file", dest="env_files", action="append", default=[], metavar="PATH",

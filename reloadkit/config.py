@@ -58,6 +58,7 @@ class Config:
     stop_signal: signal.Signals = signal.SIGTERM
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     overlap: bool = False
+    strict_order: bool = False  # the next generation starts only once the old one has exited
     ready_after: float | None = None
     env_files: tuple[str, ...] = ()
     through_wrapper: bool = False  # no LISTEN_PID; the hook claims the sockets (wrappers.py)
@@ -90,6 +91,8 @@ class Config:
             glob_to_regex(pattern)
         if not 0 <= self.livereload_port <= 65535:
             raise ConfigError(f"--livereload-port {self.livereload_port} is not a port (0 to 65535)")
+        if self.strict_order and self.overlap:  # strict order wins: one generation at a time
+            object.__setattr__(self, "overlap", False)
 
     @property
     def watch_roots(self) -> tuple[str, ...]:
@@ -174,4 +177,6 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, object]:
     port = _float(environ, "RELOADKIT_LIVERELOAD_PORT")
     if port is not None:
         found["livereload_port"] = int(port)
+    if environ.get("RELOADKIT_STRICT_ORDER", "").strip().lower() in ("1", "true", "yes", "on"):
+        found["strict_order"] = True
     return found

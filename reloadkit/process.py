@@ -19,9 +19,8 @@ import stat
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import psutil
 
@@ -37,9 +36,7 @@ __all__ = [
     "direct_children",
     "kill_processes",
     "resolve_command",
-    "serving_connections",
     "spawn",
-    "stop_when_idle",
 ]
 
 # os.fork() in a process with threads warns on 3.12+; the child only calls async-signal-safe
@@ -196,104 +193,6 @@ class Child:
         self.snapshot()
         victims = [proc for pid, proc in self.known.items() if pid != self.pid or self.alive]
         return kill_processes(victims)
-
-
-def _connections(proc: psutil.Process, kind: str) -> list[Any]:
-    method = getattr(proc, "net_connections", None) or proc.connections  # psutil < 6
-    return list(method(kind=kind))
-
-
-def serving_connections(pid: int, tcp_ports: set[int], unix_paths: set[str]) -> frozenset[str]:
-    """The accepted connections on our sockets that ``pid`` holds open, each named so that
-    the same connection has the same name on the next look (requests in flight, or idle
-    keep-alive connections: a single look cannot tell them apart)."""
-    found: set[str] = set()
-    try:
-        if tcp_ports:
-            for conn in _connections(psutil.Process(pid), "tcp"):
-                if conn.status == psutil.CONN_ESTABLISHED and conn.laddr and conn.laddr[1] in tcp_ports:
-                    found.add(f"{conn.fd}:{conn.raddr}")
-        if unix_paths:
-            found.update(_connected_unix_sockets(pid, unix_paths))
-    except (psutil.Error, OSError):
-        pass
-    return frozenset(found)
-
-
-def _connected_unix_sockets(pid: int, paths: set[str]) -> set[str]:
-    """Accepted (connected) sockets on our Unix paths among ``pid``'s descriptors (Linux)."""
-    connected: set[str] = set()
-    try:
-        with open("/proc/net/unix", encoding="utf-8", errors="replace") as table:
-            next(table)
-            for line in table:  # Num RefCount Protocol Flags Type St Inode Path
-                fields = line.split()
-                if len(fields) >= 8 and fields[5] == "03" and fields[7] in paths:
-                    connected.add(f"socket:[{fields[6]}]")
-        found: set[str] = set()
-        if not connected:
-            return found
-        for name in os.listdir(f"/proc/{pid}/fd"):
-            with contextlib.suppress(OSError):
-                link = os.readlink(f"/proc/{pid}/fd/{name}")
-                if link in connected:
-                    found.add(link)
-        return found
-    except OSError:
-        return set()
-
-
-def stop_when_idle(
-    pid: int,
-    number: int,
-    tcp_ports: set[int],
-    unix_paths: set[str],
-    limit: float,
-    settled: float = 0.25,
-    before_signal: Callable[[], None] | None = None,
-) -> float:
-    """Deliver the stop signal at a moment the child is not serving a request.
-
-    A server that dies on SIGTERM (werkzeug's, waitress) loses the requests it has accepted.
-    The child is frozen with SIGSTOP, so it cannot accept another connection, and its open
-    connections are looked at; while it serves requests it runs on for a moment and we look
-    again. Connections that stay open across looks while the child has *run* for ``settled``
-    seconds are long-lived (an idle keep-alive connection, a stream): they do not hold the
-    stop up. The signal is sent while the child is frozen, and SIGCONT lets it act on it
-    before any more of its own code runs. After the child has run ``limit`` seconds of
-    traffic it is sent anyway. ``before_signal`` runs while the child is frozen, just before
-    the signal. Returns the time taken.
-
-    Times count the child's running time, not wall time, and it runs between looks at least
-    as long as a look took: a look reads /proc/net/tcp (10-20 ms with thousands of TIME_WAIT
-    rows), and a child frozen most of the time would see a slow request taken for an idle one.
-    """
-    started = time.monotonic()
-    ran = 0.0  # how long the child has run between looks
-    first_seen: dict[str, float] = {}  # connection -> `ran` when first seen
-    while True:
-        try:
-            os.kill(pid, signal.SIGSTOP)
-        except ProcessLookupError:
-            return time.monotonic() - started
-        try:
-            look_started = time.monotonic()
-            busy = serving_connections(pid, tcp_ports, unix_paths)
-            for name in busy:
-                first_seen.setdefault(name, ran)
-            fresh = [name for name in busy if ran - first_seen[name] < settled]
-            if not fresh or ran >= limit:
-                if before_signal is not None:
-                    before_signal()
-                os.kill(pid, number)
-                return time.monotonic() - started
-            run_for = max(0.002, time.monotonic() - look_started)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
-        thawed = time.monotonic()
-        time.sleep(run_for)
-        ran += time.monotonic() - thawed
 
 
 def kill_processes(processes: Iterable[psutil.Process]) -> int:

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import os
 import secrets
+import select
 import selectors
 import signal
 import socket
@@ -26,7 +27,8 @@ from . import process
 from .browser import Browser
 from .childenv import HOOK_DIR, child_environment, drop_stale_bytecode
 from .config import Config
-from .debounce import Debouncer
+from .debounce import DEFAULT_QUICK, Debouncer
+from .drain import Drain
 from .envfiles import EnvFiles
 from .errors import ConfigError, SpawnError
 from .filters import FilterRules
@@ -58,12 +60,14 @@ class _Stopping:
     child: Child
     kill_at: float
     nudge_at: float | None = None  # when to send the stop signal after a terminal's Ctrl+C
+    drain: Drain | None = None  # waiting for no request in flight before the signal
 
 
 @dataclass
 class _Restart:
     reason: str
     changed: set[str] = field(default_factory=set)
+    after_older: bool = False  # start only once every older generation is gone
 
 
 class Supervisor:
@@ -96,7 +100,8 @@ class Supervisor:
         self.last_stop_ms: float | None = None
         self.backoff = CrashBackoff()
         self.readiness = Readiness(config.effective_ready_after)
-        self.debouncer = Debouncer(config.debounce_ms / 1000.0, max(_DEBOUNCE_CAP, config.debounce_ms / 1000.0))
+        quiet = config.debounce_ms / 1000.0
+        self.debouncer = Debouncer(quiet, max(_DEBOUNCE_CAP, quiet), quick=DEFAULT_QUICK)
         self.watcher: Watcher | None = None
         self.notifier: NotifyListener | None = None
         self.guardian: Guardian | None = None
@@ -109,6 +114,7 @@ class Supervisor:
         self.successions: list[Succession] = []  # one a listener: its sockets, old and new
         self.held: dict[int, list[socket.socket]] = {}  # child pid -> the sockets it was given
         self.relays: set[Relay] = set()
+        self.beside_stopping: set[int] = set()  # pids started while an older generation stopped
         self._signal_read = -1
         self._done = False
 
@@ -192,8 +198,7 @@ class Supervisor:
             os.close(write_fd)
 
     def _timeout(self) -> float | None:
-        deadlines = [stop.kill_at for stop in self.stopping]
-        deadlines += [stop.nudge_at for stop in self.stopping if stop.nudge_at is not None]
+        deadlines = [at for stop in self.stopping for at in (stop.kill_at, stop.nudge_at, stop.drain and stop.drain.next_at) if at]
         debounce = self.debouncer.deadline()
         if debounce is not None:
             deadlines.append(debounce)
@@ -213,19 +218,8 @@ class Supervisor:
             self.warm.tick(now)
         if self.wrapper_check is not None and (message := self.wrapper_check.tick(now)):
             self.warn(message)
-        for stop in list(self.stopping):
-            if stop.nudge_at is not None and now >= stop.nudge_at:
-                # A child that caught the terminal's Ctrl+C (pdb does) and went on.
-                stop.nudge_at = None
-                self.debug(f"pid {stop.child.pid} is still running after Ctrl+C; sending {self.config.stop_signal.name}")
-                stop.child.signal(self.config.stop_signal)
-            if now >= stop.kill_at and stop.child.alive:
-                self.warn(
-                    f"pid {stop.child.pid} did not stop within {self.config.stop_timeout:g} s; killing its process tree"
-                )
-                stop.child.kill_tree()
-                stop.kill_at = now + 3600  # killed; wait for the reap
-        if self.debouncer.due(now):
+        # The next generation first: a drain's look at the old one can take 10-20 ms.
+        if self.debouncer.due(now) and not self._watch_pending():
             batch = self.debouncer.pop()
             if batch:
                 self._request_restart(describe_changes(batch, self.config.cwd), set(batch))
@@ -237,6 +231,32 @@ class Supervisor:
             child = self._find(pid)
             if child is not None and child.alive:
                 self._mark_ready(child, how)
+        for stop in list(self.stopping):
+            if stop.drain is not None and stop.drain.next_at is not None and now >= stop.drain.next_at:
+                if self._start_is_near(stop):
+                    stop.drain.next_at = self.debouncer.deadline()
+                else:
+                    self._step_drain(stop)
+            if stop.nudge_at is not None and now >= stop.nudge_at:
+                # A child that caught the terminal's Ctrl+C (pdb does) and went on.
+                stop.nudge_at = None
+                self.debug(f"pid {stop.child.pid} is still running after Ctrl+C; sending {self.config.stop_signal.name}")
+                stop.child.signal(self.config.stop_signal)
+            if now >= stop.kill_at and stop.child.alive:
+                self.warn(
+                    f"pid {stop.child.pid} did not stop within {self.config.stop_timeout:g} s; killing its process tree"
+                )
+                stop.child.kill_tree()
+                stop.kill_at = now + 3600  # killed; wait for the reap
+
+    def _start_is_near(self, stop: _Stopping) -> bool:
+        """A burst is settling and the next generation need not wait for ``stop``'s: its
+        start comes first, the look at the old one after."""
+        return bool(self.debouncer) and not self.config.strict_order and not self._on_the_address(stop.child)
+
+    def _watch_pending(self) -> bool:
+        """Changes not read yet (the loop was busy): they belong to the batch that is due."""
+        return self.watcher is not None and bool(select.select([self.watcher.fileno()], [], [], 0)[0])
 
     # --- sources --------------------------------------------------------------------------
 
@@ -339,21 +359,30 @@ class Supervisor:
         if self.current is not None and self.current.alive:
             self._begin_stop(self.current, self.config.stop_signal, drain=bool(self.listeners))
             self.current = None
-        elif not self.stopping:
+        self._start_when_settled()
+
+    def _start_when_settled(self) -> None:
+        """Start the pending restart once no burst is settling and no older generation is
+        in the way: one still on the address (it was not moved) or, with strict order or
+        for a retry, any that has not exited."""
+        restart = self.restart
+        if (
+            restart is not None
+            and self.restart_at is None
+            and not self.debouncer
+            and not (self.current is not None and self.current.alive)
+            and not any(
+                self.config.strict_order or restart.after_older or self._on_the_address(stop.child)
+                for stop in self.stopping
+            )
+        ):
             self.restart = None
             self._start(restart)
 
-    def _start_when_settled(self) -> None:
-        """Start the pending restart once the old child is gone and no burst is settling."""
-        if (
-            self.restart is not None
-            and self.restart_at is None
-            and not self.stopping
-            and not self.debouncer
-            and not (self.current is not None and self.current.alive)
-        ):
-            restart, self.restart = self.restart, None
-            self._start(restart)
+    def _on_the_address(self, child: Child) -> bool:
+        """Does ``child`` still hold a socket new connections go to?"""
+        held = self.held.get(child.pid, ())
+        return any(succession.current in held for succession in self.successions)
 
     def _start(self, restart: _Restart | None) -> None:
         if self.shutdown_signal is not None:
@@ -404,6 +433,8 @@ class Supervisor:
             self.browser.down(None, (), error=str(exc))
             return
         self.held[child.pid] = socks
+        if self.stopping and beside is None:
+            self.beside_stopping.add(child.pid)
         self._watch_readiness(child, socks)
         if self.generation == 0 and socks and not self.config.through_wrapper:
             self.wrapper_check = WrapperCheck(child.pid, child.started, socket_inodes(socks))
@@ -413,6 +444,8 @@ class Supervisor:
             self.info(f"started pid {child.pid} (generation {child.generation})")
         else:
             detail = f", stop took {self.last_stop_ms:.0f} ms" if self.last_stop_ms is not None and beside is None else ""
+            if child.pid in self.beside_stopping:
+                detail = f" while pid {', '.join(str(stop.child.pid) for stop in self.stopping)} stops"
             where = f" beside pid {beside.pid}" if beside is not None else ""
             self.info(f"restarting ({restart.reason}): started pid {child.pid} (generation {child.generation}){where}{detail}")
         self.last_stop_ms = None
@@ -523,23 +556,36 @@ class Supervisor:
             succession.close()
 
     def _begin_stop(self, child: Child, number: int, *, send: bool = True, drain: bool = False) -> None:
+        """Stop ``child``; with ``drain``, move its addresses to new sockets first and send
+        the signal when it serves no request (looks driven by the loop, see drain.py)."""
         child.stop_sent_at = time.monotonic()
         self.readiness.forget(child.pid)
         self.debug(f"stopping pid {child.pid}" + (f" with {signal.Signals(number).name}" if send else ""))
+        nudge = None if send else child.stop_sent_at + min(_CTRL_C_GRACE, self.config.stop_timeout)
+        stop = _Stopping(child, child.stop_sent_at + self.config.stop_timeout, nudge)
+        self.stopping.append(stop)
         if send and drain and child.alive:
             self._hand_over(child)
-            waited = process.stop_when_idle(
-                child.pid, number, *self._served_addresses(), _DRAIN_LIMIT, before_signal=lambda: self._relay_queued(child)
-            )
-            if waited >= 0.005:
-                self.debug(f"waited {waited * 1000:.0f} ms for pid {child.pid} to finish the requests in flight")
+            ports, paths = self._served_addresses()
+            stop.drain = Drain(child.pid, number, ports, paths, _DRAIN_LIMIT, before_signal=lambda: self._relay_queued(child))
+            stop.kill_at = float("inf")  # counted from the signal; the first look is on the loop
         elif send:
             child.signal(number)
-        child.snapshot()  # after the signal: a stop must not wait for a walk of /proc
+            self._signalled(stop)
+
+    def _step_drain(self, stop: _Stopping) -> None:
+        assert stop.drain is not None
+        if stop.drain.step():
+            if stop.drain.waited >= 0.005:
+                self.debug(f"waited {stop.drain.waited * 1000:.0f} ms for pid {stop.child.pid} to finish the requests in flight")
+            stop.drain = None
+            stop.kill_at = time.monotonic() + self.config.stop_timeout
+            self._signalled(stop)
+
+    def _signalled(self, stop: _Stopping) -> None:
+        stop.child.snapshot()  # after the signal: a stop must not wait for a walk of /proc
         if self.config.stop_timeout == 0:
-            child.kill_tree()
-        nudge = None if send else child.stop_sent_at + min(_CTRL_C_GRACE, self.config.stop_timeout)
-        self.stopping.append(_Stopping(child, child.stop_sent_at + self.config.stop_timeout, nudge))
+            stop.child.kill_tree()
 
     def _shutdown(self, number: int) -> None:
         if self.shutdown_signal is not None:
@@ -552,6 +598,11 @@ class Supervisor:
         self.restart_at = None
         # From the terminal, Ctrl+C already reached a child in our process group.
         send = not (number == signal.SIGINT and self.terminal.foreground)
+        for stop in self.stopping:
+            if stop.drain is not None:  # a shutdown waits for no request
+                stop.drain.signal()
+                stop.drain = None
+                stop.kill_at = time.monotonic() + self.config.stop_timeout
         for child in self._live_children():
             if child not in [stop.child for stop in self.stopping]:
                 self._begin_stop(child, number, send=send)
@@ -602,6 +653,7 @@ class Supervisor:
         try:
             self._after_exit(child, code, lifetime)
         finally:
+            self.beside_stopping.discard(child.pid)
             # After the next child started: its start must not wait for this sweep.
             self._end_tree(child)
             self._release_unheld()
@@ -625,6 +677,8 @@ class Supervisor:
             self._maybe_finish()
             return
         self.last_status = code
+        if child is self.current and self._retry_beside_stopping(child, code):
+            return
         if child is self.pending:
             self.pending = None
             shown = "\n".join(f"  | {line}" for line in tail[-20:])
@@ -653,6 +707,19 @@ class Supervisor:
         self.current = None
         if self.browser is not None:  # a stopping child, if any, holds other sockets (the hand-over)
             self.browser.down(code, tail)
+
+    def _retry_beside_stopping(self, child: Child, code: int) -> bool:
+        """A child that failed before it was ready while an older generation was stopping
+        (an app that cannot run twice: a port of its own, a lock file) gets one more start
+        once that one is gone, without a crash report or a backoff."""
+        if child.pid not in self.beside_stopping or code in (0, RESTART_STATUS) or child.ready_at is not None:
+            return False
+        self.info(f"pid {child.pid} exited with status {code} while an older generation was stopping;"
+                  " starting it again once that one is gone")
+        self.current = None
+        self.restart = _Restart(f"pid {child.pid} exited beside a stopping generation", after_older=True)
+        self._start_when_settled()
+        return True
 
     def _end_tree(self, child: Child) -> None:
         """Kill what the child left: descendants seen earlier and orphans re-parented to us."""

@@ -5,7 +5,10 @@ grandchildren.txt), --graceful-streams (on SIGTERM, wait for open /stream respon
 By default SIGTERM is graceful, as in real servers: stop accepting, finish the requests in
 flight, exit 0. --ready (send READY=1), --wait-release (before serving and READY=1, wait until a file
 release-<generation> exists), GET /busy (100 ms of CPU, announced in busy.txt), --report-notify (write NOTIFY_SOCKET to notify.txt), --abrupt (die on SIGTERM at once, as
-werkzeug's and waitress's servers do). Every start appends "pid generation changed" to starts.txt.
+werkzeug's and waitress's servers do), --hold-exit (after SIGTERM, stop accepting, then wait until a
+file exit-<generation> exists before leaving: a slow shutdown), --second-port (bind 127.0.0.1 at
+the port in second-port.txt too, as an app with a port of its own: exit 1 if it is taken).
+Every start appends "pid generation changed" to starts.txt.
 """
 
 import os
@@ -39,6 +42,15 @@ if "--graceful-streams" in flags:
         os._exit(0)
     signal.signal(signal.SIGTERM, graceful)
 
+second = None
+if "--second-port" in flags:
+    second = socket.socket()
+    try:
+        second.bind(("127.0.0.1", int(open("second-port.txt").read())))
+        second.listen()
+    except OSError as exc:
+        print(f"second port: {exc}", file=sys.stderr)
+        sys.exit(1)
 listener = reloadkit.sockets()[0]
 listener.setblocking(False)  # several generations may share the queue (overlap mode)
 in_flight: list[threading.Thread] = []
@@ -95,4 +107,9 @@ while True:
     in_flight[:] = [thread for thread in in_flight if thread.is_alive()]
 for thread in in_flight:  # stop accepting, finish what is in flight, leave
     thread.join(timeout=5)
+if "--hold-exit" in flags:
+    listener.close()
+    deadline = time.monotonic() + 60
+    while not os.path.exists(f"exit-{os.environ.get('RELOADKIT_GENERATION')}") and time.monotonic() < deadline:
+        time.sleep(0.01)
 sys.exit(0)

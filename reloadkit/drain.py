@@ -1,0 +1,212 @@
+"""Stopping a child at a moment it serves no request, as a state the supervisor's loop drives.
+
+A server that dies on SIGTERM (werkzeug's, waitress, ``http.server``) loses the requests it
+has accepted. The child is frozen with SIGSTOP, so it cannot accept another connection, and
+its open connections are looked at; while it serves requests it runs on for a moment and is
+looked at again. Connections that stay open across looks while the child has *run* for
+``settled`` seconds are long-lived (an idle keep-alive connection, a stream): they do not
+hold the stop up. The signal is sent while the child is frozen, and SIGCONT lets it act on
+it before any more of its own code runs. After the child has run ``limit`` seconds of
+traffic it is sent anyway.
+
+Between two looks the loop is free (the next generation starts meanwhile): :meth:`Drain.step`
+does one look and says when the next is due.
+
+Times count the child's running time, not wall time, and it runs between looks at least as
+long as a look took: a look reads /proc/net/tcp (10-20 ms with thousands of TIME_WAIT rows),
+and a child frozen most of the time would see a slow request taken for an idle one. Time a
+thread of the child spent waiting for a CPU (the next generation starts beside it, on a
+busy machine) is not running time either: Linux's schedstat says how long that was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+__all__ = ["Drain", "serving_connections", "wait_stopped"]
+
+_STOP_WAIT = 0.05  # a thread in uninterruptible sleep stops when it leaves it
+
+
+def _connections(proc: psutil.Process, kind: str) -> list[Any]:
+    method = getattr(proc, "net_connections", None) or proc.connections  # psutil < 6
+    return list(method(kind=kind))
+
+
+def serving_connections(pid: int, tcp_ports: set[int], unix_paths: set[str]) -> frozenset[str]:
+    """The accepted connections on our sockets that ``pid`` holds open, each named so that
+    the same connection has the same name on the next look (requests in flight, or idle
+    keep-alive connections: a single look cannot tell them apart)."""
+    found: set[str] = set()
+    try:
+        if tcp_ports:
+            for conn in _connections(psutil.Process(pid), "tcp"):
+                if conn.status == psutil.CONN_ESTABLISHED and conn.laddr and conn.laddr[1] in tcp_ports:
+                    found.add(f"{conn.fd}:{conn.raddr}")
+        if unix_paths:
+            found.update(_connected_unix_sockets(pid, unix_paths))
+    except (psutil.Error, OSError):
+        pass
+    return frozenset(found)
+
+
+def _connected_unix_sockets(pid: int, paths: set[str]) -> set[str]:
+    """Accepted (connected) sockets on our Unix paths among ``pid``'s descriptors (Linux)."""
+    connected: set[str] = set()
+    try:
+        with open("/proc/net/unix", encoding="utf-8", errors="replace") as table:
+            next(table)
+            for line in table:  # Num RefCount Protocol Flags Type St Inode Path
+                fields = line.split()
+                if len(fields) >= 8 and fields[5] == "03" and fields[7] in paths:
+                    connected.add(f"socket:[{fields[6]}]")
+        found: set[str] = set()
+        if not connected:
+            return found
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/{pid}/fd/{name}")
+                if link in connected:
+                    found.add(link)
+        return found
+    except OSError:
+        return set()
+
+
+def wait_stopped(pid: int, timeout: float = _STOP_WAIT) -> bool:
+    """Wait until every thread of ``pid`` has stopped after SIGSTOP (Linux; True elsewhere).
+
+    ``kill()`` returns before the target stops: a child running on another CPU can still
+    accept a connection, and a look at its descriptors taken meanwhile misses it (it would
+    then be signalled with that request in hand).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except FileNotFoundError:
+            return True  # gone, or no /proc: nothing to wait for
+        except OSError:
+            return True
+        running = False
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat", "rb") as handle:
+                    state = handle.read().rsplit(b")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state not in (b"T", b"t", b"Z", b"X"):
+                running = True
+                break
+        if not running:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.0002)
+
+
+def _cpu_waits(pid: int) -> dict[str, int]:
+    """Nanoseconds each thread of ``pid`` has waited on a run queue (Linux; else empty)."""
+    waits: dict[str, int] = {}
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return waits
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as handle:
+                waits[tid] = int(handle.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return waits
+
+
+def _longest_wait(before: dict[str, int], after: dict[str, int]) -> float:
+    """The longest any thread waited for a CPU between two readings, in seconds."""
+    return max((after[tid] - before.get(tid, after[tid]) for tid in after), default=0) / 1e9
+
+
+class Drain:
+    """Deliver ``number`` to ``pid`` when it serves no request on our addresses; one look a step."""
+
+    def __init__(
+        self,
+        pid: int,
+        number: int,
+        tcp_ports: set[int],
+        unix_paths: set[str],
+        limit: float,
+        settled: float = 0.25,
+        before_signal: Callable[[], None] | None = None,
+    ) -> None:
+        self.pid = pid
+        self.number = number
+        self.tcp_ports = tcp_ports
+        self.unix_paths = unix_paths
+        self.limit = limit
+        self.settled = settled
+        self.before_signal = before_signal
+        self.started = time.monotonic()
+        self.done = False
+        self.next_at: float | None = self.started  # when the next look is due
+        self._ran = 0.0  # how long the child has run between looks
+        self._thawed: float | None = None
+        self._waits: dict[str, int] = {}
+        self._first_seen: dict[str, float] = {}  # connection -> `_ran` when first seen
+
+    @property
+    def waited(self) -> float:
+        return time.monotonic() - self.started
+
+    def step(self) -> bool:
+        """One look; True once the signal has been sent (or the child is gone)."""
+        if self.done:
+            return True
+        try:
+            os.kill(self.pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            return self._finish()
+        try:
+            wait_stopped(self.pid)
+            if self._thawed is not None:
+                thawed_for = time.monotonic() - self._thawed
+                self._ran += max(0.0, thawed_for - _longest_wait(self._waits, _cpu_waits(self.pid)))
+            look_started = time.monotonic()
+            busy = serving_connections(self.pid, self.tcp_ports, self.unix_paths)
+            for name in busy:
+                self._first_seen.setdefault(name, self._ran)
+            fresh = [name for name in busy if self._ran - self._first_seen[name] < self.settled]
+            if not fresh or self._ran >= self.limit:
+                self.signal()
+                return True
+            run_for = max(0.002, time.monotonic() - look_started)
+            self._waits = _cpu_waits(self.pid)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGCONT)
+        self._thawed = time.monotonic()
+        self.next_at = self._thawed + run_for
+        return False
+
+    def signal(self) -> None:
+        """Send the signal now, whatever is in flight (the caller freezes the child first if
+        it can; a shutdown does not wait)."""
+        if self.done:
+            return
+        if self.before_signal is not None:
+            self.before_signal()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, self.number)
+        self._finish()
+
+    def _finish(self) -> bool:
+        self.done = True
+        self.next_at = None
+        return True
