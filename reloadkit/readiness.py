@@ -50,6 +50,7 @@ _UNIX_DIAG_PEER = 2
 _UNIX_DIAG_ICONS = 3
 _CHECK_MIN = 0.001  # first checks right away: a warm start accepts within milliseconds
 _CHECK_MAX = 0.005  # a switch then waits at most this long after the first accept()
+_LINGER = 1.0  # a taken probe stays open this long: a server that answers it anyway has a reader
 
 
 class _Diag:
@@ -214,6 +215,7 @@ class Readiness:
     def __init__(self, ready_after: float) -> None:
         self.ready_after = ready_after
         self._states: dict[int, _State] = {}
+        self._lingering: list[tuple[float, Probe]] = []
 
     def watch(self, key: int, started: float, probes: list[Probe]) -> None:
         """Follow a new generation; ``probes`` may be empty (then READY=1, else the timer)."""
@@ -246,12 +248,12 @@ class Readiness:
             return None
         state.notified = True
         if not state.probes:
-            return self._ready(state, NOTIFIED)
+            return self._ready(state, NOTIFIED, now)
         return None
 
     def deadline(self) -> float | None:
         """The next time :meth:`check` has something to do."""
-        times: list[float] = []
+        times = [until for until, _probe in self._lingering[:1]]
         for state in self._states.values():
             if state.ready is not None:
                 continue
@@ -264,6 +266,8 @@ class Readiness:
     def check(self, now: float) -> list[tuple[int, str]]:
         """Generations that became ready by ``now``, each with its signal."""
         found: list[tuple[int, str]] = []
+        while self._lingering and self._lingering[0][0] <= now:
+            self._lingering.pop(0)[1].close()
         for key, state in self._states.items():
             if state.ready is not None:
                 continue
@@ -272,23 +276,29 @@ class Readiness:
                     continue
                 state.checks += 1
                 if any(probe.taken() for probe in state.probes):
-                    found.append((key, self._ready(state, ACCEPTING)))
+                    found.append((key, self._ready(state, ACCEPTING, now)))
                 else:
                     elapsed = now - state.started
                     state.next_check = now + min(_CHECK_MAX, max(_CHECK_MIN, elapsed / 50))
             elif state.timer is not None and not state.notified and now >= state.started + max(state.timer, state.extend):
-                found.append((key, self._ready(state, TIMER)))
+                found.append((key, self._ready(state, TIMER, now)))
         return found
 
-    def _ready(self, state: _State, how: str) -> str:
+    def _ready(self, state: _State, how: str, now: float) -> str:
+        """Ready; its probes stay open a moment (a server that writes an answer to a
+        connection that sent nothing should not meet a reset: some log a traceback)."""
         state.ready = how
-        _close_all(state)
+        self._lingering += [(now + _LINGER, probe) for probe in state.probes]
+        state.probes = []
         return how
 
     def close(self) -> None:
         for state in self._states.values():
             _close_all(state)
         self._states.clear()
+        for _until, probe in self._lingering:
+            probe.close()
+        self._lingering.clear()
 
 
 def _close_all(state: _State) -> None:
