@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 
 from .sockets import Listener, bind_unix_hidden, is_ours, link_over, listen_tcp, remove_if_ours
 
-__all__ = ["Relay", "Succession", "steer", "steer_port"]
+__all__ = ["Handover", "Relay", "Succession", "steer", "steer_port"]
 
 _SO_ATTACH_REUSEPORT_CBPF = 51
 _BPF_RET_K = 0x06
@@ -367,3 +367,125 @@ class Relay:
                 self.selector.unregister(end)
             end.close()
         self.on_close(self)
+
+
+class Handover:
+    """Every listener's :class:`Succession`, the sockets each generation was given, and the
+    relays: what the supervisor asks of the hand-over, keyed by a child's pid."""
+
+    def __init__(
+        self,
+        listeners: Iterable[Listener],
+        selector: selectors.BaseSelector,
+        warn: Callable[[str], None],
+        debug: Callable[[str], None],
+        on_unix_file: Callable[[str, int], None] = lambda path, inode: None,
+    ) -> None:
+        self.successions = [Succession(listener, on_unix_file) for listener in listeners]
+        self.held: dict[int, list[socket.socket]] = {}  # child pid -> the sockets it was given
+        self.relays: set[Relay] = set()
+        self.selector = selector
+        self.warn = warn
+        self.debug = debug
+
+    def sockets_for_new(self, *, beside: bool) -> list[socket.socket]:
+        """One socket a listener for a new generation: beside a live one, a socket of its own
+        (receiving nothing until :meth:`switch_to`), else the current one."""
+        return [(self._prepare(succession) if beside else None) or succession.current for succession in self.successions]
+
+    def give(self, pid: int, socks: list[socket.socket]) -> None:
+        self.held[pid] = socks
+
+    def on_the_address(self, pid: int) -> bool:
+        """Does ``pid`` hold a socket new connections go to?"""
+        held = self.held.get(pid, ())
+        return any(succession.current in held for succession in self.successions)
+
+    def own(self, pid: int) -> list[tuple[Succession, socket.socket]]:
+        """The sockets of ``pid`` that no other generation holds."""
+        others = {id(sock) for other, held in self.held.items() if other != pid for sock in held}
+        return [
+            (succession, sock)
+            for succession, sock in zip(self.successions, self.held.get(pid, ()), strict=False)
+            if id(sock) not in others
+        ]
+
+    def switch_to(self, pid: int) -> None:
+        """New connections go to ``pid``'s sockets from now on."""
+        for succession, sock in zip(self.successions, self.held.get(pid, ()), strict=False):
+            self._switch(succession, sock)
+
+    def move_away(self, pid: int) -> None:
+        """Move each address ``pid`` (about to stop) serves to a new socket, for the next child."""
+        held = self.held.get(pid, ())
+        for succession in self.successions:
+            if succession.current in held:
+                sock = self._prepare(succession)
+                if sock is not None:
+                    self._switch(succession, sock)
+
+    def relay_queued(self, pid: int) -> None:
+        """While ``pid`` is frozen: what waits on its old sockets goes to the current ones."""
+        held = self.held.get(pid, ())
+        for succession in self.successions:
+            for conn in succession.take_queued(held):
+                self.relay(succession, conn)
+
+    def release(self, live: Iterable[int]) -> None:
+        """Forget the sockets of children that are gone; close the old sockets no live child
+        holds, relaying what was still queued on them."""
+        alive = set(live)
+        for pid in [pid for pid in self.held if pid not in alive]:
+            del self.held[pid]
+        held = [sock for socks in self.held.values() for sock in socks]
+        for succession in self.successions:
+            for conn in succession.release(held):
+                self.relay(succession, conn)
+
+    def served_addresses(self) -> tuple[set[int], set[str]]:
+        """Our ports, and the names our Unix sockets were bound to (an accepted connection
+        carries its listener's bound name, hidden or not)."""
+        ports: set[int] = set()
+        paths: set[str] = set()
+        for succession in self.successions:
+            for sock in (succession.current, *succession.others):
+                address = sock.getsockname()
+                if succession.listener.is_tcp:
+                    ports.add(address[1])
+                elif isinstance(address, str) and address:
+                    paths.add(address)
+        return ports, paths
+
+    def close(self) -> None:
+        for relay in list(self.relays):
+            relay.close()
+        for succession in self.successions:
+            succession.close()
+
+    def _prepare(self, succession: Succession) -> socket.socket | None:
+        try:
+            return succession.prepare()
+        except OSError as exc:
+            self.warn(f"cannot open a new socket on {succession.listener.display()} ({exc.strerror or exc});"
+                      " the next generation shares the current one")
+            return None
+
+    def _switch(self, succession: Succession, sock: socket.socket) -> None:
+        try:
+            if not succession.switch(sock):
+                self.debug(f"{succession.listener.display()}: the path is no longer our socket; not moved")
+        except OSError as exc:  # the new socket is closed once no child holds it
+            self.warn(f"cannot move {succession.listener.display()} to a new socket ({exc.strerror or exc});"
+                      " the generations share the current one")
+
+    def relay(self, succession: Succession, conn: socket.socket, initial: bytes = b"",
+              origin: str = "queued on the old socket of") -> None:
+        """Carry ``conn`` (``initial``: what was read from it already) to the current socket."""
+        try:
+            upstream = succession.connect()
+        except OSError as exc:
+            conn.close()
+            self.warn(f"dropped a connection {origin} {succession.listener.display()}: cannot reach it ({exc})")
+            return
+        self.debug(f"relaying a connection {origin} {succession.listener.display()}")
+        self.relays.add(Relay(conn, upstream, self.selector, self.relays.discard, initial))

@@ -15,7 +15,6 @@ import secrets
 import select
 import selectors
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -32,7 +31,7 @@ from .drain import Drain
 from .envfiles import EnvFiles
 from .errors import ConfigError, SpawnError
 from .filters import FilterRules
-from .handover import Relay, Succession
+from .handover import Handover
 from .ignorefiles import IgnoreFiles
 from .notify import RELOAD_KEY, WATCH_KEY, NotifyListener, NotifyMessage
 from .output import StderrTees
@@ -111,9 +110,7 @@ class Supervisor:
         self.selector = selectors.DefaultSelector()
         self.tees = StderrTees(self.selector, lambda pid: (child := self._find(pid)) is not None and child.alive)
         self.browser: Browser | None = None
-        self.successions: list[Succession] = []  # one a listener: its sockets, old and new
-        self.held: dict[int, list[socket.socket]] = {}  # child pid -> the sockets it was given
-        self.relays: set[Relay] = set()
+        self.handover: Handover | None = None
         self.beside_stopping: set[int] = set()  # pids started while an older generation stopped
         self._signal_read = -1
         self._done = False
@@ -146,11 +143,12 @@ class Supervisor:
             ]
             self.guardian = Guardian(self.cookie, unix_files)
             stack.callback(self.guardian.close)
-            self.successions = [Succession(listener, self.guardian.add_unix_file) for listener in self.listeners]
-            stack.callback(self._close_handover)
+            self.handover = Handover(self.listeners, self.selector, self.warn, self.debug, self.guardian.add_unix_file)
+            stack.callback(self.handover.close)
+            handover = self.handover
             self.browser = stack.enter_context(Browser(
-                self.config, self.selector, self.successions, info=self.info, debug=self.debug,
-                relay=lambda succession, conn, data: self._relay(succession, conn, data, "held while down, to")))
+                self.config, self.selector, handover.successions, info=self.info, debug=self.debug,
+                relay=lambda succession, conn, data: handover.relay(succession, conn, data, "held while down, to")))
             self.notifier = stack.enter_context(NotifyListener())
             self.selector.register(self.notifier, selectors.EVENT_READ, self._on_notify)
             self.warm = stack.enter_context(WarmParent.for_config(self.config, self.selector, self.environ, self.info, self.debug))
@@ -380,9 +378,7 @@ class Supervisor:
             self._start(restart)
 
     def _on_the_address(self, child: Child) -> bool:
-        """Does ``child`` still hold a socket new connections go to?"""
-        held = self.held.get(child.pid, ())
-        return any(succession.current in held for succession in self.successions)
+        return self.handover is not None and self.handover.on_the_address(child.pid)
 
     def _start(self, restart: _Restart | None) -> None:
         if self.shutdown_signal is not None:
@@ -409,7 +405,8 @@ class Supervisor:
         beside = self.current if self.config.overlap and self.current is not None and self.current.alive else None
         # Beside a running child, the new one gets sockets of its own, which receive nothing
         # until it is ready (handover.py); otherwise the current ones.
-        socks = [(self._prepare(succession) if beside else None) or succession.current for succession in self.successions]
+        assert self.handover is not None
+        socks = self.handover.sockets_for_new(beside=beside is not None)
         if not self._live_children():
             # A server that set O_NONBLOCK on the shared socket set it for the next generation
             # too; give each a socket as fresh as a new one. (Not while another child runs:
@@ -432,10 +429,10 @@ class Supervisor:
             self.warn(f"{exc}; waiting for a change")
             self.browser.down(None, (), error=str(exc))
             return
-        self.held[child.pid] = socks
+        self.handover.give(child.pid, socks)
         if self.stopping and beside is None:
             self.beside_stopping.add(child.pid)
-        self._watch_readiness(child, socks)
+        self._watch_readiness(child)
         if self.generation == 0 and socks and not self.config.through_wrapper:
             self.wrapper_check = WrapperCheck(child.pid, child.started, socket_inodes(socks))
         if tee is not None:
@@ -454,14 +451,11 @@ class Supervisor:
         else:
             self.current = child
 
-    def _watch_readiness(self, child: Child, socks: Sequence[socket.socket]) -> None:
+    def _watch_readiness(self, child: Child) -> None:
         """Probe each socket only this child holds (on a shared one, another might take it)."""
-        others = {id(sock) for pid, held in self.held.items() if pid != child.pid for sock in held}
-        probes = [
-            probe
-            for succession, sock in zip(self.successions, socks, strict=False)
-            if id(sock) not in others and (probe := open_probe(sock, functools.partial(succession.connect_to, sock)))
-        ]
+        assert self.handover is not None
+        own = self.handover.own(child.pid)
+        probes = [probe for succession, sock in own if (probe := open_probe(sock, functools.partial(succession.connect_to, sock)))]
         self.readiness.watch(child.pid, child.started, probes)
 
     def _mark_ready(self, child: Child, how: str) -> None:
@@ -473,87 +467,16 @@ class Supervisor:
         if child is self.pending:
             old = self.current
             self.current, self.pending = child, None
-            for succession, sock in zip(self.successions, self.held.get(child.pid, ()), strict=False):
-                self._switch(succession, sock)
+            if self.handover is not None:
+                self.handover.switch_to(child.pid)
             if old is not None and old.alive:
                 self._begin_stop(old, self.config.stop_signal, drain=bool(self.listeners))
         if child is self.current and self.browser is not None:
             self.browser.ready(child.generation)  # after the switch: a reload must reach the new one
 
-    def _served_addresses(self) -> tuple[set[int], set[str]]:
-        """Our ports, and the names our Unix sockets were bound to (an accepted connection
-        carries its listener's bound name, hidden or not)."""
-        ports: set[int] = set()
-        paths: set[str] = set()
-        for succession in self.successions:
-            for sock in (succession.current, *succession.others):
-                address = sock.getsockname()
-                if succession.listener.is_tcp:
-                    ports.add(address[1])
-                elif isinstance(address, str) and address:
-                    paths.add(address)
-        return ports, paths
-
-    # --- hand-over: every generation that replaces a live one gets its own sockets --------
-
-    def _prepare(self, succession: Succession) -> socket.socket | None:
-        try:
-            return succession.prepare()
-        except OSError as exc:
-            self.warn(f"cannot open a new socket on {succession.listener.display()} ({exc.strerror or exc});"
-                      " the next generation shares the current one")
-            return None
-
-    def _switch(self, succession: Succession, sock: socket.socket) -> None:
-        try:
-            if not succession.switch(sock):
-                self.debug(f"{succession.listener.display()}: the path is no longer our socket; not moved")
-        except OSError as exc:  # the new socket is closed once no child holds it
-            self.warn(f"cannot move {succession.listener.display()} to a new socket ({exc.strerror or exc});"
-                      " the generations share the current one")
-
-    def _hand_over(self, child: Child) -> None:
-        """Move each address the stopping child serves to a new socket, for the next child."""
-        held = self.held.get(child.pid, ())
-        for succession in self.successions:
-            if succession.current in held:
-                sock = self._prepare(succession)
-                if sock is not None:
-                    self._switch(succession, sock)
-
-    def _relay_queued(self, child: Child) -> None:
-        """While the stopping child is frozen: what waits on its old sockets goes to the new."""
-        held = self.held.get(child.pid, ())
-        for succession in self.successions:
-            for conn in succession.take_queued(held):
-                self._relay(succession, conn)
-
-    def _relay(self, succession: Succession, conn: socket.socket, initial: bytes = b"",
-               origin: str = "queued on the old socket of") -> None:
-        try:
-            upstream = succession.connect()
-        except OSError as exc:
-            conn.close()
-            self.warn(f"dropped a connection queued on the old socket: cannot reach {succession.listener.display()} ({exc})")
-            return
-        self.debug(f"relaying a connection {origin} {succession.listener.display()}")
-        self.relays.add(Relay(conn, upstream, self.selector, self.relays.discard, initial))
-
     def _release_unheld(self) -> None:
-        """Close the old sockets no running child holds any more."""
-        live = self._live_children()
-        for pid in [pid for pid in self.held if all(child.pid != pid for child in live)]:
-            del self.held[pid]
-        held = [sock for socks in self.held.values() for sock in socks]
-        for succession in self.successions:
-            for conn in succession.release(held):
-                self._relay(succession, conn)
-
-    def _close_handover(self) -> None:
-        for relay in list(self.relays):
-            relay.close()
-        for succession in self.successions:
-            succession.close()
+        if self.handover is not None:
+            self.handover.release(child.pid for child in self._live_children())
 
     def _begin_stop(self, child: Child, number: int, *, send: bool = True, drain: bool = False) -> None:
         """Stop ``child``; with ``drain``, move its addresses to new sockets first and send
@@ -565,9 +488,11 @@ class Supervisor:
         stop = _Stopping(child, child.stop_sent_at + self.config.stop_timeout, nudge)
         self.stopping.append(stop)
         if send and drain and child.alive:
-            self._hand_over(child)
-            ports, paths = self._served_addresses()
-            stop.drain = Drain(child.pid, number, ports, paths, _DRAIN_LIMIT, before_signal=lambda: self._relay_queued(child))
+            handover = self.handover
+            assert handover is not None
+            handover.move_away(child.pid)
+            ports, paths = handover.served_addresses()
+            stop.drain = Drain(child.pid, number, ports, paths, _DRAIN_LIMIT, before_signal=lambda: handover.relay_queued(child.pid))
             stop.kill_at = float("inf")  # counted from the signal; the first look is on the loop
         elif send:
             child.signal(number)
