@@ -188,12 +188,15 @@ def _unix_inodes() -> dict[str, list[str]]:
 
 def _unix_inodes_at(path: Path) -> list[str]:
     """Inodes of the sockets whose bound name is the file at ``path`` now: reloadkit binds
-    each under a hidden name beside the path and links it over the path."""
+    each under a hidden name beside the path and links it over the path. (A connection still
+    queued on a listener, reloadkit's readiness probe among them, shows the listener's name
+    and inode 0: nobody holds it yet.)"""
     return [
         inode
         for name, inodes in _unix_inodes().items()
         if name.startswith("/") and os.path.exists(name) and os.path.samefile(name, path)
         for inode in inodes
+        if inode != "0"
     ]
 
 
