@@ -212,8 +212,9 @@ class Readiness:
     :meth:`deadline` is due.
     """
 
-    def __init__(self, ready_after: float) -> None:
+    def __init__(self, ready_after: float, *, timer_beside_probes: bool = False) -> None:
         self.ready_after = ready_after
+        self.timer_beside_probes = timer_beside_probes  # an explicit --ready-after: "at the latest"
         self._states: dict[int, _State] = {}
         self._lingering: list[tuple[float, Probe]] = []
 
@@ -223,7 +224,7 @@ class Readiness:
         for probe in probes:
             if probe not in usable:
                 probe.close()
-        timer = None if usable else self.ready_after
+        timer = None if usable and not self.timer_beside_probes else self.ready_after
         self._states[key] = _State(started, usable, timer, next_check=started + _CHECK_MIN)
 
     def forget(self, key: int) -> None:
@@ -259,7 +260,7 @@ class Readiness:
                 continue
             if state.probes:
                 times.append(state.next_check)
-            elif state.timer is not None and not state.notified:
+            if state.timer is not None and not (state.notified and not state.probes):
                 times.append(state.started + max(state.timer, state.extend))
         return min(times) if times else None
 
@@ -272,15 +273,15 @@ class Readiness:
             if state.ready is not None:
                 continue
             if state.probes:
-                if now < state.next_check:
-                    continue
-                state.checks += 1
-                if any(probe.taken() for probe in state.probes):
-                    found.append((key, self._ready(state, ACCEPTING, now)))
-                else:
+                if now >= state.next_check:
+                    state.checks += 1
+                    if any(probe.taken() for probe in state.probes):
+                        found.append((key, self._ready(state, ACCEPTING, now)))
+                        continue
                     elapsed = now - state.started
                     state.next_check = now + min(_CHECK_MAX, max(_CHECK_MIN, elapsed / 50))
-            elif state.timer is not None and not state.notified and now >= state.started + max(state.timer, state.extend):
+            waited_for = state.notified and not state.probes
+            if state.timer is not None and not waited_for and now >= state.started + max(state.timer, state.extend):
                 found.append((key, self._ready(state, TIMER, now)))
         return found
 

@@ -98,7 +98,7 @@ class Supervisor:
         self.last_status: int | None = None
         self.last_stop_ms: float | None = None
         self.backoff = CrashBackoff()
-        self.readiness = Readiness(config.effective_ready_after)
+        self.readiness = Readiness(config.effective_ready_after, timer_beside_probes=config.ready_after is not None)
         quiet = config.debounce_ms / 1000.0
         self.debouncer = Debouncer(quiet, max(_DEBOUNCE_CAP, quiet), quick=DEFAULT_QUICK)
         self.watcher: Watcher | None = None

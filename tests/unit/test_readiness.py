@@ -152,3 +152,15 @@ def test_a_forgotten_child_is_never_reported() -> None:
     readiness.watch(1, 0.0, [probe])
     readiness.forget(1)
     assert probe.closed and readiness.check(10.0) == [] and readiness.deadline() is None
+
+
+def test_an_explicit_ready_after_is_an_upper_bound_beside_a_probe() -> None:
+    """A server that holds its sockets and never accepts on them is switched to when the
+    user said so (--ready-after), not never."""
+    readiness = Readiness(ready_after=0.5, timer_beside_probes=True)
+    readiness.watch(1, 0.0, [_FakeProbe([False])])
+    readiness.watch(2, 0.0, [_FakeProbe([False, True])])
+    found = readiness.check(0.1)
+    assert found == [(2, ACCEPTING)]
+    assert readiness.check(0.49) == []
+    assert readiness.check(0.5) == [(1, TIMER)]
