@@ -111,7 +111,7 @@ class Supervisor:
         self.tees = StderrTees(self.selector, lambda pid: (child := self._find(pid)) is not None and child.alive)
         self.browser: Browser | None = None
         self.handover: Handover | None = None
-        self.beside_stopping: set[int] = set()  # pids started while an older generation stopped
+        self.beside_stopping: dict[int, _Restart] = {}  # pid started while an older one stopped -> why
         self._signal_read = -1
         self._done = False
 
@@ -431,7 +431,7 @@ class Supervisor:
             return
         self.handover.give(child.pid, socks)
         if self.stopping and beside is None:
-            self.beside_stopping.add(child.pid)
+            self.beside_stopping[child.pid] = restart or _Restart("")
         self._watch_readiness(child)
         if self.generation == 0 and socks and not self.config.through_wrapper:
             self.wrapper_check = WrapperCheck(child.pid, child.started, socket_inodes(socks))
@@ -578,7 +578,7 @@ class Supervisor:
         try:
             self._after_exit(child, code, lifetime)
         finally:
-            self.beside_stopping.discard(child.pid)
+            self.beside_stopping.pop(child.pid, None)
             # After the next child started: its start must not wait for this sweep.
             self._end_tree(child)
             self._release_unheld()
@@ -642,7 +642,8 @@ class Supervisor:
         self.info(f"pid {child.pid} exited with status {code} while an older generation was stopping;"
                   " starting it again once that one is gone")
         self.current = None
-        self.restart = _Restart(f"pid {child.pid} exited beside a stopping generation", after_older=True)
+        why = self.beside_stopping[child.pid]
+        self.restart = _Restart(why.reason, set(why.changed), after_older=True)
         self._start_when_settled()
         return True
 
