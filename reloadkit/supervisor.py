@@ -67,6 +67,7 @@ class _Restart:
     reason: str
     changed: set[str] = field(default_factory=set)
     after_older: bool = False  # start only once every older generation is gone
+    again: int | None = None  # the generation started once more (a retry), not a new one
 
 
 class Supervisor:
@@ -383,7 +384,8 @@ class Supervisor:
     def _start(self, restart: _Restart | None) -> None:
         if self.shutdown_signal is not None:
             return
-        self.generation += 1
+        if restart is None or restart.again != self.generation:
+            self.generation += 1
         changed = sorted(restart.changed) if restart else []
         drop_stale_bytecode(changed)
         if restart is not None:
@@ -643,7 +645,7 @@ class Supervisor:
                   " starting it again once that one is gone")
         self.current = None
         why = self.beside_stopping[child.pid]
-        self.restart = _Restart(why.reason, set(why.changed), after_older=True)
+        self.restart = _Restart(why.reason, set(why.changed), after_older=True, again=child.generation)
         self._start_when_settled()
         return True
 

@@ -81,8 +81,9 @@ def test_an_app_with_a_port_of_its_own_comes_back_after_each_reload(tmp_path: Pa
             write_file(tmp_path / "version.py", f"VERSION = 'v{number}'\n")
             rk.wait_for_output(r"exited with status 1 while an older generation was stopping;"
                                r" starting it again once that one is gone", count=number)
-            (tmp_path / f"exit-{2 * (number - 1)}").touch()  # generations 0, 2: the ones that served
+            (tmp_path / f"exit-{number - 1}").touch()  # the one that serves (a retry keeps its number)
             wait_for(lambda n=number: try_get(url) == f"v{n}", 20, f"v{number}")
+        assert rk.count(r"\(generation 1\)") == 2 and rk.count(r"\(generation 2\)") == 2  # tried twice each
         assert "waiting for a change" not in rk.output
         assert "right after starting; waiting" not in rk.output
 
