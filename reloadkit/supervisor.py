@@ -556,16 +556,20 @@ class Supervisor:
     # --- child exits ----------------------------------------------------------------------
 
     def _reap(self) -> None:
+        exited: list[tuple[Child, int]] = []
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                break
             if pid == 0:
-                return
+                break
             child = self._find(pid)
             if child is not None:
-                self._on_exit(child, exit_status(status))
+                exited.append((child, exit_status(status)))
+        # Newest first: a new child that failed while an old one stopped sees it stopping.
+        for child, code in sorted(exited, key=lambda item: -item[0].generation):
+            self._on_exit(child, code)
 
     def _find(self, pid: int) -> Child | None:
         for child in (self.current, self.pending, *[stop.child for stop in self.stopping]):
@@ -641,6 +645,8 @@ class Supervisor:
         once that one is gone, without a crash report or a backoff."""
         if child.pid not in self.beside_stopping or code in (0, RESTART_STATUS) or child.ready_at is not None:
             return False
+        if not any(stop.child.generation < child.generation for stop in self.stopping):
+            return False  # the older ones are gone: a failure of its own
         self.info(f"pid {child.pid} exited with status {code} while an older generation was stopping;"
                   " starting it again once that one is gone")
         self.current = None
