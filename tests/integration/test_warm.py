@@ -186,7 +186,8 @@ def test_buffered_output_is_not_printed_twice_and_atexit_runs_once_per_generatio
         rk.wait_exit(20)
         # Once by the cold generation 0, once by the warm parent's flush before its first fork.
         assert rk.output.count("PARTIAL") == 2, rk.output
-        assert [int(pid) for pid in re.findall(r"ATEXIT (\d+)", rk.output)] == pids, rk.output
+        # once each; the order is the order they stopped in (an old one may still drain)
+        assert sorted(int(pid) for pid in re.findall(r"ATEXIT (\d+)", rk.output)) == sorted(pids), rk.output
         assert parent not in pids
 
 
