@@ -23,6 +23,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import ctypes
     import socket
+    import types
 
 #: The module names a fresh ``-c`` ``__main__`` has: a generation's ``__main__`` starts so.
 _MAIN_KEYS = ("__name__", "__doc__", "__package__", "__loader__", "__spec__", "__annotations__", "__builtins__")
@@ -96,6 +97,85 @@ def _describe(link: str) -> str:
     return f"a file ({link})"
 
 
+#: Variables whose value differs in each generation: a module that reads one when imported
+#: would keep the warm parent's value, not the generation's.
+_PER_GENERATION = frozenset({"LISTEN_PID", "RELOADKIT_PID", "RELOADKIT_GENERATION", "RELOADKIT_CHANGED"})
+
+
+class _LeftOut(BaseException):
+    """Raised by the guard for a module left out (not an ImportError: nobody may go on without it)."""
+
+
+def _importing_module() -> str | None:
+    """The module whose body is running (the innermost ``<module>`` frame), if any."""
+    try:
+        frame: types.FrameType | None = sys._getframe(2)
+    except ValueError:
+        return None
+    while frame is not None:
+        if frame.f_code.co_name == "<module>":
+            name = frame.f_globals.get("__name__")
+            return name if isinstance(name, str) else None
+        frame = frame.f_back
+    return None
+
+
+class _Guard:
+    """While warming: refuses the modules left out, and names the module that reads a
+    per-generation variable or starts a thread from Python when it is imported."""
+
+    def __init__(self, exclude: set) -> None:
+        self.exclude = exclude
+        self.blocked = 0
+        self.culprit: tuple | None = None
+        self.thread_starter: str | None = None
+        import threading  # nearly every program has it; here to see who starts a thread
+
+        self._patch_threads(threading)
+
+    def blocks(self, name: str) -> bool:
+        return any(name == left or name.startswith(left + ".") for left in self.exclude)
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if self.blocks(name):
+            self.blocked += 1
+            raise _LeftOut(name)
+        return None
+
+    def invalidate_caches(self) -> None:
+        pass
+
+    def _patch_threads(self, threading: object) -> None:
+        guard = self
+        thread = threading.Thread  # type: ignore[attr-defined]
+        self._threading, self._start = threading, thread.start
+
+        def start(this: object) -> None:
+            if guard.thread_starter is None:
+                guard.thread_starter = _importing_module()
+            guard._start(this)
+
+        thread.start = start
+
+    def environ(self, real: "os._Environ[str]") -> "os._Environ[str]":
+        guard = self
+
+        class _Watched(type(real)):  # type: ignore[misc]
+            def __getitem__(self, key: str) -> str:
+                if key in _PER_GENERATION and guard.culprit is None:
+                    module = _importing_module()
+                    if module is not None:
+                        guard.culprit = (module, f"reads {key} when imported")
+                return super().__getitem__(key)
+
+        real_ = real
+        return _Watched(real_._data, real_.encodekey, real_.decodekey, real_.encodevalue, real_.decodevalue)  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self._threading.Thread.start = self._start  # type: ignore[attr-defined]
+        sys.meta_path[:] = [finder for finder in sys.meta_path if finder is not self]
+
+
 class WarmParent:
     def __init__(self, fd: int) -> None:
         import socket
@@ -142,25 +222,37 @@ class WarmParent:
         exclude = set(plan.get("exclude", ()))
         threads, fds = _threads(), _fds()
         imported = failed = 0
-        for name in plan["modules"]:
-            if name in sys.modules or name in exclude or name.startswith("__main__"):
-                continue
-            parent = name.rpartition(".")[0]
-            if parent and parent not in sys.modules:
-                continue  # its package failed or was left out: so is it
-            try:
-                importlib.import_module(name)
-                imported += 1
-            except BaseException:  # noqa: BLE001 - an import that fails cold fails in the child too
-                failed += 1
-                sys.modules.pop(name, None)
-            if _threads() > threads:
-                self.send({"retry": name, "why": "starts a thread when imported"})
-                os._exit(0)
-            new = [link for fd, link in sorted(_fds().items()) if fds.get(fd) != link]
-            if new:
-                self.send({"retry": name, "why": f"opens {_describe(new[0])} when imported"})
-                os._exit(0)
+        guard = _Guard(exclude)
+        sys.meta_path.insert(0, guard)
+        real_environ = os.environ
+        os.environ = guard.environ(real_environ)  # noqa: B003 - the same variables, watched
+        try:
+            for name in plan["modules"]:
+                if name in sys.modules or guard.blocks(name) or name.startswith("__main__"):
+                    continue
+                parent = name.rpartition(".")[0]
+                if parent and parent not in sys.modules:
+                    continue  # its package failed or was left out: so is it
+                blocked = guard.blocked
+                try:
+                    importlib.import_module(name)
+                    imported += 1
+                except BaseException:  # noqa: BLE001 - an import that fails cold fails in the child too
+                    failed += 1
+                    sys.modules.pop(name, None)
+                else:
+                    if guard.blocked > blocked:  # it went on without a module left out: not as cold
+                        self._retry(name, "imports a module that was left out and carries on without it")
+                if guard.culprit is not None:
+                    self._retry(*guard.culprit)
+                if _threads() > threads:
+                    self._retry(guard.thread_starter or name, "starts a thread when imported")
+                new = [link for fd, link in sorted(_fds().items()) if fds.get(fd) != link]
+                if new:
+                    self._retry(name, f"opens {_describe(new[0])} when imported")
+        finally:
+            os.environ = real_environ  # noqa: B003
+            guard.close()
         self.tracker = self._load_tracker()
         import ctypes
 
@@ -185,6 +277,11 @@ class WarmParent:
             "failed": failed,
             "ms": round((time.monotonic() - started) * 1000),
         })
+
+    def _retry(self, name: str, why: str) -> None:
+        """Leave ``name`` out: tell the supervisor, which starts another parent without it."""
+        self.send({"retry": name, "why": why})
+        os._exit(0)
 
     def _load_tracker(self) -> object:
         """reloadkit's import tracker (reloader.py beside this file), for children that report."""
@@ -278,6 +375,7 @@ class WarmParent:
             env["RELOADKIT_PID"] = pid
             os.environ.clear()
             os.environ.update(env)
+            _show_environment(env)
             os.chdir(job["cwd"])
             signal.set_wakeup_fd(-1)
             for number, handler in self.fresh.signals.items():
@@ -334,6 +432,29 @@ class WarmParent:
         os.closerange(control + 1, limit)
         self.ctl = socket.socket(fileno=control)
         return self.ctl
+
+
+def _show_environment(env: dict) -> None:
+    """Write the generation's environment over the one this process was exec'd with, so
+    that /proc/PID/environ (what ps, psutil and reloadkit itself read) shows it too.
+
+    The strings there are no longer the C library's (``os.environ.clear()`` and ``update()``
+    unset and set every variable), and the warm parent was started with room to spare (a
+    padded ``RELOADKIT_WARM_FD``). Linux only; elsewhere, or if it does not fit, left as it is.
+    """
+    try:
+        import ctypes
+
+        with open("/proc/self/stat", "rb") as handle:
+            stat = handle.read()
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        start, end = int(fields[47]), int(fields[48])  # env_start, env_end (fields 50 and 51)
+        block = b"".join(os.fsencode(key) + b"=" + os.fsencode(value) + b"\0" for key, value in env.items())
+        if start <= 0 or len(block) > end - start:
+            return
+        ctypes.memmove(start, block + b"\0" * (end - start - len(block)), end - start)
+    except (OSError, ValueError, IndexError, ImportError):
+        pass
 
 
 def main() -> dict:

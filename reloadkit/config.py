@@ -64,7 +64,7 @@ class Config:
     through_wrapper: bool = False  # no LISTEN_PID; the hook claims the sockets (wrappers.py)
     imports: bool = False
     ignore_vcs: bool = True  # skip what git's ignore files and .ignore files ignore
-    warm: bool = False
+    warm: bool = True
     reload: bool = True
     error_page: bool = True
     livereload: bool = False

@@ -53,18 +53,13 @@ __all__ = [
 
 BOOTSTRAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_warm_child.py")
 #: The variables that differ from one generation to the next: not the warm parent's own.
+#: The others are (its ``/proc/PID/environ`` is what a warm generation's shows there), and
+#: the hook does nothing in a process with ``RELOADKIT_WARM_FD``.
 PER_GENERATION = (
-    "LISTEN_FDS",
     "LISTEN_PID",
-    "LISTEN_FDNAMES",
-    "LISTEN_FDS_FIRST_FD",
-    "NOTIFY_SOCKET",
     "RELOADKIT_PID",
     "RELOADKIT_GENERATION",
     "RELOADKIT_CHANGED",
-    "RELOADKIT_IMPORTS",
-    "RELOADKIT_IMPORTS_EXCLUDE",
-    "RELOADKIT_WARM_REPORT",
     "RELOADKIT_WARM_FD",
 )
 #: Files whose change means the installed packages may have changed.
@@ -88,6 +83,7 @@ _BUILD_QUIET = 0.3  # build this long after the last report of a new module
 _BUILD_WAIT = 15.0  # a reload waits this long for a parent being built
 _MAX_RETRIES = 12  # modules left out (a thread, a descriptor) before warm is given up
 _MAX_BUILDS = 8  # builds that die before warm is given up
+_ENVIRON_ROOM = 8192
 _MAX_LEARNING_BUILDS = 3  # rebuilds for modules a warm generation imported that its parent had not
 _BOOT_CODE = (
     "import importlib.util as u,sys;s=u.spec_from_file_location('_reloadkit_warm',{path!r});"
@@ -387,7 +383,7 @@ class WarmParent:
             try:
                 self.command = python_command(self.argv, environ, cwd)
             except ColdOnlyError as exc:
-                self.info(f"--warm: the command starts cold every time: {exc}")
+                self.debug(f"--warm: the command starts cold every time: {exc}")
 
     @classmethod
     def for_config(
@@ -513,7 +509,8 @@ class WarmParent:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         theirs.set_inheritable(True)
         env = dict(self.base_env)
-        env["RELOADKIT_WARM_FD"] = str(theirs.fileno())
+        # Room for each generation's own environment in /proc/PID/environ (_warm_child.py).
+        env["RELOADKIT_WARM_FD"] = str(theirs.fileno()) + " " * _ENVIRON_ROOM
         names = [name for name in self.modules if name not in self.excluded]
         try:
             child = process.spawn(

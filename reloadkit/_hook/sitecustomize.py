@@ -17,7 +17,7 @@ import sys
 
 
 def _reloadkit_start_tracking(here: str) -> None:
-    if os.environ.get("RELOADKIT_PID") != str(os.getpid()) or "1" not in (
+    if os.environ.get("RELOADKIT_WARM_FD") or os.environ.get("RELOADKIT_PID") != str(os.getpid()) or "1" not in (
         os.environ.get("RELOADKIT_IMPORTS"),
         os.environ.get("RELOADKIT_WARM_REPORT"),
     ):

@@ -840,6 +840,7 @@ def test_child_sees_exactly_the_documented_variables(tmp_path: Path) -> None:
                 "LISTEN_FDS": "2", "LISTEN_PID": str(child), "LISTEN_FDNAMES": "web:unix", "LISTEN_FDS_FIRST_FD": "3",
                 "WERKZEUG_SERVER_FD": "3", "WERKZEUG_RUN_MAIN": "true",
                 "RELOADKIT_PID": str(child), "RELOADKIT_GENERATION": str(generation),
+                "RELOADKIT_WARM_REPORT": "1",  # warm is the default for a Python command
             }
         assert len(cookies) == 1  # one tree cookie for the supervisor's life
 

@@ -15,6 +15,7 @@ from test_servers import (  # noqa: F401 - collected here, run warm
     sockdir,
     test_aiohttp_sock,
     test_daphne_fd,
+    test_daphne_on_a_unix_socket_through_its_systemd_endpoint,
     test_django_runserver_noreload_as_a_plain_supervisor,
     test_django_via_gunicorn,
     test_django_via_uvicorn,
@@ -24,6 +25,7 @@ from test_servers import (  # noqa: F401 - collected here, run warm
     test_gunicorn_reads_listen_fds_and_every_worker_dies_on_each_reload,
     test_hypercorn_bind_fd,
     test_uvicorn_fd_on_tcp,
+    test_uvicorn_with_overlap,
     test_waitress_sockets,
 )
 

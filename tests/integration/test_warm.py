@@ -64,6 +64,7 @@ def _warm_reload(rk: Reloadkit, project: Path, generation: int) -> None:
 
 def _compare(cold: dict[str, Any], warm: dict[str, Any]) -> None:
     for report in (cold, warm):
+        assert report.pop("proc_env") == report["env"]  # /proc/PID/environ shows it too
         assert report["env"]["LISTEN_PID"] == str(report["pid"])
         assert report["env"]["RELOADKIT_PID"] == str(report["pid"])
         assert report["pgid"] == report["pid"]  # no terminal here: each generation has its own group
@@ -293,3 +294,26 @@ def test_run_with_reloader_forks_its_children_warm_and_they_still_report_their_i
         rk.wait_for_output(r"generation 2 forked warm")
         assert rk.count(r"PARENT is_child=False") == 1
         assert "starts cold" not in rk.output
+
+
+def test_a_changed_warm_module_or_environment_makes_one_cold_start_and_a_rebuild(project: Path) -> None:
+    """An edit in an installed module the parent imported (a patched library), or a changed
+    variable of the generation's environment (an --env-file edit): that start is cold, the
+    line says why, and the parent is rebuilt, so the next one is warm again."""
+    (project / "app.env").write_text("GREETING=hello\n")
+    site = _site(project.parent)
+    with _start(project, [sys.executable, "pitfalls.py"], "--env-file", "app.env", WARM_LIBS="quietlib",
+                PYTHONPATH=f"{site}{os.pathsep}{ROOT}") as rk:
+        _serving(rk, "v0", 0)
+        rk.wait_for_output(READY)
+        _bump(rk, project, 1)
+        write_file(site / "quietlib.py", "VALUE = 2\n")
+        _bump(rk, project, 2, warm=False)
+        rk.wait_for_output(r"generation 2 starts cold: a warm module changed \(.*quietlib\.py\); rebuilding")
+        rk.wait_for_output(READY, count=2)
+        _bump(rk, project, 3)
+        write_file(project / "app.env", "GREETING=bonjour\n")
+        rk.wait_for_output(r"generation 4 starts cold: the environment changed \(GREETING\); rebuilding")
+        _serving(rk, "v3", 4)
+        rk.wait_for_output(READY, count=3)
+        _bump(rk, project, 5)

@@ -111,12 +111,13 @@ def test_the_fingerprint_sees_a_changed_module_a_new_package_and_the_project_fil
 
 
 def test_per_generation_variables_are_not_the_parents() -> None:
-    env = {"A": "1", "LISTEN_FDS": "1", "RELOADKIT_GENERATION": "3", "NOTIFY_SOCKET": "@x", "RELOADKIT_TREE": "c"}
-    assert parent_environment(env) == {"A": "1", "RELOADKIT_TREE": "c"}
+    env = {"A": "1", "LISTEN_FDS": "1", "LISTEN_PID": "9", "RELOADKIT_GENERATION": "3", "RELOADKIT_CHANGED": "x"}
+    assert parent_environment(env) == {"A": "1", "LISTEN_FDS": "1"}
 
 
 def test_the_option() -> None:
-    assert parse_args(["run", "--", "python", "x.py"], environ={}).warm is False
+    assert parse_args(["run", "--", "python", "x.py"], environ={}).warm is True  # the default
+    assert parse_args(["run", "--", "python", "x.py"], environ={"RELOADKIT_WARM": "0"}).warm is False
     assert parse_args(["run", "--warm", "--", "python", "x.py"], environ={}).warm is True
     assert parse_args(["run", "--", "python", "x.py"], environ={"RELOADKIT_WARM": "1"}).warm is True
     assert parse_args(["run", "--no-warm", "--", "python", "x.py"], environ={"RELOADKIT_WARM": "1"}).warm is False

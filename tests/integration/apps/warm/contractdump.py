@@ -22,8 +22,16 @@ def _fds() -> dict:
             continue  # the directory listdir used
         if link.startswith("/proc/") and link.endswith("/fd"):
             continue
-        found[fd] = {"link": link if fd <= 2 else link.split(":")[0], "inheritable": os.get_inheritable(fd)}
+        # stdin and stdout are reloadkit's own; stderr a pipe of each generation's, the sockets reloadkit's
+        found[fd] = {"link": link if fd <= 1 else link.split(":")[0], "inheritable": os.get_inheritable(fd)}
     return found
+
+
+def _proc_environ() -> dict:
+    """/proc/self/environ, as ps and psutil see it."""
+    with open("/proc/self/environ", "rb") as handle:
+        entries = handle.read().split(b"\0")
+    return dict(os.fsdecode(entry).split("=", 1) for entry in entries if b"=" in entry)
 
 
 def _pdeathsig() -> int:
@@ -60,6 +68,7 @@ def snapshot() -> dict:
         "main_loader": type(getattr(main, "__loader__", None)).__name__,
         "cwd": os.getcwd(),
         "env": dict(os.environ),
+        "proc_env": _proc_environ(),
         "fds": _fds(),
         "signals": {signal.Signals(n).name: _handler(signal.getsignal(n)) for n in signal.valid_signals()
                     if n < signal.SIGRTMIN},
