@@ -668,13 +668,19 @@ class WarmParent:
         }
         fds = [0, 1, 2 if stderr_fd is None else stderr_fd, *socket_fds]
         for fd in fds[:3]:
-            os.fstat(fd)  # a closed stdin/stdout cannot be passed: start cold
+            try:
+                os.fstat(fd)
+            except OSError:
+                raise OSError(f"fd {fd} is closed and cannot be passed on") from None
         # Replies left from a start that failed half-way are not this start's.
         while self._receive(parent, 0.0) not in (None, {}):
             pass
-        parent.sock.sendmsg(
-            [json.dumps(job).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
-        )
+        try:
+            parent.sock.sendmsg(
+                [json.dumps(job).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+            )
+        except OSError as exc:
+            raise OSError(f"the warm parent (pid {parent.pid}) is gone ({exc.strerror or exc})") from None
         forked: int | None = None
         deadline = time.monotonic() + _REPLY_TIMEOUT
         while True:
@@ -682,7 +688,7 @@ class WarmParent:
             if message is None or message == {}:
                 if forked is not None:
                     _kill(forked)
-                raise OSError("the warm parent did not answer" if message is None else "the warm parent died")
+                raise OSError(f"the warm parent (pid {parent.pid}) " + ("did not answer" if message is None else "died"))
             if "error" in message:
                 if forked is not None:
                     _kill(forked)

@@ -22,8 +22,7 @@ def _fds() -> dict:
             continue  # the directory listdir used
         if link.startswith("/proc/") and link.endswith("/fd"):
             continue
-        # stdin and stdout are reloadkit's own; stderr a pipe of each generation's, the sockets reloadkit's
-        found[fd] = {"link": link if fd <= 1 else link.split(":")[0], "inheritable": os.get_inheritable(fd)}
+        found[fd] = {"link": link if fd <= 2 else link.split(":")[0], "inheritable": os.get_inheritable(fd)}
     return found
 
 
