@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import pytest
+from support import needs
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -40,9 +40,12 @@ def _browser_processes(known: set[int]) -> dict[int, psutil.Process]:
 @contextlib.contextmanager
 def chromium_page(profile: Path) -> Iterator[Any]:
     """A page in a fresh headless Chromium (``profile``: an empty directory of its own)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip("no chromium (apt-get install chromium)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        sync_api = None  # type: ignore[assignment]
+    needs(sync_api, "the playwright package")
+    needs(os.path.exists(CHROMIUM), f"{CHROMIUM} (apt-get install chromium)")
     seen: dict[int, psutil.Process] = {}
     try:
         with sync_api.sync_playwright() as playwright:

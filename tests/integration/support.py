@@ -39,6 +39,16 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, what: str = "a c
         time.sleep(interval)
 
 
+def needs(available: object, what: str) -> None:
+    """Skip a test whose prerequisite (a browser, uv) this machine lacks; under CI fail instead:
+    CI installs every prerequisite, so a missing one there is a broken set-up, not a skip."""
+    if available:
+        return
+    if os.environ.get("CI", "").strip().lower() in ("1", "true", "yes", "on"):
+        pytest.fail(f"{what} is missing, and CI must run this test")
+    pytest.skip(f"{what} is missing")
+
+
 def reloadkit_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a reloadkit under test: the source tree importable, no stale contract."""
     env = {key: value for key, value in os.environ.items()

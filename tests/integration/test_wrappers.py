@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import Reloadkit, try_get, wait_for, write_file
+from support import Reloadkit, needs, try_get, wait_for, write_file
 
 pytestmark = pytest.mark.timeout(90)
 APPS = Path(__file__).parent / "apps" / "servers"
@@ -65,9 +65,9 @@ def test_sh_through_wrapper_serves_on_the_held_socket(project: Path) -> None:
         assert rk.count(WARNING) == 0
 
 
-@pytest.mark.skipif(UV is None, reason="uv is not installed")
 @pytest.mark.parametrize("through", [False, True])
 def test_uv_run(project: Path, through: bool) -> None:
+    needs(UV, "uv (the test extra installs it)")
     command = [str(UV), "run", "--no-project", "--offline", "--python", sys.executable, "python", *GUNICORN.split()[1:]]
     options = ["--through-wrapper"] if through else []
     with Reloadkit(["-b", "127.0.0.1:0", *options, "--", *command], cwd=project, env=_env(project)) as rk:
