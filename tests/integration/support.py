@@ -207,8 +207,9 @@ class Reloadkit:
         return int(self.url.rsplit(":", 1)[1].rstrip("/"))
 
     def generations(self) -> int:
-        """How many children were started so far."""
-        return self.count(r"started pid \d+")
+        """How many generations were started so far (a start retried once an older generation
+        is gone is the same generation again)."""
+        return len(set(re.findall(r"started pid \d+ \(generation (\d+)\)", self.output)))
 
     def child_pid(self, generation: int | None = None) -> int:
         pids = re.findall(r"started pid (\d+) \(generation (\d+)\)", self.output)
