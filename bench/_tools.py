@@ -92,6 +92,8 @@ def _reloadkit(overlap: bool, *app_args: str, warm: bool = False) -> Callable[[i
         argv = [PYTHON, "-m", "reloadkit", "run", "-b", f"127.0.0.1:{port}"]
         if warm:
             argv.append("--warm")
+        elif _reloadkit_has("--no-warm"):
+            argv.append("--no-warm")  # warm is the default: the cold rows say so
         if overlap:
             argv.append("--overlap")
         return Launch([*argv, "--", PYTHON, "app.py", *app_args], reloadkit_env())
