@@ -102,6 +102,11 @@ def _describe(link: str) -> str:
 _PER_GENERATION = frozenset({"LISTEN_PID", "RELOADKIT_PID", "RELOADKIT_GENERATION", "RELOADKIT_CHANGED"})
 
 
+#: Set up the terminal when imported (readline's line editor): the warm parent is not in the
+#: terminal's foreground group, and a generation must start them on its own terminal.
+_TERMINAL_MODULES = frozenset({"readline", "_curses", "curses", "_curses_panel"})
+
+
 class _LeftOut(BaseException):
     """Raised by the guard for a module left out (not an ImportError: nobody may go on without it)."""
 
@@ -219,7 +224,7 @@ class WarmParent:
         started = time.monotonic()
         sys.argv[:] = plan["argv"]
         sys.path[:] = self.fresh.path_for(plan["mode"], plan["target"])
-        exclude = set(plan.get("exclude", ()))
+        exclude = set(plan.get("exclude", ())) | _TERMINAL_MODULES
         threads, fds = _threads(), _fds()
         imported = failed = 0
         guard = _Guard(exclude)
