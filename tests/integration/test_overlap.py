@@ -32,6 +32,9 @@ def test_twenty_reloads_without_a_failed_request(tmp_path: Path, mode: tuple[str
     with Reloadkit(_args(*mode), cwd=tmp_path) as rk:
         rk.wait_listening()
         _serves(rk, "v0")
+        # Generation 0 too is seen ready before the first edit: one replaced before its probe
+        # was seen taken never logs "ready", and each line below is counted.
+        rk.wait_for_output(r"ready in \d+ ms")
         with LoopingClient(rk.url, max_requests=50000, max_seconds=100) as client:
             for number in range(1, 21):
                 write_file(tmp_path / "version.py", f"VERSION = 'v{number}'\n")
