@@ -52,7 +52,9 @@ class Debouncer:
     be cut short by the default cap).
     """
 
-    __slots__ = ("_cap", "_first", "_last", "_pending", "_previous_last", "_quick", "_quick_paths", "_quiet", "_storm")
+    __slots__ = (
+        "_cap", "_first", "_last", "_pending", "_previous_last", "_quick", "_quick_paths", "_quiet", "_storm", "_writing",
+    )
 
     def __init__(
         self,
@@ -73,6 +75,7 @@ class Debouncer:
         self._quick_paths = quick_paths
         self._previous_last: float | None = None  # the last change of the batch handed over before
         self._storm = False  # this batch continues the previous one: the full window
+        self._writing = False  # a path of the batch is still being written: the full window
         self._pending: set[str] = set()
         self._first: float | None = None
         self._last: float | None = None
@@ -96,8 +99,10 @@ class Debouncer:
     def __bool__(self) -> bool:
         return bool(self._pending)
 
-    def add(self, paths: Iterable[str], now: float) -> None:
-        """Record changes seen at ``now``. An empty iterable changes nothing.
+    def add(self, paths: Iterable[str], now: float, *, writing: bool = False) -> None:
+        """Record changes seen at ``now``. An empty iterable changes nothing. ``writing``:
+        some path of the batch is still open for writing (no quick end while a save is
+        under way; the watcher knows, on inotify).
 
         Every call with paths restarts the quiet window, even for a path already pending
         (a file still being written is still activity).
@@ -108,6 +113,7 @@ class Debouncer:
             any_path = True
         if not any_path:
             return
+        self._writing = writing
         if self._first is None:
             self._first = now
             self._storm = self._previous_last is not None and now - self._previous_last < self._quiet
@@ -115,7 +121,7 @@ class Debouncer:
 
     def window(self) -> float:
         """The quiet that ends the pending batch: short for a small one (see the module)."""
-        if self._quick is not None and not self._storm and len(self._pending) <= self._quick_paths:
+        if self._quick is not None and not self._storm and not self._writing and len(self._pending) <= self._quick_paths:
             return self._quick
         return self._quiet
 
@@ -157,6 +163,7 @@ class Debouncer:
         self._first = None
         self._last = None
         self._storm = False
+        self._writing = False
 
     def __repr__(self) -> str:
         return (

@@ -280,7 +280,8 @@ class Supervisor:
         changed = self.browser.split_changes(self.watcher.read())
         if changed and self.shutdown_signal is None:
             self.debug(f"changed: {', '.join(sorted(changed)[:5])}{' ...' if len(changed) > 5 else ''}")
-            self.debouncer.add(changed, time.monotonic())
+            writing = bool(self.watcher.writing() & (changed | self.debouncer.pending))
+            self.debouncer.add(changed, time.monotonic(), writing=writing)
             if (
                 not self.config.overlap
                 and self.restart is None

@@ -105,6 +105,11 @@ class Watcher(abc.ABC):
     def fileno(self) -> int:
         """The fd to register for reading in a selector."""
 
+    def writing(self) -> frozenset[str]:
+        """Changed paths still open for writing as far as the events tell (modified, not
+        closed yet): a save in progress. Empty where the backend cannot tell."""
+        return frozenset()
+
     def read(self) -> set[str]:
         """Drain what is available, without blocking: absolute paths of changed files.
 
@@ -361,6 +366,7 @@ class InotifyWatcher(Watcher):
         )
         self._mask = self._file_mask | api.IN_DELETE_SELF | api.IN_MOVE_SELF | api.IN_ONLYDIR | api.IN_EXCL_UNLINK
         self._by_wd: dict[int, _Dir] = {}
+        self._writing: set[str] = set()  # modified and not closed yet (a save in progress)
         self._by_path: dict[str, _Dir] = {}
         self._exact_paths: set[str] = set()
         self._limit_warned = False
@@ -618,12 +624,20 @@ class InotifyWatcher(Watcher):
             if exact is not None:
                 changed.add(exact)
             if d.rel is not None and self._counts(os.path.join(d.path, name), _join_rel(d.rel, name)):
-                changed.add(os.path.join(d.path, name))
+                path = os.path.join(d.path, name)
+                changed.add(path)
                 if mask & (api.IN_DELETE | api.IN_MOVED_FROM):
                     d.known.discard(name)
                 else:
                     d.known.add(name)
+                if mask & api.IN_MODIFY and not mask & api.IN_CLOSE_WRITE:
+                    self._writing.add(path)
+                elif mask & (api.IN_CLOSE_WRITE | api.IN_DELETE | api.IN_MOVED_FROM):
+                    self._writing.discard(path)
         return overflow
+
+    def writing(self) -> frozenset[str]:
+        return frozenset(self._writing)
 
     def _resync(self, changed: set[str]) -> None:
         """After a queue overflow nothing is certain: re-walk and report every file."""
@@ -1129,6 +1143,9 @@ class MixedWatcher(Watcher):
             for part in self.parts:
                 changed |= part._read()
         return changed
+
+    def writing(self) -> frozenset[str]:
+        return frozenset().union(*(part.writing() for part in self.parts))
 
     def rescan(self) -> None:
         super().rescan()

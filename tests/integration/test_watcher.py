@@ -747,3 +747,24 @@ def test_limit_at_runtime_warns_and_still_reports(tmp_path: Path, userns: None) 
     assert isinstance(warnings, list) and len(warnings) == 1
     assert "inotify watch limit reached" in warnings[0] and "not watched" in warnings[0]
     assert result["target"] in result["seen"]  # type: ignore[operator]
+
+
+@needs_inotify
+def test_a_file_still_open_for_writing_is_reported_as_written(tmp_path: Path) -> None:
+    """A save in progress (modified, not closed yet) is told apart, so the debounce does not
+    end it early; the close ends it."""
+    target = write(tmp_path / "a.py")
+    with create_watcher([str(tmp_path)], FilterRules()) as watcher:
+        assert watcher.backend == "inotify"
+        selector = selectors.DefaultSelector()
+        selector.register(watcher.fileno(), selectors.EVENT_READ)
+        with open(target, "w") as handle:
+            handle.write("X = 1\n")
+            handle.flush()
+            assert selector.select(10)
+            assert str(target) in watcher.read()
+            assert watcher.writing() == {str(target)}
+        assert selector.select(10)
+        watcher.read()
+        assert watcher.writing() == frozenset()
+        selector.close()

@@ -261,3 +261,14 @@ def test_the_quick_window_never_exceeds_the_quiet_window() -> None:
     assert deb.deadline() == 0.002
     with pytest.raises(ValueError):
         Debouncer(quick=-1.0)
+
+
+def test_a_save_still_being_written_waits_for_its_close() -> None:
+    """The writer was preempted between its write and its close: the first event must not
+    end the batch after the quick window; the close, a moment later, does."""
+    deb = _quick()
+    deb.add(["app.py"], now=0.0, writing=True)
+    assert deb.deadline() == DEFAULT_QUIET
+    deb.add(["app.py"], now=0.02)  # the close
+    assert deb.deadline() == 0.02 + DEFAULT_QUICK
+    assert set(deb.take(0.02 + DEFAULT_QUICK) or ()) == {"app.py"}
