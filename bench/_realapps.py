@@ -118,15 +118,18 @@ def reloadkit_options() -> frozenset[str]:
 def reloadkit_modes() -> list[tuple[str, str, list[str]]]:
     """(key suffix, label, options) for each reloadkit mode this checkout has.
 
-    With a warm mode, the cold rows say ``--no-warm`` explicitly, whatever the default is.
+    With a warm mode every row names its flags (``--no-warm`` or ``--warm``), whatever the
+    default is.
     """
     options = reloadkit_options()
-    cold = ["--no-warm"] if "--no-warm" in options else []
-    modes = [("", "reloadkit", cold), ("-overlap", "reloadkit --overlap", [*cold, "--overlap"])]
-    if "--warm" in options:
-        modes += [("-warm", "reloadkit --warm", ["--warm"]),
-                  ("-warm-overlap", "reloadkit --warm --overlap", ["--warm", "--overlap"])]
-    return modes
+    if "--warm" not in options:
+        return [("", "reloadkit", []), ("-overlap", "reloadkit --overlap", ["--overlap"])]
+    return [
+        ("", "reloadkit --no-warm", ["--no-warm"]),
+        ("-overlap", "reloadkit --no-warm --overlap", ["--no-warm", "--overlap"]),
+        ("-warm", "reloadkit --warm", ["--warm"]),
+        ("-warm-overlap", "reloadkit --warm --overlap", ["--warm", "--overlap"]),
+    ]
 
 
 def tools_for(app: RealApp) -> list[AppTool]:

@@ -210,6 +210,13 @@ def targets(rows: list[Row], startup_ms: float | None) -> list[tuple[str, bool |
         rss_values = [value for value in rss if value]
         if rss_values:
             found.append((f"{label}: supervisor RSS < 30 MB", max(rss_values) < 30, f"max {max(rss_values):.1f} MB"))
+    medians = {row["key"]: (row.get("reload") or {}).get("median") for row in kit}
+    for warm, cold in (("reloadkit-warm", "reloadkit"), ("reloadkit-warm-overlap", "reloadkit-overlap")):
+        if medians.get(warm) is not None and medians.get(cold) is not None:
+            found.append((
+                f"{warm}: median reload no slower than {cold} (--no-warm)", medians[warm] <= medians[cold],
+                f"{medians[warm]:.0f} ms vs {medians[cold]:.0f} ms",
+            ))
     for overlap in (row for row in kit if "overlap" in row["key"]):
         during, idle = overlap.get("during_reloads"), overlap.get("idle")
         if not during or not idle or during["max_ms"] is None or not idle["max_ms"]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import os
@@ -9,7 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,12 +88,14 @@ def _reloadkit_problem() -> str | None:
     return None
 
 
-def _reloadkit(overlap: bool, *app_args: str, warm: bool = False) -> Callable[[int], Launch]:
+def _reloadkit(overlap: bool, *app_args: str, warm: bool | None = None) -> Callable[[int], Launch]:
+    """``warm``: True ``--warm``, False ``--no-warm`` (when this checkout has it), None the default."""
+
     def launch(port: int) -> Launch:
         argv = [PYTHON, "-m", "reloadkit", "run", "-b", f"127.0.0.1:{port}"]
         if warm:
             argv.append("--warm")
-        elif _reloadkit_has("--no-warm"):
+        elif warm is False and _reloadkit_has("--no-warm"):
             argv.append("--no-warm")  # warm is the default: the cold rows say so
         if overlap:
             argv.append("--overlap")
@@ -215,6 +218,7 @@ TOOLS: list[Tool] = [
 ]
 
 
+@functools.cache
 def _reloadkit_has(option: str) -> bool:
     env = {**os.environ, **reloadkit_env()}
     result = subprocess.run(
@@ -241,8 +245,21 @@ def _warm_tools() -> list[Tool]:
     ]
 
 
+def _cold(tool: Tool) -> Tool:
+    """The row of a default-mode tool, made explicit: ``--no-warm``."""
+    overlap = "overlap" in tool.key
+    return replace(
+        tool, label=tool.label.replace("reloadkit", "reloadkit --no-warm", 1),
+        setup=tool.setup.replace("reloadkit run", "reloadkit run --no-warm", 1), launch=_reloadkit(overlap, warm=False),
+    )
+
+
 def all_tools() -> list[Tool]:
-    return [*TOOLS[:3], *_warm_tools(), *TOOLS[3:]]
+    """With a warm mode in this checkout, the first two reloadkit rows say --no-warm, and two warm rows follow."""
+    warm = _warm_tools()
+    if not warm:
+        return list(TOOLS)
+    return [_cold(TOOLS[0]), _cold(TOOLS[1]), TOOLS[2], *warm, *TOOLS[3:]]
 
 
 def by_keys(keys: list[str] | None) -> list[Tool]:
