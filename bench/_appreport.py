@@ -156,6 +156,7 @@ def _meta_lines(data: dict[str, Any]) -> list[str]:
         " each row's load average at its end is in the JSON).",
         "",
         f"Versions: {versions}.",
+        *[line for note in meta.get("notes", []) for line in ("", note)],
     ]
 
 
@@ -207,6 +208,7 @@ def rst(data: dict[str, Any], image: str | None = None) -> str:
         f" {m['usable_cores']} cores, {m['memory_gib']} GiB, {m['kernel']}, {m['python']};"
         f" load average {m['load_average_at_start']} at start, {m.get('load_average_at_end', '?')} at end"
         " (a shared machine). Versions: " + versions + ".",
+        *[line for note in meta.get("notes", []) for line in ("", note.replace("`", "``"))],
     ]
     for app in data["apps"]:
         title = app["label"]

@@ -245,6 +245,7 @@ def markdown(data: dict[str, Any]) -> str:
         f"at end {m.get('load_average_at_end', '?')} (a shared machine: other work ran beside the benchmark).",
         "",
         f"Versions: {versions}.",
+        *[line for note in meta.get("notes", []) for line in ("", note)],
         "",
         "App start-up without a reloader (process start → first response, median of "
         f"{len(startup['wsgi'].get('runs_ms', []))}): WSGI app (werkzeug's server) "
@@ -291,6 +292,7 @@ def rst(data: dict[str, Any], image: str = "bench/results/latest.png") -> str:
         f" load average {m['load_average_at_start']} at start, {m.get('load_average_at_end', '?')} at end.",
         f"Versions: {versions}. The app alone starts in {_num(startup['wsgi'].get('median'))} ms (WSGI, werkzeug's"
         f" server) and {_num(startup['asgi'].get('median'))} ms (ASGI, uvicorn): process start to first response.",
+        *[line for note in meta.get("notes", []) for line in ("", note.replace("`", "``"))],
         "",
         rst_table(*main_cells(data["tools"], tuple(meta["settings"]["trees"]))),
         "",
