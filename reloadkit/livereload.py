@@ -80,6 +80,7 @@ CLIENT_JS = r"""(function () {
     var source = new EventSource(url);
     source.addEventListener("state", function (event) {
       var state = JSON.parse(event.data);
+      window.__reloadkit = "live";  // the stream has answered: from now on no event is missed
       if (token === null) {
         if (state.state === "ready") { token = state.token; return; }
         token = "";

@@ -29,10 +29,16 @@ def _start(project: Path, *app: str) -> Reloadkit:
     return Reloadkit(["-v", "-b", "127.0.0.1:0", "--livereload", "--", sys.executable, str(APP), *app], cwd=project)
 
 
+LIVE = "() => window.__reloadkit === 'live'"
+
+
 def _open(page: Any, rk: Reloadkit, text: str) -> None:
+    """The page, shown and listening: an edit made before its event stream answered would
+    be an event the page never had a chance to see."""
     wait_for(lambda: f">{text}<" in (try_get(rk.url) or ""), 20, f"the app to serve {text!r}")
     page.goto(rk.url)
     page.wait_for_function(TEXT_IS, arg=text)
+    page.wait_for_function(LIVE)
 
 
 def _requests(project: Path, generation: str) -> list[tuple[float, str]]:
@@ -108,6 +114,7 @@ def test_a_page_with_the_plain_script_tag_reloads_once_per_new_generation(tmp_pa
         wait_for(lambda: ">one<" in (try_get(rk.url) or ""), 20, "the app to serve")
         page.goto(rk.url + "/plain")
         page.wait_for_function(TEXT_IS, arg="one")
+        page.wait_for_function(LIVE)  # the plain tag has taken generation 0's "ready" as its own
         write_file(project / "view.py", "TEXT = 'two'\n")
         page.wait_for_function(TEXT_IS, arg="two")
         plain = [what for _stamp, what in _requests(project, "0") + _requests(project, "1") if what == "/plain"]
