@@ -474,8 +474,17 @@ class Supervisor:
                 self.handover.switch_to(child.pid)
             if old is not None and old.alive:
                 self._begin_stop(old, self.config.stop_signal, drain=bool(self.listeners))
-        if child is self.current and self.browser is not None:
-            self.browser.ready(child.generation)  # after the switch: a reload must reach the new one
+        if child is self.current:
+            self._tell_pages_ready()  # after the switch: a reload must reach the new one
+
+    def _tell_pages_ready(self) -> None:
+        """Pages reload once the current generation is ready and no older one still runs: a
+        browser's kept-alive connection could reach one that is stopping (and answer old code)."""
+        child = self.current
+        if self.browser is None or child is None or not child.alive or child.ready_at is None:
+            return
+        if not any(stop.child.generation < child.generation for stop in self.stopping):
+            self.browser.ready(child.generation)
 
     def _release_unheld(self) -> None:
         if self.handover is not None:
@@ -600,6 +609,8 @@ class Supervisor:
             assert child.stop_sent_at is not None
             self.last_stop_ms = (time.monotonic() - child.stop_sent_at) * 1000
             self.debug(f"pid {child.pid} stopped with status {code} in {self.last_stop_ms:.0f} ms")
+            if self.current is not None and child.generation < self.current.generation:
+                self._tell_pages_ready()
             if self.shutdown_signal is not None:
                 self._maybe_finish()
             else:

@@ -83,7 +83,8 @@ def test_an_app_with_a_port_of_its_own_comes_back_after_each_reload(tmp_path: Pa
                                r" starting it again once that one is gone", count=number)
             (tmp_path / f"exit-{number - 1}").touch()  # the one that serves (a retry keeps its number)
             wait_for(lambda n=number: try_get(url) == f"v{n}", 20, f"v{number}")
-        assert rk.count(r"\(generation 1\)") == 2 and rk.count(r"\(generation 2\)") == 2  # tried twice each
+        # tried twice each (the log reader may lag behind the answer a moment)
+        wait_for(lambda: rk.count(r"\(generation 1\)") == 2 and rk.count(r"\(generation 2\)") == 2, 10, "two starts each")
         assert "waiting for a change" not in rk.output
         assert "right after starting; waiting" not in rk.output
 
