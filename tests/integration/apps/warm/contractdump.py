@@ -69,8 +69,8 @@ def snapshot() -> dict:
         "env": dict(os.environ),
         "proc_env": _proc_environ(),
         "fds": _fds(),
-        "signals": {signal.Signals(n).name: _handler(signal.getsignal(n)) for n in signal.valid_signals()
-                    if n < signal.SIGRTMIN},
+        # by number: Python 3.10's Signals has no name for some (16, SIGSTKFLT)
+        "signals": {str(int(n)): _handler(signal.getsignal(n)) for n in signal.valid_signals() if n < signal.SIGRTMIN},
         "sigmask": sorted(int(n) for n in signal.pthread_sigmask(signal.SIG_BLOCK, [])),
         "threads": len(os.listdir("/proc/self/task")),
         "stdout_line_buffering": sys.stdout.line_buffering,
