@@ -67,20 +67,9 @@ class StderrTee:
                 return b""
             raise
 
-    def pump(self) -> bool:
-        """Copy what is there to our stderr; False at end of file."""
-        data = self._read()
-        if data is None:
-            return True
-        if not data:
-            return False
-        self._copy(data)
-        return True
-
-    def drain(self) -> bool:
-        """Copy what there is now (a child that just exited left it), at most a few reads
-        (a grandchild may go on writing); False at end of file."""
-        for _ in range(16):
+    def pump(self, reads: int = 1) -> bool:
+        """Copy what is there to our stderr, in at most ``reads`` reads; False at end of file."""
+        for _ in range(reads):
             data = self._read()
             if data is None:
                 return True
@@ -88,6 +77,11 @@ class StderrTee:
                 return False
             self._copy(data)
         return True
+
+    def drain(self) -> bool:
+        """Copy what there is now (a child that just exited left it), at most a few reads
+        (a grandchild may go on writing); False at end of file."""
+        return self.pump(16)
 
     def _copy(self, data: bytes) -> None:
         with contextlib.suppress(OSError, ValueError):
