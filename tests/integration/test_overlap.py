@@ -72,6 +72,11 @@ def test_a_change_during_a_pending_start_replaces_the_pending_child(tmp_path: Pa
         write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
         rk.wait_for_output(r"started pid \d+ \(generation 1\) beside pid")
         first_pending = rk.child_pid(1)
+        # Generation 1 has read version.py (a warm start gets there within milliseconds): a
+        # second save while it reads would hand it a truncated file, and it would crash
+        # instead of waiting to be replaced.
+        starts = tmp_path / "starts.txt"
+        wait_for(lambda: f"{first_pending} 1 " in starts.read_text(), 20, "generation 1 to have read version.py")
         write_file(tmp_path / "version.py", "VERSION = 'v2'\n")
         rk.wait_for_output(rf"replacing pid {first_pending}, which was not ready yet")
         rk.wait_for_output(r"started pid \d+ \(generation 2\) beside pid")
