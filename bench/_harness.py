@@ -34,6 +34,23 @@ def become_subreaper() -> bool:
     return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def take_over_run() -> bool:
+    """Signals and reaping for a benchmark run; False when orphans may escape the final sweep.
+
+    Ctrl+C must work even when the run was started with SIGINT ignored (a background job of a
+    script): the tools inherit what we have, and their Ctrl+C is what gets measured. SIGTERM
+    and SIGHUP end the run the same way, so every process started is still ended.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    return become_subreaper()
+
+
 def alive(proc: psutil.Process | None) -> bool:
     """Running and not a zombie (a zombie has exited; it only waits to be reaped)."""
     if proc is None:

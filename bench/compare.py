@@ -19,7 +19,6 @@ import datetime
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import Registry, become_subreaper
+from _harness import Registry, take_over_run
 from _phases import QUICK, Settings, ToolBench, app_startup, as_dict, log
 from _report import chart, machine, markdown, rst
 from _tools import by_keys, versions
@@ -66,10 +65,6 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def write_results(data: dict[str, Any], name: str) -> tuple[Path, ...]:
     RESULTS.mkdir(exist_ok=True)
     paths = (RESULTS / f"{name}.json", RESULTS / f"{name}.md", RESULTS / f"{name}.rst", RESULTS / f"{name}.png")
@@ -97,12 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{tool.key:22} {tool.setup}")
         return 0
     settings = settings_from(args)
-    # Ctrl+C must work even when we were started with SIGINT ignored (a background job of a
-    # script): the tools inherit what we have, and their Ctrl+C is what gets measured.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
-    if not become_subreaper():
+    if not take_over_run():
         log("bench", "could not become a child subreaper: orphans of orphans may escape the final sweep")
     registry = Registry()
     workdir = Path(tempfile.mkdtemp(prefix="reloadkit-bench-"))

@@ -22,7 +22,6 @@ import importlib.metadata
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _appphases import QUICK_APPS, AppSettings, AppToolBench, Project, import_floor
 from _appreport import chart, markdown, rst
-from _harness import Registry, become_subreaper
+from _harness import Registry, take_over_run
 from _phases import log
 from _realapps import by_keys, reloadkit_options, tools_for
 from _report import machine
@@ -56,10 +55,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--list", action="store_true", help="list the apps and tools and exit")
     parser.add_argument("--render", metavar="NAME", help="only redo the tables and chart from bench/results/NAME.json")
     return parser.parse_args(argv)
-
-
-def _terminate(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def write_results(data: dict[str, Any], name: str) -> tuple[Path, ...]:
@@ -117,10 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     settings: AppSettings = QUICK_APPS if args.quick else AppSettings()
     if args.reloads:
         settings = replace(settings, reloads=args.reloads)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate)
-    signal.signal(signal.SIGHUP, _terminate)
-    if not become_subreaper():
+    if not take_over_run():
         log("bench", "could not become a child subreaper: orphans of orphans may escape the final sweep")
     registry = Registry()
     workdir = Path(tempfile.mkdtemp(prefix="reloadkit-apps-"))
