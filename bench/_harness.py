@@ -325,7 +325,7 @@ def reloadkit_memory(tool: ToolProcess) -> dict[str, float | None]:
     """RSS (MB) of reloadkit's own processes: the supervisor with its guardian, and the warm parent.
 
     The supervisor's direct children are the guardian (a fork: the supervisor's command line),
-    the warm parent (``_warm_child.py``, the oldest such child: every generation it forked is
+    the warm parent (``warm_parent.py``, the oldest such child: every generation it forked is
     younger, re-parented to the supervisor) and the generations.
     """
     main = tool.main
@@ -340,7 +340,7 @@ def reloadkit_memory(tool: ToolProcess) -> dict[str, float | None]:
                 line = child.cmdline()
                 if line == command:
                     supervisor += child.memory_info().rss
-                elif "_warm_child.py" in " ".join(line):
+                elif "warm_parent.py" in " ".join(line):
                     warm.append(child)
             except psutil.Error:
                 continue

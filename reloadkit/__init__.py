@@ -9,9 +9,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import BindError, BindSpecError, ConfigError, NoSocketsError, ReloadkitError, SpawnError
-from .notify import notify, notify_ready, trigger_reload
-from .sockets import sockets, sockets_by_name
+from reloadkit.child.notify import notify, notify_ready, trigger_reload
+from reloadkit.child.sockets import sockets, sockets_by_name
+from reloadkit.errors import BindError, BindSpecError, ConfigError, NoSocketsError, ReloadkitError, SpawnError
 
 __all__ = [
     "BindError",
@@ -47,7 +47,7 @@ def __getattr__(name: str) -> object:
 
         return run_simple
     if name == "run_with_reloader":
-        from .reloader import run_with_reloader
+        from reloadkit.reloader import run_with_reloader
 
         return run_with_reloader
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,10 +8,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import NoReturn, cast
 
-from . import __version__, configfile
-from .config import Config, from_environment, merge_settings, parse_signal
-from .errors import ConfigError, ReloadkitError
-from .sockets import parse_binds
+from reloadkit import __version__
+from reloadkit.child.sockets import parse_binds
+from reloadkit.config import pyproject
+from reloadkit.config.settings import Config, from_environment, merge_settings, parse_signal
+from reloadkit.errors import ConfigError, ReloadkitError
 
 __all__ = ["main", "parse_args"]
 
@@ -113,7 +114,7 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str] | None = None, cw
         raise ConfigError("no command after --: reloadkit run [options] -- COMMAND [ARGS...]")
     directory = os.getcwd() if cwd is None else cwd
     given = _given(options)
-    found = configfile.load(directory)
+    found = pyproject.load(directory)
     from_file: dict[str, object] = {}
     file_command: list[str] | None = None
     if found is not None:
@@ -153,17 +154,17 @@ def _given(options: Sequence[str]) -> dict[str, object]:
     return values
 
 
-def _file_settings(found: configfile.FileConfig, *, exclusive_with: Mapping[str, object]) -> tuple[dict[str, object], list[str] | None]:
+def _file_settings(found: pyproject.FileConfig, *, exclusive_with: Mapping[str, object]) -> tuple[dict[str, object], list[str] | None]:
     """The file's settings, each key checked by the same argparse definitions as the command line."""
     run = _run_parser(_build_parser())
-    arguments, command = configfile.to_arguments(found, run)
+    arguments, command = pyproject.to_arguments(found, run)
     values: dict[str, object] = {}
     for key, tokens in arguments.items():
         try:
             given = _given(["run", *tokens])
             Config(command=("-",), **_settings(given))  # type: ignore[arg-type]  # Config's own checks, named by key
         except ConfigError as exc:
-            raise ConfigError(configfile.describe_error(found, key, str(exc))) from None
+            raise ConfigError(pyproject.describe_error(found, key, str(exc))) from None
         values.update(given)
     try:  # options that exclude each other (-q/-v), both in the file
         _given(["run", *(token for tokens in arguments.values() for token in tokens)])
@@ -209,7 +210,7 @@ def _settings(values: Mapping[str, object]) -> dict[str, object]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The console script: exit status 2 and one line for bad input, else the child's status."""
-    from .supervisor import supervise
+    from reloadkit.supervisor.loop import supervise
 
     try:
         config = parse_args(sys.argv[1:] if argv is None else argv)

@@ -38,10 +38,10 @@ from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
-from .errors import ConfigError, NoSocketsError
-from .notify import notify_ready
-from .reloader import run_with_reloader
-from .sockets import sockets
+from reloadkit.child.notify import notify_ready
+from reloadkit.child.sockets import sockets
+from reloadkit.errors import ConfigError, NoSocketsError
+from reloadkit.reloader import run_with_reloader
 
 if TYPE_CHECKING:
     import ssl

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from test_watcher import ALL_BACKENDS, POLL, Changes, write
 
-from reloadkit.filters import FilterRules
-from reloadkit.ignorefiles import IgnoreFiles
-from reloadkit.watcher import Watcher, create_watcher
+from reloadkit.watch.filters import FilterRules
+from reloadkit.watch.ignorefiles import IgnoreFiles
+from reloadkit.watch.watcher import Watcher, create_watcher
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")]
 

@@ -21,7 +21,7 @@ import psutil
 import pytest
 from support import ROOT, LoopingClient, Reloadkit, http_get, reloadkit_env, try_get, wait_for, write_file
 
-from reloadkit.childenv import HOOK_DIR
+from reloadkit.proc.childenv import HOOK_DIR
 
 pytestmark = pytest.mark.timeout(60)
 APPS = Path(__file__).parent / "library_apps"

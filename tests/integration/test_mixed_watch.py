@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from test_watcher import Changes, write
 
-from reloadkit.filters import FilterRules
-from reloadkit.ignorefiles import IgnoreFiles
-from reloadkit.watcher import MixedWatcher, create_watcher
+from reloadkit.watch.filters import FilterRules
+from reloadkit.watch.ignorefiles import IgnoreFiles
+from reloadkit.watch.watcher import MixedWatcher, create_watcher
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mountinfo is Linux's")]
 

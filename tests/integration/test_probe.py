@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from support import LoopingClient, Reloadkit, try_get, wait_for, write_file
 
-from reloadkit.readiness import diag_available
+from reloadkit.net.readiness import diag_available
 
 pytestmark = [
     pytest.mark.timeout(90),

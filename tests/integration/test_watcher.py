@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from reloadkit import watcher as watcher_module
-from reloadkit.filters import FilterRules
-from reloadkit.watcher import (
+from reloadkit.watch import watcher as watcher_module
+from reloadkit.watch.filters import FilterRules
+from reloadkit.watch.watcher import (
     DEFAULT_POLL_INTERVAL,
     InotifyUnavailableError,
     InotifyWatcher,
@@ -498,8 +498,8 @@ _NO_THREAD_SCRIPT = textwrap.dedent(
 
     root = Path(sys.argv[1])
     report = {}
-    from reloadkit.filters import FilterRules
-    from reloadkit.watcher import create_watcher
+    from reloadkit.watch.filters import FilterRules
+    from reloadkit.watch.watcher import create_watcher
     report["after import"] = (threading.active_count(), inotify_fds())
     watcher = create_watcher([str(root)], FilterRules(), files=[str(root / "a.py")])
     report["backend"] = watcher.backend
@@ -646,8 +646,8 @@ _LIMIT_SCRIPT = textwrap.dedent(
     """
     import json, os, selectors, sys, time
     from pathlib import Path
-    from reloadkit.filters import FilterRules
-    from reloadkit.watcher import create_watcher
+    from reloadkit.watch.filters import FilterRules
+    from reloadkit.watch.watcher import create_watcher
 
     scenario, root = sys.argv[1], Path(sys.argv[2])
     dirs = [root] + sorted(p for p in root.rglob("*") if p.is_dir())

@@ -8,11 +8,11 @@ import socket
 
 import pytest
 
-from reloadkit.browser import Failure, describe_exit, render_html, render_json
+from reloadkit.browser.errorpage import Failure, describe_exit, render_html, render_json
+from reloadkit.browser.httpio import Connection, NotHTTPError, could_be_request_line, parse_head, response
+from reloadkit.browser.livereload import Channel, StaticRules
 from reloadkit.cli import parse_args
 from reloadkit.errors import ConfigError
-from reloadkit.httpio import Connection, NotHTTPError, could_be_request_line, parse_head, response
-from reloadkit.livereload import Channel, StaticRules
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reloadkit.childenv import HOOK_DIR, child_environment, drop_stale_bytecode
-from reloadkit.sockets import Listener
+from reloadkit.child.sockets import Listener
+from reloadkit.proc.childenv import HOOK_DIR, child_environment, drop_stale_bytecode
 
 pytestmark = pytest.mark.timeout(30)
 

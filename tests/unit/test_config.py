@@ -7,9 +7,9 @@ import signal
 import pytest
 
 from reloadkit.cli import parse_args
-from reloadkit.config import Config, from_environment, parse_signal
+from reloadkit.config.settings import Config, from_environment, parse_signal
 from reloadkit.errors import ConfigError
-from reloadkit.policy import CrashBackoff, describe_changes, exit_status
+from reloadkit.supervisor.policy import CrashBackoff, describe_changes, exit_status
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from reloadkit import configfile
 from reloadkit.cli import _build_parser, _run_parser, parse_args
-from reloadkit.config import merge_settings
+from reloadkit.config import pyproject
+from reloadkit.config.settings import merge_settings
 from reloadkit.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(30)
@@ -94,8 +94,8 @@ def test_the_nearest_pyproject_ends_the_search(tmp_path: Path) -> None:
     inner = tmp_path / "inner"
     inner.mkdir()
     (inner / "pyproject.toml").write_text("[project]\nname = 'inner'\n")
-    assert configfile.find_pyproject(str(inner)) == str(inner / "pyproject.toml")
-    assert configfile.load(str(inner)) is None
+    assert pyproject.find_pyproject(str(inner)) == str(inner / "pyproject.toml")
+    assert pyproject.load(str(inner)) is None
     config = parse_args(["run", "--", "x"], environ={}, cwd=str(inner))
     assert config.stop_timeout == 5.0 and config.config_file is None
 
@@ -146,7 +146,7 @@ def _run_actions() -> list[argparse.Action]:
 
 
 def test_every_run_option_has_a_file_key() -> None:
-    options = configfile.file_options(_run_parser(_build_parser()))
+    options = pyproject.file_options(_run_parser(_build_parser()))
     for action in _run_actions():
         key = max(action.option_strings, key=len).lstrip("-")
         assert key in options, f"{action.option_strings} has no key in [tool.reloadkit]"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from reloadkit.debounce import DEFAULT_CAP, DEFAULT_QUICK, DEFAULT_QUIET, Debouncer
+from reloadkit.watch.debounce import DEFAULT_CAP, DEFAULT_QUICK, DEFAULT_QUIET, Debouncer
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reloadkit.envfiles import EnvFiles, read_env_file
+from reloadkit.config.envfiles import EnvFiles, read_env_file
 from reloadkit.errors import EnvFileError
 
 pytestmark = pytest.mark.timeout(30)

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from reloadkit.errors import ConfigError
-from reloadkit.filters import (
+from reloadkit.watch.filters import (
     DEFAULT_INCLUDES,
     IGNORED_DIRS,
     IGNORED_FILES,

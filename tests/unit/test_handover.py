@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from reloadkit.child.sockets import Listener, open_listeners, parse_binds
 from reloadkit.errors import BindError
-from reloadkit.handover import Relay, Succession
-from reloadkit.sockets import Listener, open_listeners, parse_binds
+from reloadkit.net.handover import Relay, Succession
 
 pytestmark = pytest.mark.timeout(30)
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reuseport steering is Linux's")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reloadkit.ignorefiles import IgnoreFiles
+from reloadkit.watch.ignorefiles import IgnoreFiles
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -200,7 +200,7 @@ def test_django_outside_reloadkit(django_settings: None, outside: None) -> None:
 def test_the_middleware_imports_cheaply() -> None:
     """No supervisor, no selectors loop, no web framework on the child's path."""
     code = ("import sys, reloadkit.middleware; "
-            "print(','.join(m for m in ('reloadkit.supervisor', 'reloadkit.livereload', 'reloadkit.browser', 'asyncio', 'django') "
+            "print(','.join(m for m in ('reloadkit.supervisor.loop', 'reloadkit.browser.livereload', 'reloadkit.browser.errorpage', 'asyncio', 'django') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=20)
     assert out.stdout.strip() == ""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from reloadkit.mounts import mount_of, no_events_reason, parse_mountinfo, polled_roots
+from reloadkit.watch.mounts import mount_of, no_events_reason, parse_mountinfo, polled_roots
 
 pytestmark = pytest.mark.timeout(30)
 

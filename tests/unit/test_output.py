@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from reloadkit.output import StderrTee
+from reloadkit.proc.output import StderrTee
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from reloadkit.handover import Succession
-from reloadkit.readiness import ACCEPTING, NOTIFIED, TIMER, Probe, Readiness, diag_available, open_probe
-from reloadkit.sockets import Listener, open_listeners, parse_binds
+from reloadkit.child.sockets import Listener, open_listeners, parse_binds
+from reloadkit.net.handover import Succession
+from reloadkit.net.readiness import ACCEPTING, NOTIFIED, TIMER, Probe, Readiness, diag_available, open_probe
 
 pytestmark = [
     pytest.mark.timeout(30),

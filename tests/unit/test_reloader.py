@@ -13,20 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from reloadkit.childenv import child_environment
-from reloadkit.errors import ConfigError
-from reloadkit.notify import WATCH_KEY, watch_files
-from reloadkit.reloader import (
+from reloadkit.child.notify import WATCH_KEY, watch_files
+from reloadkit.child.tracker import (
     EXCLUDE_ENV,
     ImportTracker,
     PathFilter,
-    _parent_config,
     _split_interpreter_args,
     child_argv,
     current_tracker,
     send_watch,
     source_file,
 )
+from reloadkit.errors import ConfigError
+from reloadkit.proc.childenv import child_environment
+from reloadkit.reloader import _parent_config
 
 PY = "/usr/bin/python3.12"
 
@@ -186,7 +186,7 @@ def test_this_interpreters_stdlib_and_site_packages_are_libraries() -> None:
     path_filter = PathFilter.for_this_process()
     assert path_filter.keep(os.__file__) is None
     assert path_filter.keep(pytest.__file__) is None
-    assert path_filter.keep(sys.modules["reloadkit.notify"].__file__) is None  # reloadkit's own files
+    assert path_filter.keep(sys.modules["reloadkit.child.notify"].__file__) is None  # reloadkit's own files
     assert path_filter.keep(__file__) == os.path.realpath(__file__)
 
 
@@ -274,7 +274,7 @@ def test_excepthook_reports_then_chains_and_is_restored(tmp_path: Path, monkeypa
 
 
 def test_start_tracking_needs_a_supervisor(monkeypatch: pytest.MonkeyPatch) -> None:
-    from reloadkit.reloader import start_tracking
+    from reloadkit.child.tracker import start_tracking
 
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     monkeypatch.delenv("RELOADKIT_PID", raising=False)

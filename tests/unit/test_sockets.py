@@ -8,8 +8,7 @@ import socket
 
 import pytest
 
-from reloadkit.errors import BindError, BindSpecError, NoSocketsError
-from reloadkit.sockets import (
+from reloadkit.child.sockets import (
     BindSpec,
     Listener,
     contract_environment,
@@ -18,6 +17,7 @@ from reloadkit.sockets import (
     parse_binds,
     sockets_by_name,
 )
+from reloadkit.errors import BindError, BindSpecError, NoSocketsError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -121,7 +121,7 @@ def test_no_listeners_no_contract() -> None:
 
 
 def test_child_side_refuses_missing_and_foreign_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = importlib.import_module("reloadkit.sockets")
+    module = importlib.import_module("reloadkit.child.sockets")
 
     monkeypatch.setattr(module, "_inherited", None)
     with pytest.raises(NoSocketsError, match="LISTEN_FDS is not set"):
@@ -131,7 +131,7 @@ def test_child_side_refuses_missing_and_foreign_sockets(monkeypatch: pytest.Monk
 
 
 def test_child_side_takes_listening_sockets_and_clears_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = importlib.import_module("reloadkit.sockets")
+    module = importlib.import_module("reloadkit.child.sockets")
 
     monkeypatch.setattr(module, "_inherited", None)
     monkeypatch.setattr(module, "FIRST_FD", 3)
@@ -160,7 +160,7 @@ def test_child_side_takes_listening_sockets_and_clears_environment(monkeypatch: 
 
 
 def test_child_side_refuses_a_socket_that_does_not_listen(monkeypatch: pytest.MonkeyPatch) -> None:
-    module = importlib.import_module("reloadkit.sockets")
+    module = importlib.import_module("reloadkit.child.sockets")
 
     monkeypatch.setattr(module, "_inherited", None)
     plain = socket.socket()

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from reloadkit.cli import parse_args
-from reloadkit.warm import ColdOnlyError, Fingerprint, eligible, parent_environment, parse_module_lines, python_command
+from reloadkit.proc.warm import (
+    ColdOnlyError,
+    Fingerprint,
+    eligible,
+    parent_environment,
+    parse_module_lines,
+    python_command,
+)
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -6,12 +6,12 @@ import contextlib
 import os
 from collections.abc import Mapping, Sequence
 
-from .sockets import CONTRACT_VARIABLES, Listener, contract_environment
-from .wrappers import ADOPT_VARIABLE
+from reloadkit.child.sockets import CONTRACT_VARIABLES, Listener, contract_environment
+from reloadkit.net.wrappers import ADOPT_VARIABLE
 
 __all__ = ["HOOK_DIR", "child_environment", "drop_stale_bytecode"]
 
-HOOK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_hook")
+HOOK_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "child", "_hook")
 _MAX_CHANGED_IN_ENV = 50
 #: Variables that belong to one supervisor and must not reach its children from outside.
 _OWN_VARIABLES = (

@@ -1,7 +1,7 @@
 """The supervisor's configuration: defaults, validation, and ``RELOADKIT_*`` overrides.
 
 Precedence: an explicit argument beats a ``RELOADKIT_*`` environment variable, which beats
-``[tool.reloadkit]`` in ``pyproject.toml`` (:mod:`reloadkit.configfile`), which beats the defaults.
+``[tool.reloadkit]`` in ``pyproject.toml`` (:mod:`reloadkit.config.pyproject`), which beats the defaults.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from .errors import ConfigError
-from .filters import glob_to_regex
-from .sockets import BindSpec, parse_binds
+from reloadkit.child.sockets import BindSpec, parse_binds
+from reloadkit.errors import ConfigError
+from reloadkit.watch.filters import glob_to_regex
 
 __all__ = ["Config", "from_environment", "merge_settings", "parse_signal"]
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
+from reloadkit.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib

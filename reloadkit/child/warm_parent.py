@@ -1,6 +1,6 @@
 """The warm parent: imports the installed modules once, then forks every generation from itself.
 
-Runs in the command's own interpreter, started by ``reloadkit.warm`` as
+Runs in the command's own interpreter, started by ``reloadkit.proc.warm`` as
 ``PYTHON [the command's options] -c BOOTSTRAP`` and loaded by path under a private name (the
 command may have no reloadkit installed, or another version). Standard library only.
 
@@ -289,14 +289,14 @@ class WarmParent:
         os._exit(0)
 
     def _load_tracker(self) -> object:
-        """reloadkit's import tracker (reloader.py beside this file), for children that report."""
+        """reloadkit's import tracker (tracker.py beside this file), for children that report."""
         import importlib.util
 
         name = "_reloadkit_import_tracker"
         module = sys.modules.get(name)
         if module is not None:
             return module
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reloader.py")
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tracker.py")
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
             return None

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 
-from .errors import EnvFileError
+from reloadkit.errors import EnvFileError
 
 __all__ = ["EnvFiles", "read_env_file"]
 

@@ -28,7 +28,7 @@ def _reloadkit_start_tracking(here: str) -> None:
         if module is None:
             import importlib.util
 
-            path = os.path.join(os.path.dirname(here), "reloader.py")
+            path = os.path.join(os.path.dirname(here), "tracker.py")
             spec = importlib.util.spec_from_file_location(name, path)
             if spec is None or spec.loader is None:
                 raise ImportError("cannot load " + path)

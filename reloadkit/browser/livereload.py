@@ -25,8 +25,8 @@ import selectors
 import socket
 from collections.abc import Iterable, Sequence
 
-from .filters import glob_to_regex
-from .httpio import Connection, RequestHead, response
+from reloadkit.browser.httpio import Connection, RequestHead, response
+from reloadkit.watch.filters import glob_to_regex
 
 __all__ = [
     "CLIENT_JS",
@@ -179,7 +179,7 @@ class LiveReloadServer:
 
     def __init__(self, host: str, port: int, selector: selectors.BaseSelector, channel: Channel) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        from .sockets import listen_tcp
+        from reloadkit.child.sockets import listen_tcp
 
         self.sock = listen_tcp(family, (host, port), 64)
         self.sock.setblocking(False)

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 
-from .errors import BindError, BindSpecError, NoSocketsError
+from reloadkit.errors import BindError, BindSpecError, NoSocketsError
 
 __all__ = [
     "FIRST_FD",
@@ -205,7 +205,7 @@ class Listener:
     """A listening address the supervisor holds for its whole life.
 
     ``sock`` is the socket new connections reach now; on a hand-over it is replaced by a
-    new one on the same address (see :mod:`reloadkit.handover`), which needs the rest:
+    new one on the same address (see :mod:`reloadkit.net.handover`), which needs the rest:
     ``backlog``, ``reuseport`` (a TCP socket in a reuseport group of its own) and, for a Unix
     socket, the public ``unix_path``, the ``unix_inode`` of our file there, its
     ``unix_mode`` and ``bound_path``, the hidden name the socket was bound to.

@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .errors import ConfigError
+from reloadkit.errors import ConfigError
 
 __all__ = [
     "DEFAULT_INCLUDES",

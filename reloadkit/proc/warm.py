@@ -3,11 +3,11 @@
 A reload of a real app costs its cold start, and that is mostly importing the standard
 library and installed packages, which do not change between two saves. For a Python command
 (an interpreter running a script, ``-m module`` or ``-c code``, or a console script whose
-shebang names a Python) the supervisor keeps one *warm parent* (``_warm_child.py``): the
+shebang names a Python) the supervisor keeps one *warm parent* (``reloadkit/child/warm_parent.py``): the
 command's own interpreter, started with the command's own options, which imported the
 installed modules the last generation reported (``RELOADKIT_MODULE`` lines from the import
 tracker) and then forks each new generation; the fork runs the command exactly as a cold
-child would (see ``_warm_child.py`` and ``docs/warm.rst``).
+child would (see ``reloadkit/child/warm_parent.py`` and ``docs/warm.rst``).
 
 The warm set is learned: the first generation runs cold and reports what it imported; the
 warm parent is built in the background while it serves and used from the next reload on.
@@ -34,10 +34,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import process
-from .config import Config
-from .errors import SpawnError
-from .process import Child
+from reloadkit.config.settings import Config
+from reloadkit.errors import SpawnError
+from reloadkit.proc import process
+from reloadkit.proc.process import Child
 
 __all__ = [
     "PER_GENERATION",
@@ -51,7 +51,7 @@ __all__ = [
     "python_command",
 ]
 
-BOOTSTRAP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_warm_child.py")
+BOOTSTRAP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "child", "warm_parent.py")
 #: The variables that differ from one generation to the next: not the warm parent's own.
 #: The others are (its ``/proc/PID/environ`` is what a warm generation's shows there), and
 #: the hook does nothing in a process with ``RELOADKIT_WARM_FD``.
@@ -346,7 +346,7 @@ class _Parent:
 class WarmParent:
     """The supervisor's handle on its warm parent: learns the warm set, builds, forks from it.
 
-    :meth:`spawn` returns a :class:`~reloadkit.process.Child` like ``process.spawn``, or
+    :meth:`spawn` returns a :class:`~reloadkit.proc.process.Child` like ``process.spawn``, or
     None when this generation must start cold (said in one line, unless it is the first).
     """
 
@@ -509,7 +509,7 @@ class WarmParent:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         theirs.set_inheritable(True)
         env = dict(self.base_env)
-        # Room for each generation's own environment in /proc/PID/environ (_warm_child.py).
+        # Room for each generation's own environment in /proc/PID/environ (warm_parent.py).
         env["RELOADKIT_WARM_FD"] = str(theirs.fileno()) + " " * _ENVIRON_ROOM
         names = [name for name in self.modules if name not in self.excluded]
         try:

@@ -22,28 +22,28 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from . import process
-from .browser import Browser
-from .childenv import HOOK_DIR, child_environment, drop_stale_bytecode
-from .config import Config
-from .debounce import DEFAULT_QUICK, Debouncer
-from .drain import Drain
-from .envfiles import EnvFiles
-from .errors import ConfigError, SpawnError
-from .filters import FilterRules
-from .handover import Handover
-from .ignorefiles import IgnoreFiles
-from .notify import RELOAD_KEY, WATCH_KEY, NotifyListener, NotifyMessage
-from .output import StderrTees
-from .policy import CrashBackoff, describe_changes, exit_status
-from .process import Child, Guardian
-from .readiness import Readiness, open_probe
-from .reloader import MODULE_KEY
-from .sockets import CONTRACT_VARIABLES, Listener, adopt_activation, open_listeners
-from .terminal import Terminal
-from .warm import WarmParent
-from .watcher import Watcher, create_watcher
-from .wrappers import WrapperCheck, socket_inodes
+from reloadkit.browser.errorpage import Browser
+from reloadkit.child.notify import RELOAD_KEY, WATCH_KEY, NotifyListener, NotifyMessage
+from reloadkit.child.sockets import CONTRACT_VARIABLES, Listener, adopt_activation, open_listeners
+from reloadkit.config.envfiles import EnvFiles
+from reloadkit.config.settings import Config
+from reloadkit.errors import ConfigError, SpawnError
+from reloadkit.net.drain import Drain
+from reloadkit.net.handover import Handover
+from reloadkit.net.readiness import Readiness, open_probe
+from reloadkit.net.wrappers import WrapperCheck, socket_inodes
+from reloadkit.proc import process
+from reloadkit.proc.childenv import HOOK_DIR, child_environment, drop_stale_bytecode
+from reloadkit.proc.output import StderrTees
+from reloadkit.proc.process import Child, Guardian
+from reloadkit.proc.terminal import Terminal
+from reloadkit.proc.warm import WarmParent
+from reloadkit.child.tracker import MODULE_KEY
+from reloadkit.supervisor.policy import CrashBackoff, describe_changes, exit_status
+from reloadkit.watch.debounce import DEFAULT_QUICK, Debouncer
+from reloadkit.watch.filters import FilterRules
+from reloadkit.watch.ignorefiles import IgnoreFiles
+from reloadkit.watch.watcher import Watcher, create_watcher
 
 __all__ = ["HOOK_DIR", "Supervisor", "child_environment", "drop_stale_bytecode", "supervise"]
 

@@ -2,7 +2,7 @@
 
 Three backends share one small interface (:class:`Watcher`): a file descriptor the
 supervisor's ``selectors`` loop waits on, and a non-blocking :meth:`Watcher.read` that
-returns the changed paths that pass the :class:`~reloadkit.filters.FilterRules`.
+returns the changed paths that pass the :class:`~reloadkit.watch.filters.FilterRules`.
 
 ``inotify`` (Linux, default)
     Our own directory walk over watchdog's inotify binding (the ctypes functions in
@@ -39,9 +39,9 @@ from typing import TYPE_CHECKING, NamedTuple, TypeVar, cast
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
-from .filters import FilterRules
-from .ignorefiles import IgnoreFiles
-from .mounts import MOUNTINFO, polled_roots
+from reloadkit.watch.filters import FilterRules
+from reloadkit.watch.ignorefiles import IgnoreFiles
+from reloadkit.watch.mounts import MOUNTINFO, polled_roots
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
@@ -1240,7 +1240,7 @@ def create_watcher(
     (tests; ``--poll`` is the user-facing switch). ``on_warning`` defaults to logging.
     ``ignore`` adds git's ignore files to ``rules`` (and watches those outside the trees).
     On Linux, roots on mounts that deliver no inotify events (NFS, SMB, 9p, virtiofs, FUSE,
-    vboxsf, WSL's drvfs: see :mod:`reloadkit.mounts`, read from ``mountinfo``) are polled
+    vboxsf, WSL's drvfs: see :mod:`reloadkit.watch.mounts`, read from ``mountinfo``) are polled
     beside inotify for the rest, and ``on_warning`` hears one line naming them.
     """
     dirs, file_roots = _resolve_roots(roots)

@@ -10,7 +10,7 @@ again (a request then waits in the queue, as always); the page itself waits on t
 live-reload channel and reloads when the new generation is ready, never before.
 
 :class:`Browser` is what the supervisor talks to: ``starting``, ``ready``, ``down`` and the
-changed files; the rest is here and in :mod:`reloadkit.livereload`.
+changed files; the rest is here and in :mod:`reloadkit.browser.livereload`.
 """
 
 from __future__ import annotations
@@ -28,10 +28,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
-from .config import Config
-from .handover import Succession, _take_queued
-from .httpio import Connection, RequestHead, response
-from .livereload import (
+from reloadkit.browser.httpio import Connection, RequestHead, response
+from reloadkit.browser.livereload import (
     CLIENT_JS,
     DEFAULT_STATIC,
     ERROR_PAGE_EVENTS,
@@ -41,6 +39,8 @@ from .livereload import (
     LiveReloadServer,
     StaticRules,
 )
+from reloadkit.config.settings import Config
+from reloadkit.net.handover import Succession, _take_queued
 
 __all__ = ["Browser", "ErrorPage", "Failure", "describe_exit", "render_html", "render_json"]
 

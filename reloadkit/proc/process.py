@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from .errors import SpawnError
-from .sockets import FIRST_FD
+from reloadkit.child.sockets import FIRST_FD
+from reloadkit.errors import SpawnError
 
 __all__ = [
     "Child",

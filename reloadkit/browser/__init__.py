@@ -1,0 +1,1 @@
+"""The browser: the error page and the live-reload channel."""

@@ -1,0 +1,1 @@
+"""Configuration: the options, the environment, ``[tool.reloadkit]``, env files."""

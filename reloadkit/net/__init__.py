@@ -1,0 +1,1 @@
+"""Sockets and hand-over: moving an address between generations, readiness, drain, relays."""

@@ -1,0 +1,1 @@
+"""Processes: spawn, stop, process trees, the terminal, output, the warm parent."""

@@ -1,0 +1,1 @@
+"""The supervisor: decides when generations start and stop, and wires the parts."""

@@ -1,0 +1,1 @@
+"""Watching files: backends behind one interface, filters, ignore files, mounts, debounce."""
