@@ -13,6 +13,14 @@ from reloadkit.child.notify import notify, notify_ready, trigger_reload
 from reloadkit.child.sockets import sockets, sockets_by_name
 from reloadkit.errors import BindError, BindSpecError, ConfigError, NoSocketsError, ReloadkitError, SpawnError
 
+# Type checkers see the two entry points as imported (they take any name TYPE_CHECKING as
+# true); at run time __getattr__ imports them on first use, and `typing` is not imported here:
+# a child that only wants its sockets pays for neither.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from reloadkit.reloader import run_with_reloader
+    from reloadkit.wsgi import run_simple
+
 __all__ = [
     "BindError",
     "BindSpecError",
@@ -43,7 +51,7 @@ def __getattr__(name: str) -> object:
     """``run_with_reloader`` and ``run_simple`` on first use: a child that only wants its
     sockets should not pay for importing the supervisor and the WSGI server on every reload."""
     if name == "run_simple":
-        from .wsgi import run_simple
+        from reloadkit.wsgi import run_simple
 
         return run_simple
     if name == "run_with_reloader":

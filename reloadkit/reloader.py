@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from reloadkit.child.tracker import RELOADER_TYPES, application_files, child_argv, start_tracking
 
 if TYPE_CHECKING:
-    import signal
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Mapping
     from typing import NoReturn
 
+    from typing_extensions import Unpack
+
+    from reloadkit.config.options import RunOptions
     from reloadkit.config.settings import Config
 
 __all__ = ["run_with_reloader", "under_supervisor"]
@@ -35,23 +37,11 @@ def under_supervisor() -> bool:
 def run_with_reloader(
     main_func: Callable[[], object],
     *,
-    bind: str | Sequence[str] | None = None,
     extra_files: Iterable[str] | None = None,
     exclude_patterns: Iterable[str] | None = None,
     interval: float = 1.0,
     reloader_type: str = "auto",
-    watch: Iterable[str] = (),
-    include: Iterable[str] = (),
-    exclude: Iterable[str] = (),
-    ext: Iterable[str] = (),
-    imports: bool = True,
-    backlog: int | None = None,
-    debounce_ms: int | None = None,
-    stop_signal: str | int | signal.Signals | None = None,
-    stop_timeout: float | None = None,
-    overlap: bool | None = None,
-    ready_after: float | None = None,
-    verbosity: int = 0,
+    **options: Unpack[RunOptions],
 ) -> NoReturn:
     """Run ``main_func`` in a child process that is restarted when its code changes.
 
@@ -60,38 +50,29 @@ def run_with_reloader(
     options and arguments) as the child, which reaches this call again and runs
     ``main_func()`` there. The supervisor never runs ``main_func``; it exits with the
     supervisor's status. In the child (:func:`reloadkit.is_child`), imports are reported to
-    the supervisor and ``main_func()`` runs; its sockets are in :func:`reloadkit.child.sockets`.
+    the supervisor and ``main_func()`` runs; its sockets are in :func:`reloadkit.sockets`.
     When ``main_func`` returns, the child exits with status 0 (and waits for a change).
 
-    Watched: the files of the modules the child imports (``imports=True``), ``extra_files``,
-    and the ``watch`` paths with the ``include``/``exclude``/``ext`` rules. werkzeug's names
-    work: ``extra_files``, ``exclude_patterns`` (also applied to imported files),
-    ``interval`` and ``reloader_type`` (``"auto"``, ``"watchdog"``: events; ``"stat"``:
-    polling every ``interval`` seconds). The rest mirrors ``reloadkit run``'s options.
+    Every option of ``reloadkit run`` is a keyword here, by its name in
+    :class:`~reloadkit.config.options.RunOptions` (``bind``, ``watch``, ``poll``, ``warm``,
+    ``strict_order``, ``env_files``, ``livereload``, ...); ``None`` leaves an option to its
+    ``RELOADKIT_*`` variable and default. Watched: the files of the modules the child imports
+    (``imports=True``, the default here), ``extra_files``, and the ``watch`` paths with the
+    ``include``/``exclude``/``ext`` rules. werkzeug's names work: ``extra_files``,
+    ``exclude_patterns`` (also applied to imported files), ``interval`` and ``reloader_type``
+    (``"auto"``, ``"watchdog"``: events; ``"stat"``: polling every ``interval`` seconds).
 
     Raises :class:`~reloadkit.ReloadkitError` (a bad option, a busy port) before anything
-    starts.
+    starts, and :class:`TypeError` for a keyword that is no option.
     """
     if under_supervisor():
         _run_child(main_func)
     config = _parent_config(
-        bind=bind,
+        options,
         extra_files=extra_files,
         exclude_patterns=exclude_patterns,
         interval=interval,
         reloader_type=reloader_type,
-        watch=watch,
-        include=include,
-        exclude=exclude,
-        ext=ext,
-        imports=imports,
-        backlog=backlog,
-        debounce_ms=debounce_ms,
-        stop_signal=stop_signal,
-        stop_timeout=stop_timeout,
-        overlap=overlap,
-        ready_after=ready_after,
-        verbosity=verbosity,
     )
     from reloadkit.supervisor.loop import supervise
 
@@ -116,68 +97,40 @@ def _run_child(main_func: Callable[[], object]) -> NoReturn:
 
 
 def _parent_config(
+    options: Mapping[str, object],
     *,
-    bind: str | Sequence[str] | None,
-    extra_files: Iterable[str] | None,
-    exclude_patterns: Iterable[str] | None,
-    interval: float,
-    reloader_type: str,
-    watch: Iterable[str],
-    include: Iterable[str],
-    exclude: Iterable[str],
-    ext: Iterable[str],
-    imports: bool,
-    backlog: int | None,
-    debounce_ms: int | None,
-    stop_signal: str | int | signal.Signals | None,
-    stop_timeout: float | None,
-    overlap: bool | None,
-    ready_after: float | None,
-    verbosity: int,
+    extra_files: Iterable[str] | None = None,
+    exclude_patterns: Iterable[str] | None = None,
+    interval: float = 1.0,
+    reloader_type: str = "auto",
+    function: str = "run_with_reloader",
 ) -> Config:
-    """The supervisor's :class:`~reloadkit.config.settings.Config` (with ``imports``, the supervisor
-    hands ``exclude`` to the child's tracker in :data:`EXCLUDE_ENV`)."""
-    import signal as signals
-
-    from reloadkit.child.sockets import parse_binds
-    from reloadkit.config.settings import Config, from_environment, parse_signal
+    """The supervisor's :class:`~reloadkit.config.settings.Config`: the keywords, then
+    ``RELOADKIT_*``, then the defaults (``imports`` defaults to true here). With ``imports``,
+    the supervisor hands ``exclude`` to the child's tracker in :data:`EXCLUDE_ENV`."""
+    from reloadkit.config.options import from_environment, from_keywords
+    from reloadkit.config.settings import Config
     from reloadkit.errors import ConfigError
 
     if reloader_type not in RELOADER_TYPES:
         raise ConfigError(f"unknown reloader_type {reloader_type!r}; expected one of {', '.join(RELOADER_TYPES)}")
     if reloader_type == "stat" and interval <= 0:
         raise ConfigError("interval must be greater than 0")
-    patterns = (*_as_tuple(exclude_patterns), *_as_tuple(exclude))
+    given = from_keywords(options, function=function)
+    settings: dict[str, object] = {"imports": True, **from_environment(os.environ)}
+    if reloader_type == "stat":
+        settings["poll"] = float(interval)
+    settings.update(given)
+    patterns = (*_as_tuple(exclude_patterns), *cast("tuple[str, ...]", settings.get("exclude", ())))
     extra = tuple(os.path.abspath(path) for path in _as_tuple(extra_files))
-    if imports:
+    if settings["imports"]:
         # What this process imported before the call, the child imports too: watched from the
         # start, whatever happens to the child's reports.
         seen = set(extra)
         extra += tuple(path for path in application_files(patterns) if path not in seen)
-    settings = from_environment(os.environ)
-    explicit: dict[str, object] = {
-        "poll": float(interval) if reloader_type == "stat" else None,
-        "debounce_ms": debounce_ms,
-        "stop_timeout": stop_timeout,
-        "ready_after": ready_after,
-        "overlap": overlap,
-    }
-    if stop_signal is not None:
-        explicit["stop_signal"] = (
-            parse_signal(stop_signal) if isinstance(stop_signal, str) else signals.Signals(int(stop_signal))
-        )
-    settings.update({key: value for key, value in explicit.items() if value is not None})
-    config = Config(
+    return Config(
         command=tuple(child_argv()),
-        binds=tuple(parse_binds(list(_as_tuple(bind)))),
-        backlog=backlog,
-        watch=_as_tuple(watch),
-        include=_as_tuple(include),
         exclude=patterns,
-        ext=tuple(item.strip() for value in _as_tuple(ext) for item in value.split(",") if item.strip()),
         extra_files=extra,
-        imports=imports,
-        verbosity=verbosity,
-        **settings,  # type: ignore[arg-type]
+        **{key: value for key, value in settings.items() if key != "exclude"},  # type: ignore[arg-type]
     )
-    return config

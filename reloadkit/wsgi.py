@@ -33,7 +33,7 @@ import socketserver
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     import ssl
 
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from typing_extensions import Unpack
+
+    from reloadkit.config.options import RunOptions
 
 __all__ = ["run_simple"]
 
@@ -587,19 +590,7 @@ def run_simple(
     static_files: Mapping[str, str | tuple[str, str]] | None = None,
     passthrough_errors: bool = False,
     ssl_context: ssl.SSLContext | tuple[str, str] | str | None = None,
-    bind: str | Sequence[str] | None = None,
-    watch: Iterable[str] = (),
-    include: Iterable[str] = (),
-    exclude: Iterable[str] = (),
-    ext: Iterable[str] = (),
-    imports: bool = True,
-    backlog: int | None = None,
-    debounce_ms: int | None = None,
-    stop_signal: str | int | None = None,
-    stop_timeout: float | None = None,
-    overlap: bool | None = None,
-    ready_after: float | None = None,
-    verbosity: int = 0,
+    **options: Unpack[RunOptions],
 ) -> None:
     """Serve a WSGI application for development, restarted when its code changes.
 
@@ -607,10 +598,10 @@ def run_simple(
     at a time, a thread per request (``threaded=True``) or a forked process per request, at
     most ``processes`` at once. With ``use_reloader`` (the default) the calling process
     becomes the supervisor, binds ``hostname:port`` (or ``bind``: any ``--bind`` specs; the
-    first is served) and runs this program again as the child that serves; see
-    :func:`reloadkit.run_with_reloader` for the reloader's options, passed through. Without
-    it, it serves here on its own socket until Ctrl+C, or on reloadkit's socket when started
-    by ``reloadkit run``.
+    first is served) and runs this program again as the child that serves. Every option of
+    ``reloadkit run`` is a keyword, as for :func:`reloadkit.run_with_reloader` (``warm``,
+    ``poll``, ``livereload``, ...). Without the reloader, it serves here on its own socket
+    until Ctrl+C, or on reloadkit's socket when started by ``reloadkit run``.
 
     ``use_debugger``/``use_evalex`` wrap the application in werkzeug's debugger (werkzeug must
     be installed); ``static_files`` maps URL prefixes to directories or files;
@@ -639,25 +630,19 @@ def run_simple(
         ssl_context=context,
     )
     if not use_reloader:
+        if options:  # not used here, but checked: a misspelt keyword fails the same either way
+            from reloadkit.config.options import from_keywords
+
+            from_keywords(options, function="run_simple")
         target()
         return
+    if options.get("bind") is None:
+        options["bind"] = bind_spec(hostname, port)
     run_with_reloader(
         target,
-        bind=bind if bind is not None else bind_spec(hostname, port),
         extra_files=extra_files,
         exclude_patterns=exclude_patterns,
         interval=reloader_interval,
         reloader_type=reloader_type,
-        watch=watch,
-        include=include,
-        exclude=exclude,
-        ext=ext,
-        imports=imports,
-        backlog=backlog,
-        debounce_ms=debounce_ms,
-        stop_signal=stop_signal,
-        stop_timeout=stop_timeout,
-        overlap=overlap,
-        ready_after=ready_after,
-        verbosity=verbosity,
+        **options,
     )

@@ -1,7 +1,9 @@
-"""The supervisor's configuration: defaults, validation, and ``RELOADKIT_*`` overrides.
+"""The supervisor's configuration: the settings it runs with, their defaults and checks.
 
-Precedence: an explicit argument beats a ``RELOADKIT_*`` environment variable, which beats
-``[tool.reloadkit]`` in ``pyproject.toml`` (:mod:`reloadkit.config.pyproject`), which beats the defaults.
+The options that set them are declared in :mod:`reloadkit.config.options`. Precedence: an
+explicit argument beats a ``RELOADKIT_*`` environment variable, which beats
+``[tool.reloadkit]`` in ``pyproject.toml`` (:mod:`reloadkit.config.pyproject`), which beats the
+defaults (:func:`merge_settings`).
 """
 
 from __future__ import annotations
@@ -15,14 +17,12 @@ from reloadkit.child.sockets import BindSpec, parse_binds
 from reloadkit.errors import ConfigError
 from reloadkit.watch.filters import glob_to_regex
 
-__all__ = ["Config", "from_environment", "merge_settings", "parse_signal"]
+__all__ = ["Config", "merge_settings", "parse_signal"]
 
 DEFAULT_DEBOUNCE_MS = 50
 DEFAULT_STOP_TIMEOUT = 5.0
 DEFAULT_POLL_INTERVAL = 1.0
 DEFAULT_READY_AFTER = 1.0
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 
 
 def parse_signal(text: str) -> signal.Signals:
@@ -124,59 +124,3 @@ def merge_settings(
     only what it sets, so a value is never overridden by a default.
     """
     return {**file, **environment, **command_line}
-
-
-def _float(environ: Mapping[str, str], name: str) -> float | None:
-    text = environ.get(name, "").strip()
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(f"{name}={text!r} is not a number") from None
-
-
-def from_environment(environ: Mapping[str, str]) -> dict[str, object]:
-    """Settings found in ``RELOADKIT_*`` variables, as keyword arguments for :class:`Config`.
-
-    ``RELOADKIT_POLL=1`` (or any true value) polls at the default interval; a number
-    greater than 1 is taken as the interval in seconds.
-    """
-    found: dict[str, object] = {}
-    poll = environ.get("RELOADKIT_POLL", "").strip().lower()
-    if poll and poll not in ("0", "false", "no", "off"):
-        if poll in ("1", "true", "yes", "on"):
-            found["poll"] = DEFAULT_POLL_INTERVAL
-        else:
-            found["poll"] = _float(environ, "RELOADKIT_POLL")
-    for name, key in (
-        ("RELOADKIT_STOP_TIMEOUT", "stop_timeout"),
-        ("RELOADKIT_READY_AFTER", "ready_after"),
-    ):
-        value = _float(environ, name)
-        if value is not None:
-            found[key] = value
-    debounce = _float(environ, "RELOADKIT_DEBOUNCE")
-    if debounce is not None:
-        found["debounce_ms"] = int(debounce)
-    if environ.get("RELOADKIT_STOP_SIGNAL"):
-        found["stop_signal"] = parse_signal(environ["RELOADKIT_STOP_SIGNAL"])
-    if environ.get("RELOADKIT_OVERLAP", "").strip().lower() in _TRUE:
-        found["overlap"] = True
-    warm = environ.get("RELOADKIT_WARM", "").strip().lower()
-    if warm in ("1", "true", "yes", "on"):
-        found["warm"] = True
-    elif warm in ("0", "false", "no", "off"):
-        found["warm"] = False
-    for name, key in (("RELOADKIT_ERROR_PAGE", "error_page"), ("RELOADKIT_LIVERELOAD", "livereload")):
-        flag = environ.get(name, "").strip().lower()
-        if flag:
-            if flag not in (*_TRUE, *_FALSE):
-                raise ConfigError(f"{name}={flag!r} is neither true nor false")
-            found[key] = flag in _TRUE
-    port = _float(environ, "RELOADKIT_LIVERELOAD_PORT")
-    if port is not None:
-        found["livereload_port"] = int(port)
-    if environ.get("RELOADKIT_STRICT_ORDER", "").strip().lower() in ("1", "true", "yes", "on"):
-        found["strict_order"] = True
-    return found

@@ -7,7 +7,8 @@ import signal
 import pytest
 
 from reloadkit.cli import parse_args
-from reloadkit.config.settings import Config, from_environment, parse_signal
+from reloadkit.config.options import from_environment
+from reloadkit.config.settings import Config, parse_signal
 from reloadkit.errors import ConfigError
 from reloadkit.supervisor.policy import CrashBackoff, describe_changes, exit_status
 

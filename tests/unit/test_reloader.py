@@ -312,23 +312,25 @@ def test_parent_config_mirrors_werkzeug_and_reloadkit_options(tmp_path: Path, mo
     (tmp_path / "settings.toml").write_text("")
     monkeypatch.delenv("RELOADKIT_POLL", raising=False)
     config = _parent_config(
-        bind=["127.0.0.1:0", "admin=unix:admin.sock"],
+        {
+            "bind": ["127.0.0.1:0", "admin=unix:admin.sock"],
+            "watch": (),
+            "include": (),
+            "exclude": ("*.tmp",),
+            "ext": ("py,html",),
+            "imports": True,
+            "backlog": None,
+            "debounce_ms": 20,
+            "stop_signal": "INT",
+            "stop_timeout": 2.0,
+            "overlap": True,
+            "ready_after": None,
+            "verbosity": 1,
+        },
         extra_files=["settings.toml"],
         exclude_patterns=["*/migrations/*"],
         interval=0.25,
         reloader_type="stat",
-        watch=(),
-        include=(),
-        exclude=("*.tmp",),
-        ext=("py,html",),
-        imports=True,
-        backlog=None,
-        debounce_ms=20,
-        stop_signal="INT",
-        stop_timeout=2.0,
-        overlap=True,
-        ready_after=None,
-        verbosity=1,
     )
     assert config.command[0] == sys.executable
     assert [spec.name for spec in config.binds] == ["tcp", "admin"]
@@ -349,15 +351,14 @@ def test_parent_config_mirrors_werkzeug_and_reloadkit_options(tmp_path: Path, mo
 def test_parent_config_defaults_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RELOADKIT_POLL", raising=False)
     options: dict[str, object] = {
-        "bind": "8000", "extra_files": None, "exclude_patterns": None, "interval": 1.0, "reloader_type": "auto",
-        "watch": (), "include": (), "exclude": (), "ext": (), "imports": False, "backlog": None,
+        "bind": "8000", "watch": (), "include": (), "exclude": (), "ext": (), "imports": False, "backlog": None,
         "debounce_ms": None, "stop_signal": signal.SIGTERM, "stop_timeout": None, "overlap": None,
         "ready_after": None, "verbosity": 0,
     }
-    config = _parent_config(**options)  # type: ignore[arg-type]
+    config = _parent_config(options, extra_files=None, exclude_patterns=None, interval=1.0, reloader_type="auto")
     assert config.poll is None and config.binds[0].port == 8000
     assert config.extra_files == () and config.watch_roots == (config.cwd,)
     with pytest.raises(ConfigError, match="reloader_type"):
-        _parent_config(**{**options, "reloader_type": "inotify"})  # type: ignore[arg-type]
+        _parent_config(options, reloader_type="inotify")
     with pytest.raises(ConfigError):
-        _parent_config(**{**options, "bind": "nonsense"})  # type: ignore[arg-type]
+        _parent_config({**options, "bind": "nonsense"})
