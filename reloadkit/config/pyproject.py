@@ -3,7 +3,8 @@
 The keys are not listed here: they are the long options of ``reloadkit run`` (``--stop-timeout``
 is ``stop-timeout``; ``stop_timeout`` is accepted too), taken from the argparse definitions, so
 an option added to the command line is a key of the file without more code. Each value is
-checked against the kind of its option (a flag wants ``true``/``false``, a repeatable option a
+checked against the kind of its option (a flag wants ``true``/``false``, where ``false`` is its
+opposite flag if it has one: ``warm = false`` is ``--no-warm``; a repeatable option a
 list, ``--debounce`` an integer...) and then turned into the very arguments the command line
 would have had, so argparse's own type checks judge the values. One more key, ``command``, is the
 command (a list of strings).
@@ -108,6 +109,7 @@ def to_arguments(config: FileConfig, parser: argparse.ArgumentParser) -> tuple[d
     key or a value of the wrong type; argparse judges the values themselves.
     """
     options = file_options(parser)
+    opposite = _opposites(parser)
     arguments: dict[str, list[str]] = {}
     command: list[str] | None = None
     for raw_key, value in config.table.items():
@@ -119,8 +121,21 @@ def to_arguments(config: FileConfig, parser: argparse.ArgumentParser) -> tuple[d
         if action is None:
             known = ", ".join(sorted([COMMAND_KEY, *options]))
             raise ConfigError(f"{_where(config, raw_key)}: unknown key; expected one of: {known}")
+        if value is False and action in opposite:  # warm = false is --no-warm
+            action, value = opposite[action], True
         arguments[raw_key] = _arguments(config, raw_key, action, value)
     return arguments, command
+
+
+def _opposites(parser: argparse.ArgumentParser) -> dict[argparse.Action, argparse.Action]:
+    """Each flag that has an opposite (``--warm``/``--no-warm``: one dest, true and false)."""
+    flags = [action for action in parser._actions if isinstance(action, argparse._StoreTrueAction | argparse._StoreFalseAction)]
+    return {
+        action: other
+        for action in flags
+        for other in flags
+        if other.dest == action.dest and type(other) is not type(action)
+    }
 
 
 def _command(config: FileConfig, key: str, value: object) -> list[str]:

@@ -230,3 +230,19 @@ def test_help_states_the_config_defaults() -> None:
     helps = {flag: action.help for action in run._actions for flag in action.option_strings}
     assert "(default 50)" in str(helps["--debounce"]) and "(default 5)" in str(helps["--stop-timeout"])
     assert all(isinstance(action, argparse.Action) and "{" not in str(action.help) for action in run._actions)
+
+
+@pytest.mark.parametrize("option", [o for o in OPTIONS if isinstance(o.kind, Flag) and o.flags and o.off],
+                         ids=lambda option: option.name)
+def test_a_flag_set_false_in_the_file_is_its_opposite(option: Option, tmp_path: Path) -> None:
+    """``warm = false`` is ``--no-warm`` (it used to leave the default, which is warm)."""
+    for flags, value in ((option.flags, False), (option.off, True)):
+        (tmp_path / "pyproject.toml").write_text(f"[tool.reloadkit]\n{flags[-1].lstrip('-')} = false\n")
+        config = parse_args(["run", "--", "x"], environ={}, cwd=str(tmp_path))
+        assert getattr(config, option.config_field) is value, f"{flags[-1].lstrip('-')} = false"
+
+
+def test_every_keyword_is_in_the_library_page() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "library.rst").read_text(encoding="utf-8")
+    missing = [option.name for option in OPTIONS if f"``{option.name}``" not in text]
+    assert not missing, f"keywords missing from docs/library.rst's options table: {', '.join(missing)}"
