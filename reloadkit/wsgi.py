@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from reloadkit.devserver import bind_spec, serve
 from reloadkit.errors import ConfigError
-from reloadkit.reloader import run_with_reloader
+from reloadkit.reloader import run_with_reloader, under_supervisor
 
 if TYPE_CHECKING:
     import ssl
@@ -177,11 +177,11 @@ def run_simple(
         passthrough_errors=passthrough_errors,
         ssl_context=context,
     )
-    if not use_reloader:
-        if options:  # not used here, but checked: a misspelt keyword fails the same either way
-            from reloadkit.config.options import from_keywords
+    if options and not under_supervisor():  # a misspelt keyword, named as ours, with or without the reloader
+        from reloadkit.config.options import from_keywords
 
-            from_keywords(options, function="run_simple")
+        from_keywords(options, function="run_simple")
+    if not use_reloader:
         target()
         return
     if options.get("bind") is None:

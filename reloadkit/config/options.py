@@ -17,14 +17,19 @@ The precedence is the command line (or a Python keyword), then ``RELOADKIT_*``, 
 
 Adding an option is one entry here plus the ``Config`` field it sets (with its default)::
 
-    no_adopt: Annotated[bool, Option(Flag(), "do not adopt the child's own bind()",
-                                     flags=("--no-adopt",), group="sockets")]
+    adopt: Annotated[bool, Option(Flag(), "", off=("--no-adopt",), group="sockets",
+                                  off_help="leave the child's own bind() alone")]
 
-That gives ``--no-adopt``, ``no-adopt = true`` in the file, ``run_with_reloader(...,
-no_adopt=True)`` and ``run_simple(..., no_adopt=True)``; an ``env=`` name would add a
-``RELOADKIT_*`` variable (documented in docs/usage.rst's table). A flag whose default is true is declared by its field with only ``off``
-flags (``error_page``: ``--no-error-page``). tests/unit/test_options.py checks every face for
-every entry; tests/unit/test_docs.py wants the flag (and any variable) in docs/usage.rst.
+with ``adopt: bool = True`` in ``Config``. That gives ``--no-adopt``, ``no-adopt = true`` in
+the file, ``run_with_reloader(..., adopt=False)`` and ``run_simple(..., adopt=False)``; an
+``env=`` name would add a ``RELOADKIT_*`` variable (document it in docs/usage.rst's table). A
+flag whose default is true is declared by its positive name with only ``off`` flags, as
+``error_page`` is; a single string is ``Text()`` (``ready_path: Annotated[str | None,
+Option(Text(), "...", flags=("--ready-path",), metavar="URL", example="/healthz")]``), a
+repeatable one ``Strings()``. ``example`` is a valid value other than the default, for the
+tests when the kind's own sample does not fit. tests/unit/test_options.py takes every entry
+through every face; tests/unit/test_docs.py wants each flag in docs/usage.rst, and
+test_options.py each name in docs/library.rst.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ __all__ = [
     "OPTIONS",
     "Option",
     "RunOptions",
+    "Text",
     "add_arguments",
     "from_arguments",
     "from_environment",
@@ -210,6 +216,18 @@ class Signal(Kind):
         raise _wrong(name, "a signal name, number or signal.Signals", value)
 
 
+class Text(Kind):
+    """One string (a ``PATH`` metavar: relative to ``pyproject.toml`` in the file)."""
+
+    def from_text(self, text: str, variable: str) -> object:
+        return text if text.strip() else None
+
+    def from_python(self, value: object, name: str) -> object:
+        if not isinstance(value, str):
+            raise _wrong(name, "a string", value)
+        return value
+
+
 @dataclass(frozen=True)
 class Strings(Kind):
     """A repeatable option: a list of strings (one string is a list of one in Python)."""
@@ -255,6 +273,7 @@ class Option:
     env: str | None = None
     group: str = "children"
     field: str = ""  # the Config field; "" = the name
+    example: object = None  # a valid value other than the default, for the tests (None: by kind)
     name: str = ""  # filled in from RunOptions
 
     @property

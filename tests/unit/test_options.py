@@ -33,6 +33,7 @@ from reloadkit.config.options import (
     RunOptions,
     Signal,
     Strings,
+    Text,
     from_environment,
     from_keywords,
 )
@@ -49,6 +50,8 @@ _ITEM = {"SPEC": "127.0.0.1:0", "GLOB": "*.txt", "LIST": "py"}
 def _sample(option: Option, directory: Path) -> object:
     """A value that is not the option's default, as a Python caller passes it."""
     kind = option.kind
+    if option.example is not None:
+        return option.example
     if isinstance(kind, Flag):
         return not option.default
     if isinstance(kind, Level):
@@ -59,6 +62,8 @@ def _sample(option: Option, directory: Path) -> object:
         return 0.5
     if isinstance(kind, Signal):
         return "INT"
+    if isinstance(kind, Text):
+        return str(directory) if option.metavar == "PATH" else "sample"
     assert isinstance(kind, Strings), f"add a sample for {option.name}'s kind {type(kind).__name__}"
     return [str(directory) if option.metavar == "PATH" else _ITEM[str(option.metavar)]]
 
@@ -246,3 +251,11 @@ def test_every_keyword_is_in_the_library_page() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "library.rst").read_text(encoding="utf-8")
     missing = [option.name for option in OPTIONS if f"``{option.name}``" not in text]
     assert not missing, f"keywords missing from docs/library.rst's options table: {', '.join(missing)}"
+
+
+@pytest.mark.parametrize("use_reloader", [True, False])
+def test_run_simple_names_itself_for_a_misspelt_keyword(use_reloader: bool, caught: list[Config]) -> None:
+    with pytest.raises(TypeError, match=r"run_simple\(\) got an unexpected keyword argument 'wram'"):
+        reloadkit.run_simple("127.0.0.1", 0, lambda environ, start_response: [], use_reloader=use_reloader,
+                             wram=True)  # type: ignore[call-arg]
+    assert caught == []
