@@ -18,6 +18,12 @@ inside a git repository; outside one, ``.ignore`` files from the watched root do
 A directory that is ignored is never entered, so nothing below it can be re-included (as in
 git). Compiled files and per-directory chains are cached; :meth:`IgnoreFiles.invalidate`
 forgets them when an ignore file changes.
+
+A watched root that the enclosing repository ignores (``projects/`` in its ``.gitignore``, a
+dotfiles repository at ``$HOME`` ignoring ``*``) was named explicitly: it is watched, and the
+rules start at it, as if it were the top of a repository of its own (the global excludes file
+and the ignore files at and below it; not the enclosing repository's files above it, nor its
+``info/exclude``, which are what ignored it). :meth:`IgnoreFiles.notes` says so.
 """
 
 from __future__ import annotations
@@ -44,16 +50,17 @@ def global_excludes_file(environ: dict[str, str] | None = None) -> str:
 class _Spec:
     """The patterns of one ignore file, matched against paths relative to ``base``."""
 
-    __slots__ = ("any", "base", "prefix", "regexes")
+    __slots__ = ("any", "base", "prefix", "regexes", "source")
 
-    def __init__(self, base: str, lines: Iterable[str]) -> None:
+    def __init__(self, base: str, lines: Iterable[str], source: str = "") -> None:
         self.base = base
+        self.source = source  # the file the patterns came from
         self.prefix = base.rstrip(os.sep) + os.sep
         spec = pathspec.GitIgnoreSpec.from_lines(list(lines))
         # strongest (last) first; comments and blank lines have include None. The compiled
         # regex of each pattern (a public attribute of pathspec's RegexPattern) is used
         # directly: this runs for every entry of every walked directory.
-        self.regexes = [(p.regex, bool(p.include)) for p in reversed(spec.patterns)
+        self.regexes = [(_exact(p.regex, str(p.pattern)), bool(p.include)) for p in reversed(spec.patterns)
                         if p.include is not None and p.regex is not None]
         self.any = _any_of([regex for regex, _ in self.regexes])
 
@@ -72,6 +79,31 @@ class _Spec:
             if regex.search(rel) is not None:
                 return include
         return None
+
+
+_DIR_END = "(?P<ps_d>/)"
+_DIR_OR_END = "(?:(?P<ps_d>/)|$)"
+
+
+def _exact(regex: re.Pattern[str], source: str) -> re.Pattern[str]:
+    """``regex`` matching the path itself only, as git matches a pattern.
+
+    pathspec's regexes also match everything below a matching directory (``lib/`` matches
+    ``lib/x.py``): harmless for an ignoring pattern, since an ignored directory is never
+    entered, but wrong for a negation (``!lib/`` would re-include ``lib/build``, which a
+    weaker ``build`` ignores in git) and for a root inside an ignored directory. A
+    trailing ``/**`` matches what is inside, not the directory (given as ``a/``); a
+    trailing ``/**/`` (directories inside, at any depth) gets its own ending: pathspec
+    compiles it as the directory itself.
+    """
+    pattern = regex.pattern
+    if source.rstrip().endswith("/**/") and pattern.endswith(_DIR_END):
+        return re.compile(pattern[: -len(_DIR_END)] + "/.+" + _DIR_END + "$", regex.flags)
+    if pattern.endswith((_DIR_END, _DIR_OR_END)):
+        return re.compile(pattern + "$", regex.flags)
+    if pattern.endswith("/"):  # ``a/**``: everything inside ``a``, not ``a/`` itself
+        return re.compile(pattern + ".", regex.flags)
+    return regex
 
 
 def _any_of(regexes: Sequence[re.Pattern[str]]) -> re.Pattern[str] | None:
@@ -95,10 +127,11 @@ class IgnoreFiles:
     def __init__(self, roots: Sequence[str], *, global_file: str | None = None) -> None:
         self.roots = tuple(os.path.abspath(root) for root in roots)
         self.global_file = global_excludes_file() if global_file is None else global_file
-        self._specs: dict[str, _Spec | None] = {}
+        self._specs: dict[tuple[str, str], _Spec | None] = {}
         self._chains: dict[str, tuple[_Spec, ...]] = {}
         self._repos: dict[str, str | None] = {}
         self._rule_files: set[str] = {self.global_file}  # ignore files not named like one
+        self._detached: dict[str, str] | None = None  # root -> the file that ignores it
 
     def copy(self) -> IgnoreFiles:
         """The same rules with caches of their own (for a watcher in another thread)."""
@@ -110,12 +143,51 @@ class IgnoreFiles:
 
     def ignored(self, path: str, is_dir: bool) -> bool:
         """Is this file or directory ignored, its parent directories being known not to be?"""
-        decision: bool | None = None
+        return self._decide(path, is_dir) is not None
+
+    def _decide(self, path: str, is_dir: bool) -> _Spec | None:
+        """The spec whose pattern ignores ``path`` (the last that matches); None: not ignored."""
+        decision: _Spec | None = None
         for spec in self._chain(os.path.dirname(path)):
             verdict = spec.decide(path, is_dir)
             if verdict is not None:
-                decision = verdict
-        return bool(decision)
+                decision = spec if verdict else None
+        return decision
+
+    def notes(self) -> list[str]:
+        """One line for each watched root that its enclosing repository ignores (watched all
+        the same, with the rules from that root down): otherwise a silent surprise."""
+        return [
+            f"{root} is ignored by {source}; watching it anyway, with only the ignore files from there down"
+            for root, source in self._detached_roots().items()
+        ]
+
+    def _detached_roots(self) -> dict[str, str]:
+        """The roots that the rules above them ignore, each with the file that does."""
+        if self._detached is None:
+            self._detached = {}  # while it is computed, every chain above a root is the usual one
+            found: dict[str, str] = {}
+            for root in self.roots:
+                source = self._ignored_from_above(root) if os.path.isdir(root) else None
+                if source is not None:
+                    found[root] = source
+            self._chains.clear()
+            self._detached = found
+        return self._detached
+
+    def _ignored_from_above(self, root: str) -> str | None:
+        """The ignore file that excludes ``root`` or a directory between it and its
+        repository's top (git's rules, which reach into an ignored directory); else None."""
+        top = self._repo(root)
+        if top is None or top == root:
+            return None
+        current = top
+        for part in os.path.relpath(root, top).split(os.sep):
+            current = os.path.join(current, part)
+            spec = self._decide(current, True)
+            if spec is not None:
+                return spec.source
+        return None
 
     def ignored_below(self, root: str, path: str, is_dir: bool = False) -> bool:
         """Is ``path`` or any directory between ``root`` and it ignored? (For event sources
@@ -165,6 +237,7 @@ class IgnoreFiles:
         self._specs.clear()
         self._chains.clear()
         self._repos.clear()
+        self._detached = None
 
     # -- the chains
 
@@ -177,8 +250,11 @@ class IgnoreFiles:
         top = repo if repo is not None else self._root_of(directory)
         names = IGNORE_FILE_NAMES if repo is not None else IGNORE_FILE_NAMES[1:]
         parent = os.path.dirname(directory)
-        if top is None or directory == top or parent == directory:
-            inherited: list[_Spec] = []
+        if directory in self._detached_roots():  # the top of its own rules: the global file, then its own files
+            spec = self._spec(self.global_file, directory)
+            inherited = [spec] if spec is not None else []
+        elif top is None or directory == top or parent == directory:
+            inherited = []
             if repo is not None and directory == repo:
                 exclude = _info_exclude(repo)
                 if exclude is not None:
@@ -198,16 +274,19 @@ class IgnoreFiles:
         return chain
 
     def _spec(self, path: str, base: str) -> _Spec | None:
-        if path in self._specs:
-            return self._specs[path]
+        """The compiled file at ``path``, its patterns relative to ``base`` (cached by both:
+        the global file is read relative to each repository, or detached root, it serves)."""
+        key = (path, base)
+        if key in self._specs:
+            return self._specs[key]
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
-                spec: _Spec | None = _Spec(base, f.read().splitlines())
+                spec: _Spec | None = _Spec(base, f.read().splitlines(), path)
         except OSError:  # absent (the usual case), a directory, unreadable
             spec = None
         except ValueError:  # pathspec refuses a pattern: the rest of git's rules still hold
             spec = None
-        self._specs[path] = spec
+        self._specs[key] = spec
         return spec
 
     def _repo(self, directory: str) -> str | None:

@@ -1247,6 +1247,8 @@ def create_watcher(
     exact = [*file_roots, *(os.path.abspath(os.fspath(f)) for f in files)]
     if ignore is not None:
         exact += ignore.files_to_watch()
+        for note in ignore.notes():
+            _emit(on_warning, note)
     auto = backend is None
     if backend is None:
         if poll_interval is not None:

@@ -66,3 +66,22 @@ def test_no_ignore_vcs(tmp_path: Path) -> None:
         wait_for(lambda: try_get(rk.url) == "v0", 20, "v0")
         write_file(tmp_path / "cache" / "x.py", "x = 1\n")
         assert _restarted(rk, tmp_path, 1) == str(tmp_path / "cache" / "x.py")
+
+
+@pytest.mark.parametrize("layout", ["ignored-directory", "dotfiles-home"])
+def test_a_root_the_enclosing_repository_ignores_reloads(tmp_path: Path, layout: str) -> None:
+    """The app in projects/app of a repository whose .gitignore says ``projects/`` (or in a
+    directory of a $HOME repository that ignores ``*``): its edits restart, and one line
+    at start says why the enclosing rules do not count."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".gitignore").write_text("projects/\n" if layout == "ignored-directory" else "*\n!.bashrc\n")
+    root = tmp_path / "projects" / "app"
+    root.mkdir(parents=True)
+    (root / "version.py").write_text("VERSION = 'v0'\n")
+    with Reloadkit(["-b", "127.0.0.1:0", "--", sys.executable, str(APP)], cwd=root, env=_no_global(tmp_path)) as rk:
+        rk.wait_listening()
+        wait_for(lambda: try_get(rk.url) == "v0", 20, "v0")
+        rk.wait_for_output(rf"{root} is ignored by {tmp_path / '.gitignore'}; watching it anyway")
+        write_file(root / "version.py", "VERSION = 'v1'\n")
+        assert _restarted(rk, root, 1) == str(root / "version.py")
+        wait_for(lambda: try_get(rk.url) == "v1", 20, "v1")

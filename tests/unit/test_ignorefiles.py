@@ -103,3 +103,54 @@ def test_files_to_watch_and_worktrees(tmp_path: Path) -> None:
     assert str(tmp_path / "global") in watch
     assert rules.ignored(str(worktree / "src" / "x.secret"), False)
     assert rules.is_ignore_file(str(main / ".git" / "info" / "exclude"))
+
+
+def test_a_root_the_enclosing_repository_ignores_is_watched_with_its_own_rules(tmp_path: Path) -> None:
+    """``projects/`` in the repository's .gitignore, the app in projects/app: the root is
+    judged by the rules from it down, not by those that ignore it."""
+    _tree(tmp_path, {
+        ".git/info/exclude": "*.py\n",
+        ".gitignore": "projects/\n*.txt\n",
+        "projects/app/.gitignore": "build/\n",
+        "projects/app/views.py": "",
+        "global": "*.swp\n",
+    })
+    root = tmp_path / "projects" / "app"
+    rules = IgnoreFiles([str(root)], global_file=str(tmp_path / "global"))
+    assert not rules.ignored_below(str(root), str(root / "views.py"))
+    assert not rules.ignored_below(str(root), str(root / "notes.txt"))  # the enclosing file's *.txt is not its
+    assert not rules.ignored_below(str(root), str(root / "sub" / "a.py"))  # nor the enclosing info/exclude
+    assert rules.ignored_below(str(root), str(root / "build"), is_dir=True)  # its own .gitignore counts
+    assert rules.ignored_below(str(root), str(root / "x.swp"))  # and the global file, relative to it
+    assert rules.notes() == [f"{root} is ignored by {tmp_path / '.gitignore'}; watching it anyway,"
+                             " with only the ignore files from there down"]
+    # The repository's other paths keep the usual rules (a second root at the top).
+    both = IgnoreFiles([str(root), str(tmp_path)], global_file=str(tmp_path / "global"))
+    assert both.ignored_below(str(tmp_path), str(tmp_path / "other" / "a.txt"))
+    assert both.ignored(str(tmp_path / "projects"), True)
+    assert not both.ignored_below(str(root), str(root / "notes.txt"))
+
+
+def test_a_project_under_a_dotfiles_repository_that_ignores_everything(tmp_path: Path) -> None:
+    """$HOME is a repository whose .gitignore says ``*``; the project has no .git of its own."""
+    home = _tree(tmp_path / "home", {".git/HEAD": "", ".gitignore": "*\n!.bashrc\n", "code/site/app.py": ""})
+    root = home / "code" / "site"
+    rules = IgnoreFiles([str(root)], global_file=str(tmp_path / "none"))
+    assert not rules.ignored_below(str(root), str(root / "app.py"))
+    assert not rules.ignored_below(str(root), str(root / "pkg" / "mod.py"))
+    assert rules.notes() == [f"{root} is ignored by {home / '.gitignore'}; watching it anyway,"
+                             " with only the ignore files from there down"]
+
+
+def test_a_root_that_is_not_ignored_keeps_the_rules_from_above(repo: Path) -> None:
+    rules = IgnoreFiles([str(repo / "src")], global_file=str(repo / "global-ignore"))
+    assert rules.notes() == []
+    assert rules.ignored_below(str(repo / "src"), str(repo / "src" / "debug.log"))
+
+
+def test_the_global_file_serves_each_repository(tmp_path: Path) -> None:
+    """Two roots in two repositories: the global excludes file applies in both."""
+    _tree(tmp_path, {"a/.git/HEAD": "", "b/.git/HEAD": "", "global": "*.bak\n"})
+    rules = IgnoreFiles([str(tmp_path / "a"), str(tmp_path / "b")], global_file=str(tmp_path / "global"))
+    assert rules.ignored(str(tmp_path / "a" / "x.bak"), False)
+    assert rules.ignored(str(tmp_path / "b" / "x.bak"), False)
