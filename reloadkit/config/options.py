@@ -351,8 +351,8 @@ class RunOptions(TypedDict, total=False):
         Flag(), "start the new child only once the old one has exited (no overlap)", flags=("--strict-order",),
         env="RELOADKIT_STRICT_ORDER")]
     ready_after: Annotated[float | None, Option(
-        Number(), "count a child as ready this long after it started where neither a probe of its sockets nor"
-        " READY=1 can tell (default 1); given, also an upper bound beside the probe", flags=("--ready-after",),
+        Number(), "where no probe of its sockets works, a child that sent no READY=1 counts as ready this long"
+        " after it started (default 1); given explicitly, also an upper bound beside the probe", flags=("--ready-after",),
         metavar=_SEC, env="RELOADKIT_READY_AFTER")]
     env_files: Annotated[str | Iterable[str], Option(
         Strings(), "variables for the child from a dotenv file (the real environment wins); repeatable, later wins;"
