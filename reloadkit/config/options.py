@@ -49,8 +49,15 @@ from reloadkit.errors import ConfigError
 __all__ = [
     "GROUPS",
     "OPTIONS",
+    "Flag",
+    "Kind",
+    "Level",
+    "Number",
     "Option",
+    "Poll",
     "RunOptions",
+    "Signal",
+    "Strings",
     "Text",
     "add_arguments",
     "from_arguments",
@@ -71,11 +78,9 @@ GROUPS = ("sockets", "watching", "children", "in the browser", "output")
 class Kind:
     """How an option's value is spelled on the command line, in a variable and in Python."""
 
-    metavar: str | None = None
-
     def add(self, group: argparse._ActionsContainer, option: Option) -> None:
         """The option's arguments (``dest`` is the option's name)."""
-        group.add_argument(*option.flags, dest=option.name, metavar=self.metavar or option.metavar,
+        group.add_argument(*option.flags, dest=option.name, metavar=option.metavar,
                            help=option.help_text, **self.argparse_kwargs())
 
     def argparse_kwargs(self) -> dict[str, Any]:
