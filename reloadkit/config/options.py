@@ -301,6 +301,12 @@ class Option:
     def all_flags(self) -> tuple[str, ...]:
         return (*self.flags, *self.off)
 
+    @property
+    def file_keys(self) -> tuple[str, ...]:
+        """Its keys in ``[tool.reloadkit]``: the long flags without ``--`` (``_`` for ``-`` works
+        too); :mod:`reloadkit.config.pyproject` reads them off the parser."""
+        return tuple(flag[2:] for flag in self.all_flags if flag.startswith("--"))
+
 
 _S, _W, _C, _B, _O = GROUPS
 _SEC = "SECONDS"

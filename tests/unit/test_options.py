@@ -160,7 +160,7 @@ def test_the_table_is_the_typed_dict_and_the_parser() -> None:
     flags = [flag for option in OPTIONS for flag in option.all_flags]
     assert len(flags) == len(set(flags))
     options = pyproject.file_options(run)
-    assert set(options) == {flag.lstrip("-") for flag in flags if flag.startswith("--")}
+    assert set(options) == {key for option in OPTIONS for key in option.file_keys}
 
 
 def test_no_python_parameter_shadows_an_option() -> None:
@@ -259,3 +259,12 @@ def test_run_simple_names_itself_for_a_misspelt_keyword(use_reloader: bool, caug
         reloadkit.run_simple("127.0.0.1", 0, lambda environ, start_response: [], use_reloader=use_reloader,
                              wram=True)  # type: ignore[call-arg]
     assert caught == []
+
+
+def test_every_variable_is_in_the_usage_table_beside_its_option() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "usage.rst").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("``RELOADKIT_")]
+    for option in OPTIONS:
+        if option.env is not None:
+            row = next((line for line in rows if line.startswith(f"``{option.env}``")), "")
+            assert any(f"``{flag}``" in row for flag in option.all_flags), f"{option.env}: no row naming its option"
