@@ -20,6 +20,11 @@ pytestmark = pytest.mark.timeout(120)
 
 #: The reloadkit the tests import: the one mypy must read.
 PACKAGE_ROOT = Path(reloadkit.__file__).resolve().parents[1]
+#: An installed reloadkit mypy finds in the interpreter's site-packages by itself (and refuses
+#: site-packages on MYPYPATH); a source checkout (or an editable install's import hook, which
+#: mypy cannot follow) is pointed to.
+_INSTALLED = PACKAGE_ROOT.name in ("site-packages", "dist-packages")
+_MYPY_ENV = {"PATH": "/usr/bin:/bin", **({} if _INSTALLED else {"MYPYPATH": str(PACKAGE_ROOT)})}
 
 CALLER = '''\
 from __future__ import annotations
@@ -81,7 +86,7 @@ def _mypy(tmp_path: Path, name: str, text: str) -> subprocess.CompletedProcess[s
     return subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--no-error-summary",
          "--cache-dir", str(tmp_path / ".mypy_cache"), name],
-        cwd=tmp_path, env={"MYPYPATH": str(PACKAGE_ROOT), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path, env=_MYPY_ENV,
         capture_output=True, text=True, timeout=100, check=False,
     )
 
