@@ -25,7 +25,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> _Parser:
-    """The parser: one subcommand per entry; ``run``'s options come from the option table."""
+    """The parser of ``reloadkit``: a subcommand is one more ``commands.add_parser``; the
+    options of ``run`` come from the option table (:mod:`reloadkit.config.options`)."""
     parser = _Parser(
         prog="reloadkit",
         description="Hold the server's sockets, run it, and replace it when files change.",
