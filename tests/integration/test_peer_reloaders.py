@@ -1,0 +1,71 @@
+"""Installing reloadkit never breaks a framework's own reloader in the same virtual environment.
+
+reloadkit depends on watchdog, so installing it chooses the watchdog that Flask's reloader
+(werkzeug's) then uses. watchdog 7 matches event-handler patterns against the whole path
+(``PurePath.full_match``, a documented breaking change), while werkzeug still passes
+``*.py``: an edit of any module below the watched directory, such as every module of
+Flask's tutorial package, never reloads. reloadkit's requirement therefore stops below 7
+(setup.cfg); this test runs plain ``flask run --debug`` -- without reloadkit -- in the test
+environment and edits a module of a package, the case watchdog 7 misses.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from support import Reloadkit, assert_all_gone, try_get, wait_for, write_file
+
+pytestmark = pytest.mark.timeout(90)
+
+VIEWS = """\
+from flask import Blueprint
+
+bp = Blueprint("views", __name__)
+
+
+@bp.get("/")
+def index():
+    return "{version}"
+"""
+
+FACTORY = """\
+from flask import Flask
+
+
+def create_app():
+    app = Flask(__name__)
+    from . import views
+
+    app.register_blueprint(views.bp)
+    return app
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_flask_run_debug_reloads_an_edited_module_of_a_package(tmp_path: Path) -> None:
+    pytest.importorskip("flask")
+    package = tmp_path / "flaskr"
+    package.mkdir()
+    write_file(package / "__init__.py", FACTORY)
+    write_file(package / "views.py", VIEWS.format(version="v1"))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    # Reloadkit is only the harness here (output captured, process tree killed at the end):
+    # the command is Flask's own, with Flask's own reloader.
+    argv = [sys.executable, "-m", "flask", "--app", "flaskr", "run", "--debug", "--port", str(port)]
+    with Reloadkit([], argv=argv, cwd=tmp_path) as flask:
+        reloader = flask.wait_for_output(r"Restarting with (\S+)").group(1)
+        assert reloader == "watchdog", f"Flask chose its {reloader} reloader, not watchdog (a dependency of reloadkit)"
+        wait_for(lambda: try_get(url) == "v1", 30, "Flask to serve v1")
+        write_file(package / "views.py", VIEWS.format(version="v2"))
+        wait_for(lambda: try_get(url) == "v2", 30, f"Flask's own reloader ({reloader}) to serve the edit")
+        pids = flask.tree_pids()
+    assert_all_gone(pids)
