@@ -23,7 +23,14 @@ from typing import Any, TypeVar
 import psutil
 import pytest
 
+import reloadkit
+
 ROOT = Path(__file__).resolve().parents[2]
+#: What a child needs on its PYTHONPATH to import the reloadkit these tests import: the
+#: checkout when they test the checkout (a worktree run with another checkout's virtualenv),
+#: nothing when they test an installed reloadkit (tox installs the built package, and the
+#: checkout must then stay out of every process, or a file missing from the wheel would pass).
+SOURCE_PATH: list[str] = [str(ROOT)] if Path(reloadkit.__file__).resolve().parents[1] == ROOT else []
 T = TypeVar("T")
 
 
@@ -50,10 +57,13 @@ def needs(available: object, what: str) -> None:
 
 
 def reloadkit_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for a reloadkit under test: the source tree importable, no stale contract."""
+    """The environment for a reloadkit under test: the reloadkit under test importable (see
+    :data:`SOURCE_PATH`), no stale contract."""
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("LISTEN_", "RELOADKIT_", "WERKZEUG_")) and key != "NOTIFY_SOCKET"}
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    path = [*SOURCE_PATH, *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
+    if path:
+        env["PYTHONPATH"] = os.pathsep.join(path)
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # the same bytecode caching everywhere (CI or not)
     env.update(extra or {})

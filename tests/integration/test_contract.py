@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import ROOT, Reloadkit, assert_all_gone, http_get, reloadkit_env, wait_for
+from support import Reloadkit, assert_all_gone, http_get, reloadkit_env, wait_for
 
 import reloadkit.demo
 
@@ -279,7 +279,7 @@ def test_bad_commands_and_options(args: list[str], message: str, tmp_path: Path)
     assert code == 2 and message in line
 
 
-def test_installed_entry_points_exist() -> None:
+def test_installed_entry_points_exist(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "reloadkit", "--version"], env=reloadkit_env(),
-                            capture_output=True, text=True, timeout=30, cwd=ROOT)
+                            capture_output=True, text=True, timeout=30, cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.startswith("reloadkit ")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from support import ROOT, LoopingClient, Reloadkit, http_get, reloadkit_env, try_get, wait_for, write_file
+from support import SOURCE_PATH, LoopingClient, Reloadkit, http_get, reloadkit_env, try_get, wait_for, write_file
 
 from reloadkit.proc.childenv import HOOK_DIR
 
@@ -153,7 +153,7 @@ def test_imports_option_watches_what_a_plain_script_imports(tmp_path: Path) -> N
         "site/sitecustomize.py": "print('OTHER SITECUSTOMIZE RAN', flush=True)\n",
     }
     _project(tmp_path, "plain.py", files=files)
-    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path / "site")])}
+    env = {"PYTHONPATH": os.pathsep.join([*SOURCE_PATH, str(tmp_path / "site")])}
     args = ["--imports", "-v", "--", sys.executable, "plain.py"]
     with Reloadkit(args, cwd=tmp_path, env=_env(**env)) as rk:
         rk.wait_for_output(r"PLAIN gen=0 helper=1")

@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 import pytest
-from support import ROOT, LoopingClient, Reloadkit, assert_all_gone, try_get, wait_for, write_file
+from support import SOURCE_PATH, LoopingClient, Reloadkit, assert_all_gone, try_get, wait_for, write_file
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -137,7 +137,7 @@ def _start_pitfalls(project: Path, libs: str, *python_options: str, **env: str) 
         project,
         [sys.executable, *python_options, "pitfalls.py"],
         WARM_LIBS=libs,
-        PYTHONPATH=f"{site}{os.pathsep}{ROOT}",
+        PYTHONPATH=os.pathsep.join([str(site), *SOURCE_PATH]),
         **env,
     )
 
@@ -303,7 +303,7 @@ def test_a_changed_warm_module_or_environment_makes_one_cold_start_and_a_rebuild
     (project / "app.env").write_text("GREETING=hello\n")
     site = _site(project.parent)
     with _start(project, [sys.executable, "pitfalls.py"], "--env-file", "app.env", WARM_LIBS="quietlib",
-                PYTHONPATH=f"{site}{os.pathsep}{ROOT}") as rk:
+                PYTHONPATH=os.pathsep.join([str(site), *SOURCE_PATH])) as rk:
         _serving(rk, "v0", 0)
         rk.wait_for_output(READY)
         _bump(rk, project, 1)

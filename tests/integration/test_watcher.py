@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
+from support import SOURCE_PATH
 
 from reloadkit.watch import watcher as watcher_module
 from reloadkit.watch.filters import FilterRules
@@ -45,7 +46,6 @@ pytestmark = [
 LINUX = sys.platform.startswith("linux")
 ALL_BACKENDS = (["inotify"] if LINUX else []) + ["watchdog", "poll"]
 POLL = 0.05
-REPO = Path(__file__).resolve().parents[2]
 needs_inotify = pytest.mark.skipif(not LINUX, reason="inotify is Linux only")
 
 
@@ -522,7 +522,7 @@ _NO_THREAD_SCRIPT = textwrap.dedent(
 def test_inotify_backend_starts_no_thread(tmp_path: Path) -> None:
     # a fresh interpreter: nothing imported or started by other tests can hide a thread
     make_tree(tmp_path, ["a.py", "pkg/b.py"])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([*SOURCE_PATH, os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run(
         [sys.executable, "-c", _NO_THREAD_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=25, env=env
     )
@@ -704,7 +704,7 @@ def _userns_works() -> bool:
 
 
 def _run_in_userns(scenario: str, root: Path) -> dict[str, object]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([*SOURCE_PATH, os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run(
         ["unshare", "--user", "--map-root-user", sys.executable, "-c", _LIMIT_SCRIPT, scenario, str(root)],
         capture_output=True,
