@@ -35,7 +35,8 @@ def _inside(path: Path, directory: Path) -> bool:
 
 def test_reloadkit_is_imported_from_site_packages_not_the_checkout() -> None:
     package = Path(reloadkit.__file__).parent
-    assert not _inside(package, ROOT), f"reloadkit was imported from the checkout: {package}"
+    # (tox's environments may live inside the checkout, in .tox/)
+    assert package.resolve() != (ROOT / "reloadkit").resolve(), f"reloadkit was imported from the checkout: {package}"
     assert _inside(package, Path(sysconfig.get_paths()["purelib"])), f"not installed: {package}"
     assert SOURCE_PATH == []
 
