@@ -7,6 +7,7 @@ word in the docs fails here.
 from __future__ import annotations
 
 import argparse
+import configparser
 import re
 from pathlib import Path
 
@@ -70,6 +71,15 @@ def test_every_public_name_is_in_the_api_page() -> None:
     assert not missing, f"names in reloadkit.__all__ missing from docs/api.rst: {', '.join(missing)}"
 
 
+def test_every_name_of_reloadkit_middleware_is_in_the_api_page() -> None:
+    from reloadkit import middleware
+
+    text = (DOCS / "api.rst").read_text(encoding="utf-8")
+    section = text[text.index(".. module:: reloadkit.middleware"):]
+    documented = set(re.findall(r"^\.\. (?:autofunction|autoclass):: (\w+)", section, re.M))
+    assert documented == set(middleware.__all__)
+
+
 def test_every_reloadkit_variable_is_in_the_docs() -> None:
     """Each ``RELOADKIT_*`` name in the package's source, read or set, is documented."""
     package = DOCS.parent / "reloadkit"
@@ -82,3 +92,31 @@ def test_every_reloadkit_variable_is_in_the_docs() -> None:
     text = "\n".join(page.read_text(encoding="utf-8") for page in DOCS.glob("*.rst"))
     missing = sorted(name for name in names if not re.search(rf"``{name}(?![A-Z0-9_])", text))
     assert not missing, f"RELOADKIT_* names in reloadkit/ missing from docs/*.rst: {', '.join(missing)}"
+
+
+def _source_url() -> str:
+    """The repository's address: the ``Source`` project URL of setup.cfg (the index shows it)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(DOCS.parent / "setup.cfg", encoding="utf-8")
+    lines = parser.get("metadata", "project_urls").strip().splitlines()
+    urls = {name.strip(): url.strip() for name, url in (line.split("=", 1) for line in lines)}
+    return urls["Source"]
+
+
+def test_the_readme_links_the_repository_s_files_by_absolute_address() -> None:
+    """README.rst is the package index's page, where a relative link or image is broken: every
+    target is absolute, and one into this repository names a file that exists, under the
+    ``Source`` URL of the metadata."""
+    source = _source_url()
+    text = (DOCS.parent / "README.rst").read_text(encoding="utf-8")
+    targets = re.findall(r"`[^`<]*<([^>]+)>`_", text) + re.findall(r"^\.\. (?:image|figure):: (\S+)", text, re.M)
+    assert len(targets) > 10
+    relative = [target for target in targets if "://" not in target]
+    assert not relative, f"relative links in README.rst: {relative}"
+    for target in targets:
+        if target.startswith(source):
+            match = re.fullmatch(re.escape(source) + r"/(?:blob|raw|tree)/main/(.+)", target)
+            assert match, f"{target}: expected {source}/blob|raw|tree/main/PATH"
+            assert (DOCS.parent / match.group(1)).exists(), f"{target}: no {match.group(1)} in the repository"
+        else:
+            assert "github.com" not in target, f"{target}: not under the Source URL {source}"
