@@ -40,6 +40,8 @@ def _build_parser() -> _Parser:
         argument_default=argparse.SUPPRESS,  # what parses is what was given
     )
     option_table.add_arguments(run)
+    commands.add_parser("doctor", help="what this machine gives reloadkit, one fact a line (for bug reports)",
+                        usage="reloadkit doctor [PATH...]", add_help=False)  # reloadkit.doctor parses its own
     return parser
 
 
@@ -128,8 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The console script: exit status 2 and one line for bad input, else the child's status."""
     from reloadkit.supervisor.loop import supervise
 
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["doctor"]:
+        from reloadkit.doctor import main as doctor
+
+        return doctor(args[1:])
     try:
-        config = parse_args(sys.argv[1:] if argv is None else argv)
+        config = parse_args(args)
         return supervise(config)
     except ConfigError as exc:
         _error(str(exc))

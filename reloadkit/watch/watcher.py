@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BACKENDS",
     "DEFAULT_POLL_INTERVAL",
+    "INOTIFY_LIMITS",
     "InotifyUnavailableError",
     "InotifyWatcher",
     "MixedWatcher",
@@ -57,6 +58,8 @@ __all__ = [
     "Watcher",
     "WatchdogWatcher",
     "create_watcher",
+    "inotify_limits",
+    "inotify_unavailable",
 ]
 
 logger = logging.getLogger(__name__)
@@ -664,13 +667,36 @@ def _read_sysctl(path: str) -> str | None:
         return None
 
 
+#: The kernel's inotify limits (``fs.inotify.*``), per user.
+INOTIFY_LIMITS = ("max_user_watches", "max_user_instances", "max_queued_events")
+
+
+def inotify_limits() -> dict[str, str | None]:
+    """Each of :data:`INOTIFY_LIMITS` and its value, None where unreadable (not Linux)."""
+    return {key: _read_sysctl(f"/proc/sys/fs/inotify/{key}") for key in INOTIFY_LIMITS}
+
+
+def inotify_unavailable() -> str | None:
+    """Why this process cannot watch with inotify (no binding, instance limit), or None."""
+    try:
+        api = _inotify_api()
+    except InotifyUnavailableError as exc:
+        return exc.strerror or str(exc)
+    fd = api.init()
+    if fd < 0:
+        err = ctypes.get_errno()
+        return _limit_message(err) if err == errno.EMFILE else os.strerror(err)
+    os.close(fd)
+    return None
+
+
 def _limit_message(err: int | None) -> str:
     """One line naming the limit that was hit and its current value."""
     if err == errno.ENOSPC:
         key, what = "max_user_watches", "watch"
     else:
         key, what = "max_user_instances", "instance"
-    value = _read_sysctl(f"/proc/sys/fs/inotify/{key}")
+    value = inotify_limits()[key]
     shown = f" (fs.inotify.{key}={value})" if value else ""
     return f"inotify {what} limit reached{shown}"
 
