@@ -30,6 +30,7 @@ import os
 import socket
 import struct
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -50,7 +51,9 @@ _UNIX_DIAG_PEER = 2
 _UNIX_DIAG_ICONS = 3
 _CHECK_MIN = 0.001  # first checks right away: a warm start accepts within milliseconds
 _CHECK_MAX = 0.005  # a switch then waits at most this long after the first accept()
-_LINGER = 1.0  # a taken probe stays open this long: a server that answers it anyway has a reader
+_LINGER_FIRST = 0.01  # a probe left behind is looked at after this long, then less and less often
+_LINGER_EVERY = 1.0
+_LINGER_MAX = 30.0  # ... and closed after this long even if its server end never closed
 
 
 class _Diag:
@@ -188,8 +191,33 @@ class Probe:
             return None
         return self._ask()
 
+    def finished(self) -> bool:
+        """Has the server end closed (an end of file or a reset, after whatever it answered)?
+        Only then may the probe close: a naive server writes an answer to the end of file,
+        and a write to a closed peer is a broken pipe and a traceback in the user's server."""
+        if self.client.fileno() < 0:
+            return True
+        try:
+            while self.client.recv(65536):
+                pass  # what the server answered: read and dropped
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+        return True
+
     def close(self) -> None:
         self.client.close()
+
+
+@dataclass
+class _Lingering:
+    """A probe that is ours no longer to judge, open until its server end closes."""
+
+    probe: Probe
+    until: float
+    next_check: float
+    every: float = _LINGER_FIRST
 
 
 @dataclass
@@ -216,21 +244,25 @@ class Readiness:
         self.ready_after = ready_after
         self.timer_beside_probes = timer_beside_probes  # an explicit --ready-after: "at the latest"
         self._states: dict[int, _State] = {}
-        self._lingering: list[tuple[float, Probe]] = []
+        self._lingering: list[_Lingering] = []
 
     def watch(self, key: int, started: float, probes: list[Probe]) -> None:
         """Follow a new generation; ``probes`` may be empty (then READY=1, else the timer)."""
         usable = [probe for probe in probes if probe.taken() is not None]
-        for probe in probes:
-            if probe not in usable:
-                probe.close()
+        self._linger([probe for probe in probes if probe not in usable], started)  # queued all the same
         timer = None if usable and not self.timer_beside_probes else self.ready_after
         self._states[key] = _State(started, usable, timer, next_check=started + _CHECK_MIN)
 
-    def forget(self, key: int) -> None:
+    def forget(self, key: int, now: float | None = None) -> None:
+        """Stop following ``key``; its probes stay open until their server ends close (a
+        probe still queued is accepted by the stopping child, or relayed to the next one)."""
         state = self._states.pop(key, None)
         if state is not None:
-            _close_all(state)
+            self._linger(state.probes, time.monotonic() if now is None else now)
+            state.probes = []
+
+    def _linger(self, probes: list[Probe], now: float) -> None:
+        self._lingering += [_Lingering(probe, now + _LINGER_MAX, now + _LINGER_FIRST) for probe in probes]
 
     def is_ready(self, key: int) -> bool:
         state = self._states.get(key)
@@ -254,7 +286,7 @@ class Readiness:
 
     def deadline(self) -> float | None:
         """The next time :meth:`check` has something to do."""
-        times = [until for until, _probe in self._lingering[:1]]
+        times = [lingering.next_check for lingering in self._lingering]
         for state in self._states.values():
             if state.ready is not None:
                 continue
@@ -267,8 +299,7 @@ class Readiness:
     def check(self, now: float) -> list[tuple[int, str]]:
         """Generations that became ready by ``now``, each with its signal."""
         found: list[tuple[int, str]] = []
-        while self._lingering and self._lingering[0][0] <= now:
-            self._lingering.pop(0)[1].close()
+        self._check_lingering(now)
         for key, state in self._states.items():
             if state.ready is not None:
                 continue
@@ -285,27 +316,37 @@ class Readiness:
                 found.append((key, self._ready(state, TIMER, now)))
         return found
 
+    def _check_lingering(self, now: float) -> None:
+        """Close the probes whose server ends have closed (or that waited too long)."""
+        keep: list[_Lingering] = []
+        for lingering in self._lingering:
+            if now < lingering.next_check:
+                keep.append(lingering)
+            elif lingering.probe.finished() or now >= lingering.until:
+                lingering.probe.close()
+            else:
+                lingering.every = min(_LINGER_EVERY, lingering.every * 2)
+                lingering.next_check = now + lingering.every
+                keep.append(lingering)
+        self._lingering = keep
+
     def _ready(self, state: _State, how: str, now: float) -> str:
-        """Ready; its probes stay open a moment (a server that writes an answer to a
-        connection that sent nothing should not meet a reset: some log a traceback)."""
+        """Ready; its probes stay open until the server closes its ends (a server that
+        writes an answer to a connection that sent nothing must not meet a closed peer:
+        a broken pipe, and many servers print a traceback)."""
         state.ready = how
-        self._lingering += [(now + _LINGER, probe) for probe in state.probes]
+        self._linger(state.probes, now)
         state.probes = []
         return how
 
     def close(self) -> None:
         for state in self._states.values():
-            _close_all(state)
+            for probe in state.probes:
+                probe.close()
         self._states.clear()
-        for _until, probe in self._lingering:
-            probe.close()
+        for lingering in self._lingering:
+            lingering.probe.close()
         self._lingering.clear()
-
-
-def _close_all(state: _State) -> None:
-    for probe in state.probes:
-        probe.close()
-    state.probes = []
 
 
 def open_probe(listener: socket.socket, connect: Callable[[], socket.socket]) -> Probe | None:

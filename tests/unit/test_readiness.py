@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,9 +97,13 @@ class _FakeProbe(Probe):
     def __init__(self, answers: list[bool | None]) -> None:  # no socket
         self.answers = answers
         self.closed = False
+        self.server_closed = False
 
     def taken(self) -> bool | None:
         return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+    def finished(self) -> bool:
+        return self.server_closed
 
     def close(self) -> None:
         self.closed = True
@@ -117,9 +122,25 @@ def test_accepting_makes_a_child_ready_without_the_timer() -> None:
         now = deadline
         found = readiness.check(now)
     assert found == [(1, ACCEPTING)]
-    assert now < 100.1 and not probe.closed  # open a moment: a server may answer it anyway
-    assert readiness.deadline() == now + 1.0
-    readiness.check(now + 1.0)
+    assert now < 100.1 and not probe.closed  # open until the server closes its end: it may answer
+    readiness.check(now + 5.0)
+    assert not probe.closed  # a slow server (a loaded machine) still has a reader
+    probe.server_closed = True
+    deadline = readiness.deadline()
+    assert deadline is not None and deadline <= now + 6.0
+    readiness.check(deadline)
+    assert probe.closed and readiness.deadline() is None
+
+
+def test_a_probe_whose_server_end_never_closes_is_closed_after_a_while() -> None:
+    readiness = Readiness(ready_after=30.0)
+    probe = _FakeProbe([True])
+    readiness.watch(1, 0.0, [probe])
+    readiness.check(0.001)
+    while (deadline := readiness.deadline()) is not None and deadline < 30.0:
+        readiness.check(deadline)
+    assert not probe.closed
+    readiness.check(31.0)
     assert probe.closed and readiness.deadline() is None
 
 
@@ -135,7 +156,10 @@ def test_ready_1_waits_for_accepting_when_a_probe_works() -> None:
 def test_without_a_probe_ready_1_wins_and_the_timer_is_the_last_resort() -> None:
     readiness = Readiness(ready_after=1.0)
     readiness.watch(1, 0.0, [])
-    readiness.watch(2, 0.0, [_FakeProbe([None])])  # the kernel cannot tell: no probe
+    unusable = _FakeProbe([None])  # the kernel cannot tell: no probe
+    unusable.server_closed = True
+    readiness.watch(2, 0.0, [unusable])
+    assert readiness.check(0.1) == [] and unusable.closed  # left until its server end closed
     assert readiness.notified(1, 0.2) == NOTIFIED
     assert readiness.deadline() == 1.0
     assert readiness.check(0.99) == []
@@ -150,8 +174,44 @@ def test_a_forgotten_child_is_never_reported() -> None:
     readiness = Readiness(ready_after=1.0)
     probe = _FakeProbe([True])
     readiness.watch(1, 0.0, [probe])
-    readiness.forget(1)
-    assert probe.closed and readiness.check(10.0) == [] and readiness.deadline() is None
+    readiness.forget(1, 0.5)
+    assert readiness.check(10.0) == [] and not probe.closed  # still queued: it may yet be accepted
+    probe.server_closed = True
+    readiness.check(11.0)
+    assert probe.closed and readiness.deadline() is None
+
+
+def test_a_naive_server_that_answers_a_forgotten_probe_meets_no_broken_pipe(tmp_path: Path) -> None:
+    """The child is told to stop before it accepted its probe; it accepts it all the same
+    and, as a naive server does, writes an answer to the end of file: the probe must still
+    be there to read it (on a Unix socket a closed peer is EPIPE at once: a traceback)."""
+    if not diag_available():
+        pytest.skip("no sock_diag")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(tmp_path / "s.sock"))
+    server.listen(8)
+
+    def connect() -> socket.socket:
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(str(tmp_path / "s.sock"))
+        return client
+
+    readiness = Readiness(ready_after=1.0)
+    try:
+        probe = open_probe(server, connect)
+        assert probe is not None
+        readiness.watch(1, time.monotonic(), [probe])
+        readiness.forget(1)
+        readiness.check(time.monotonic())
+        conn, _ = server.accept()
+        with conn:
+            assert conn.recv(100) == b""
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")  # BrokenPipeError when closed
+        readiness.check(time.monotonic() + 1.0)
+        assert readiness.deadline() is None  # read what it answered, saw its close, closed
+    finally:
+        readiness.close()
+        server.close()
 
 
 def test_an_explicit_ready_after_is_an_upper_bound_beside_a_probe() -> None:
