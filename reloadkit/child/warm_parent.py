@@ -132,6 +132,8 @@ class _Guard:
     def __init__(self, exclude: set) -> None:
         self.exclude = exclude
         self.blocked = 0
+        self.failed: set = set()  # left out with an import that failed in this build (exact names)
+        self.refused = 0
         self.culprit: tuple | None = None
         self.thread_starter: str | None = None
         import threading  # nearly every program has it; here to see who starts a thread
@@ -142,6 +144,9 @@ class _Guard:
         return any(name == left or name.startswith(left + ".") for left in self.exclude)
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name in self.failed:
+            self.refused += 1
+            raise _LeftOut(name)
         if self.blocks(name):
             self.blocked += 1
             raise _LeftOut(name)
@@ -181,6 +186,48 @@ class _Guard:
         sys.meta_path[:] = [finder for finder in sys.meta_path if finder is not self]
 
 
+def _attempt(name: str, guard: "_Guard") -> tuple:
+    """Import ``name``; if that fails, undo it: (why, the modules it first imported) or (None, []).
+
+    An import that raises here may succeed in a generation (a Django app reads settings the
+    generation's own code configures), so nothing of the attempt may stay: every module first
+    imported during it is removed from ``sys.modules`` and from its package's attributes (a
+    package keeps a half-initialised submodule as an attribute, and ``from pkg import sub``
+    in a generation would then find it instead of importing it), and a module it replaced is
+    put back. An import that went on without a module left out so is undone too.
+    """
+    import importlib
+
+    before = sys.modules.copy()
+    refused = guard.refused
+    try:
+        importlib.import_module(name)
+    except _LeftOut as exc:
+        why = f"imports {exc}, left out"
+    except BaseException as exc:  # noqa: BLE001 - an import that fails here is the generation's to do
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+    else:
+        if guard.refused == refused:
+            return None, []
+        why = "went on without a module left out"
+    added = {key: module for key, module in sys.modules.items() if before.get(key) is not module}
+    for key in added:
+        sys.modules.pop(key, None)
+    for key, module in before.items():
+        if sys.modules.get(key) is not module:
+            sys.modules[key] = module
+    gone = {id(module) for module in added.values()}
+    for key in added:
+        package, _, attribute = key.rpartition(".")
+        holder = sys.modules.get(package)
+        if holder is not None and id(getattr(holder, attribute, None)) in gone:
+            try:
+                delattr(holder, attribute)
+            except (AttributeError, TypeError):
+                pass
+    return why, sorted(set(added) | {name})
+
+
 class WarmParent:
     def __init__(self, fd: int) -> None:
         import socket
@@ -217,7 +264,6 @@ class WarmParent:
 
     def warm(self) -> None:
         """Import the planned modules, in the cold child's order, as the cold child would."""
-        import importlib
         import time
 
         plan = self.plan
@@ -226,38 +272,48 @@ class WarmParent:
         sys.path[:] = self.fresh.path_for(plan["mode"], plan["target"])
         exclude = set(plan.get("exclude", ())) | _TERMINAL_MODULES
         threads, fds = _threads(), _fds()
-        imported = failed = 0
+        imported = 0
+        failed: list = []
         guard = _Guard(exclude)
+        guard.failed.update(plan.get("skip", ()))
         sys.meta_path.insert(0, guard)
         real_environ = os.environ
         os.environ = guard.environ(real_environ)  # noqa: B003 - the same variables, watched
         try:
             for name in plan["modules"]:
-                if name in sys.modules or guard.blocks(name) or name.startswith("__main__"):
+                if name in sys.modules or name in guard.failed or guard.blocks(name) or name.startswith("__main__"):
                     continue
                 parent = name.rpartition(".")[0]
                 if parent and parent not in sys.modules:
                     continue  # its package failed or was left out: so is it
                 blocked = guard.blocked
-                try:
-                    importlib.import_module(name)
-                    imported += 1
-                except BaseException:  # noqa: BLE001 - an import that fails cold fails in the child too
-                    failed += 1
-                    sys.modules.pop(name, None)
+                why, rolled_back = _attempt(name, guard)
+                if why is not None:
+                    failed.append([name, why, len(rolled_back) - 1])
+                    guard.failed.update(rolled_back)  # first imported by an attempt that failed: out with it
                 else:
+                    imported += 1
                     if guard.blocked > blocked:  # it went on without a module left out: not as cold
                         self._retry(name, "imports a module that was left out and carries on without it")
-                if guard.culprit is not None:
-                    self._retry(*guard.culprit)
-                if _threads() > threads:
-                    self._retry(guard.thread_starter or name, "starts a thread when imported")
-                new = [link for fd, link in sorted(_fds().items()) if fds.get(fd) != link]
-                if new:
-                    self._retry(name, f"opens {_describe(new[0])} when imported")
+                self._check(guard, name, threads, fds)
         finally:
             os.environ = real_environ  # noqa: B003
             guard.close()
+        self._finish_warming(started, imported, failed)
+
+    def _check(self, guard: "_Guard", name: str, threads: int, fds: dict) -> None:
+        """Leave out what made the process unfit to fork: a thread, a descriptor, a variable read."""
+        if guard.culprit is not None:
+            self._retry(*guard.culprit)
+        if _threads() > threads:
+            self._retry(guard.thread_starter or name, "starts a thread when imported")
+        new = [link for fd, link in sorted(_fds().items()) if fds.get(fd) != link]
+        if new:
+            self._retry(name, f"opens {_describe(new[0])} when imported")
+
+    def _finish_warming(self, started: float, imported: int, failed: list) -> None:
+        import time
+
         self.tracker = self._load_tracker()
         import ctypes
 

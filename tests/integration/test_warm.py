@@ -119,6 +119,17 @@ LIBS = {
     "printlib": "print('PARTIAL', end='')\n",
     "atexitlib": "import atexit\nimport os\n\natexit.register(lambda: print(f'ATEXIT {os.getpid()}', flush=True))\n",
     "quietlib": "VALUE = 1\n",
+    # A framework that reads its settings when imported, as Django apps do: the project sets
+    # them up (FW_SETTINGS, like DJANGO_SETTINGS_MODULE), so the import fails in the warm
+    # parent after a submodule of the failing package was imported (Wagtail's rich_text).
+    "fw/__init__.py": "",
+    "fw/admin/__init__.py": "",
+    "fw/admin/rich_text/__init__.py": (
+        "import os\n\nfrom fw.admin.rich_text import features\n\n"
+        "if 'FW_SETTINGS' not in os.environ:\n    raise RuntimeError('settings are not configured')\n"
+    ),
+    "fw/admin/rich_text/features.py": "VALUE = 1\n",
+    "fwuser.py": "import fw.admin.rich_text.features as features\n",
 }
 
 
@@ -127,7 +138,9 @@ def _site(tmp_path: Path) -> Path:
     site = tmp_path / "lib" / "site-packages"
     site.mkdir(parents=True)
     for name, text in LIBS.items():
-        (site / f"{name}.py").write_text(text)
+        path = site / (name if name.endswith(".py") else f"{name}.py")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
     return site
 
 
@@ -173,6 +186,22 @@ def test_a_module_that_starts_a_thread_or_opens_a_socket_is_left_out(project: Pa
         assert rk.count(r"threadlib is left out of the warm parent: it starts a thread when imported") == 1
         assert rk.count(r"socklib is left out of the warm parent: it opens a socket when imported") == 1
         assert "DeprecationWarning" not in rk.output
+        assert "starts cold" not in rk.output
+
+
+def test_a_module_whose_import_fails_in_the_parent_is_rolled_back_and_left_out(project: Path) -> None:
+    """A framework module that needs the project's settings fails in the warm parent, after
+    one of its submodules was imported: nothing of that attempt may stay in the parent (a
+    generation would find the submodule without its package: "cannot import name"), the
+    modules are left out, said once, and each warm generation imports them, as a cold one."""
+    with _start_pitfalls(project, "fwuser", FW_SETUP="1") as rk:
+        _serving(rk, "v0", 0)
+        rk.wait_for_output(READY)
+        for generation in (1, 2, 3):
+            _bump(rk, project, generation)
+        assert rk.count(r"fwuser is left out of the warm parent: its import failed there"
+                        r" \(RuntimeError: settings are not configured\)") == 1, rk.output
+        assert "ImportError" not in rk.output
         assert "starts cold" not in rk.output
 
 

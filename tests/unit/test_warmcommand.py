@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reloadkit.cli import parse_args
-from reloadkit.proc.warm import (
+from reloadkit.proc.warmplan import (
     ColdOnlyError,
     Fingerprint,
     eligible,

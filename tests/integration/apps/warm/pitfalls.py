@@ -11,6 +11,9 @@ import select
 import signal
 import sys
 
+if os.environ.get("FW_SETUP"):
+    os.environ.setdefault("FW_SETTINGS", "project")  # the project sets its framework up (test_warm's fw)
+
 for name in filter(None, os.environ.get("WARM_LIBS", "").split(",")):
     importlib.import_module(name)
 

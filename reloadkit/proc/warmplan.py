@@ -1,0 +1,296 @@
+"""Which commands start warm, and what may stay warm: the pure half of warm reloads.
+
+:mod:`reloadkit.proc.warm` runs the warm parent; this module only reads: how a Python command
+starts (:func:`python_command`: an interpreter with a script, ``-m`` or ``-c``, or a console
+script whose ``#!`` names a Python), which reported modules may stay warm (:func:`eligible`),
+and what a warm parent's imports depend on (:class:`Fingerprint`: a change makes the next
+start cold). See docs/warm.rst.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from reloadkit.errors import SpawnError
+from reloadkit.proc import process
+
+__all__ = [
+    "BOOTSTRAP",
+    "PER_GENERATION",
+    "PROJECT_FILES",
+    "ColdOnlyError",
+    "Fingerprint",
+    "PythonCommand",
+    "eligible",
+    "parent_environment",
+    "parse_module_lines",
+    "python_command",
+]
+
+BOOTSTRAP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "child", "warm_parent.py")
+#: The variables that differ from one generation to the next: not the warm parent's own.
+#: The others are (its ``/proc/PID/environ`` is what a warm generation's shows there), and
+#: the hook does nothing in a process with ``RELOADKIT_WARM_FD``.
+PER_GENERATION = (
+    "LISTEN_PID",
+    "RELOADKIT_PID",
+    "RELOADKIT_GENERATION",
+    "RELOADKIT_CHANGED",
+    "RELOADKIT_WARM_FD",
+)
+#: Files whose change means the installed packages may have changed.
+PROJECT_FILES = (
+    "pyproject.toml",
+    "setup.cfg",
+    "setup.py",
+    "requirements.txt",
+    "requirements-dev.txt",
+    "Pipfile",
+    "Pipfile.lock",
+    "poetry.lock",
+    "uv.lock",
+    "pdm.lock",
+)
+_PYTHON_NAME = re.compile(r"^python(\d+(\.\d+)*)?$")
+_OPTIONS_WITH_VALUE = frozenset("WX")
+_NO_WARM_FLAGS = frozenset("ihV?")  # interactive, help, version: nothing to keep warm
+_BOOT_CODE = (
+    "import importlib.util as u,sys;s=u.spec_from_file_location('_reloadkit_warm',{path!r});"
+    "m=u.module_from_spec(s);sys.modules[s.name]=m;s.loader.exec_module(m);del u,s;m.run(m.main())"
+)
+
+
+class ColdOnlyError(Exception):
+    """The command cannot start warm (the message says why); it runs cold."""
+
+
+@dataclass(frozen=True)
+class PythonCommand:
+    """How a Python command starts, to start it from a warm parent the same way."""
+
+    interpreter: str  # the executable to run the warm parent with
+    argv0: str  # sys.orig_argv[0] of a cold child (the interpreter as the command names it)
+    options: tuple[str, ...]  # interpreter options before the script / -m / -c
+    mode: str  # "script", "-m" or "-c"
+    target: str  # the script as run, the module name or the code
+    file: str  # the script's absolute path ("" for -m and -c)
+    argv: tuple[str, ...]  # sys.argv of a cold child
+    orig_argv: tuple[str, ...]  # sys.orig_argv of a cold child
+
+    def parent_argv(self) -> list[str]:
+        return [self.argv0, *self.options, "-c", _BOOT_CODE.format(path=BOOTSTRAP)]
+
+
+def _is_python(path: str) -> bool:
+    if _PYTHON_NAME.match(os.path.basename(path)):
+        return True
+    try:
+        return bool(_PYTHON_NAME.match(os.path.basename(os.path.realpath(path))))
+    except OSError:
+        return False
+
+
+def _shebang(path: str) -> tuple[str, str | None] | None:
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    line = head[2:].split(b"\n", 1)[0].decode(errors="replace").strip()
+    parts = line.split(None, 1)
+    if not parts:
+        return None
+    return parts[0], (parts[1].strip() if len(parts) == 2 else None)
+
+
+def python_command(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> PythonCommand:
+    """What the command runs, when it is a Python one we can start warm; else :class:`ColdOnlyError`."""
+    try:
+        path = process.resolve_command(argv, env)
+    except SpawnError as exc:
+        raise ColdOnlyError(str(exc)) from None
+    if _is_python(path):
+        return _interpreter_command(path, argv, cwd)
+    shebang = _shebang(path)
+    if shebang is None:
+        raise ColdOnlyError(f"{argv[0]} is not a Python interpreter or a Python script")
+    interpreter, argument = shebang
+    options: tuple[str, ...] = ()
+    if os.path.basename(interpreter) == "env":
+        if argument is None or argument.startswith("-") or " " in argument:
+            raise ColdOnlyError(f"{argv[0]}: cannot tell the interpreter from its #! line")
+        argv0 = argument
+        found = shutil.which(argument, path=env.get("PATH", os.defpath))
+        if found is None:
+            raise ColdOnlyError(f"{argv[0]}: {argument} not found")
+        interpreter = found
+    else:
+        argv0 = interpreter
+        if argument is not None:
+            options = (argument,)
+    if not _is_python(interpreter):
+        raise ColdOnlyError(f"{argv[0]} is not a Python script")
+    if any(not option.startswith("-") or set(option[1:]) & _NO_WARM_FLAGS for option in options):
+        raise ColdOnlyError(f"{argv[0]}: its #! line has options reloadkit cannot repeat")
+    script = os.path.join(cwd, path)
+    return PythonCommand(
+        interpreter=interpreter,
+        argv0=argv0,
+        options=options,
+        mode="script",
+        target=path,
+        file=os.path.abspath(script),
+        argv=(path, *argv[1:]),
+        orig_argv=(argv0, *options, path, *argv[1:]),
+    )
+
+
+def _interpreter_command(path: str, argv: Sequence[str], cwd: str) -> PythonCommand:
+    index = 1
+    options: list[str] = []
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            index += 1
+            break
+        if arg == "-" or not arg.startswith("-"):
+            break
+        if arg.startswith("--"):
+            if arg == "--check-hash-based-pycs":
+                options += argv[index : index + 2]
+                index += 2
+                continue
+            raise ColdOnlyError(f"{arg}: nothing to keep warm")
+        flags = arg[1:]
+        if flags[0] in "mc":
+            mode = "-" + flags[0]
+            target = flags[1:] if len(flags) > 1 else (argv[index + 1] if index + 1 < len(argv) else None)
+            if target is None:
+                raise ColdOnlyError(f"{arg} without an argument")
+            rest = argv[index + (1 if len(flags) > 1 else 2) :]
+            return PythonCommand(
+                interpreter=path,
+                argv0=argv[0],
+                options=tuple(options),
+                mode=mode,
+                target=target,
+                file="",
+                argv=(mode, *rest),
+                orig_argv=tuple(argv),
+            )
+        if flags[0] in _OPTIONS_WITH_VALUE:
+            width = 1 if len(flags) > 1 else 2
+            options += argv[index : index + width]
+            index += width
+            continue
+        if set(flags) & set("mcWX"):
+            raise ColdOnlyError(f"{arg}: combined options reloadkit cannot repeat")
+        if set(flags) & _NO_WARM_FLAGS:
+            raise ColdOnlyError(f"{arg}: nothing to keep warm")
+        options.append(arg)
+        index += 1
+    if index >= len(argv):
+        raise ColdOnlyError("an interactive interpreter")
+    script = argv[index]
+    if script == "-":
+        raise ColdOnlyError("a program read from stdin")
+    file = os.path.abspath(os.path.join(cwd, script))
+    if not os.path.isfile(file) or file.endswith((".pyc", ".pyz", ".zip")):
+        raise ColdOnlyError(f"{script} is not a Python source file")
+    return PythonCommand(
+        interpreter=path,
+        argv0=argv[0],
+        options=tuple(options),
+        mode="script",
+        target=script,
+        file=file,
+        argv=tuple(argv[index:]),
+        orig_argv=tuple(argv),
+    )
+
+
+# --- what stays warm ---------------------------------------------------------------------------
+
+
+def parse_module_lines(values: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """``NAME PATH`` report lines (``RELOADKIT_MODULE``) as (name, path)."""
+    for value in values:
+        name, _, path = value.partition(" ")
+        if name and path and os.path.isabs(path):
+            yield name, path
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def eligible(path: str, watch_roots: Sequence[str]) -> bool:
+    """An installed module's file may stay warm unless it lies in a watched tree (a virtualenv
+    inside the project, whose directory the watcher skips, is not the project's code)."""
+    for root in watch_roots:
+        if _under(path, root):
+            relative = os.path.relpath(path, root).split(os.sep)
+            return "site-packages" in relative or "dist-packages" in relative
+    return True
+
+
+def _packages_dir(path: str) -> str | None:
+    parts = path.split(os.sep)
+    for index in range(len(parts) - 1, 0, -1):
+        if parts[index] in ("site-packages", "dist-packages", "lib-dynload"):
+            return os.sep.join(parts[: index + 1])
+    return None
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+@dataclass
+class Fingerprint:
+    """What a warm parent's imports depend on; :meth:`changed` says what changed since."""
+
+    stats: dict[str, tuple[str, tuple[int, int] | None]] = field(default_factory=dict)
+
+    @classmethod
+    def take(cls, module_files: Iterable[str], project_dir: str, interpreter: str) -> Fingerprint:
+        items: dict[str, str] = {}
+        for path in module_files:
+            items[path] = "module"
+            directory = _packages_dir(path)
+            if directory is not None:
+                items[directory] = "packages"
+        for name in PROJECT_FILES:
+            items[os.path.join(project_dir, name)] = "project"
+        items[interpreter] = "interpreter"
+        with contextlib.suppress(OSError):
+            items[os.path.realpath(interpreter)] = "interpreter"
+        return cls({path: (kind, _stat(path)) for path, kind in items.items()})
+
+    def changed(self) -> str | None:
+        for path, (kind, seen) in self.stats.items():
+            if _stat(path) != seen:
+                if kind == "packages":
+                    return f"installed packages changed ({path})"
+                if kind == "interpreter":
+                    return f"the interpreter changed ({path})"
+                if kind == "project":
+                    return f"{os.path.basename(path)} changed"
+                return f"a warm module changed ({path})"
+        return None
+
+
+def parent_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The generation's environment without what differs between generations."""
+    return {key: value for key, value in env.items() if key not in PER_GENERATION}
