@@ -322,11 +322,7 @@ class WarmParent:
         except OSError:
             self.libc = None
         sys.path[:] = self.fresh.path
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (AttributeError, OSError, ValueError):
-                pass
+        _flush_stdio()
         import gc
 
         gc.collect()
@@ -370,6 +366,14 @@ class WarmParent:
     def serve(self) -> dict:
         """Fork a generation per request; returns only in a generation, with its job."""
         while True:
+            job, fds = self._next_job()
+            _flush_stdio()  # what the warm parent buffered must not print twice
+            if self._fork_twice(job, fds):
+                return job
+
+    def _next_job(self) -> tuple:
+        """The next start request; the warm parent exits once the supervisor's end closes."""
+        while True:
             try:
                 job, fds = self.receive()
             except InterruptedError:
@@ -378,39 +382,37 @@ class WarmParent:
                 os._exit(0)
             if job is None:
                 os._exit(0)  # the supervisor is gone or done with us
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()  # what the warm parent buffered must not print twice
-                except (AttributeError, OSError, ValueError):
-                    pass
+            return job, fds
+
+    def _fork_twice(self, job: dict, fds: list) -> bool:
+        """Fork the generation through a middle process that exits at once (so the
+        generation re-parents to the supervisor); True in the generation."""
+        try:
+            middle = os.fork()
+        except OSError as exc:
+            self.send({"error": f"fork failed: {exc}"})
+            _close_all(fds)
+            return False
+        if middle == 0:
             try:
-                middle = os.fork()
+                child = os.fork()
             except OSError as exc:
                 self.send({"error": f"fork failed: {exc}"})
-                for fd in fds:
-                    os.close(fd)
+                os._exit(1)
+            if child == 0:
+                self._become(job, fds)
+                return True
+            self.send({"forked": child})
+            os._exit(0)
+        _close_all(fds)
+        while True:
+            try:
+                os.waitpid(middle, 0)
+                return False
+            except InterruptedError:
                 continue
-            if middle == 0:
-                try:
-                    child = os.fork()
-                except OSError as exc:
-                    self.send({"error": f"fork failed: {exc}"})
-                    os._exit(1)
-                if child == 0:
-                    self._become(job, fds)
-                    return job
-                self.send({"forked": child})
-                os._exit(0)
-            for fd in fds:
-                os.close(fd)
-            while True:
-                try:
-                    os.waitpid(middle, 0)
-                    break
-                except InterruptedError:
-                    continue
-                except ChildProcessError:
-                    break
+            except ChildProcessError:
+                return False
 
     def _become(self, job: dict, fds: list) -> None:
         """In the grandchild: become the generation, as a cold child would start."""
@@ -495,6 +497,19 @@ class WarmParent:
         return self.ctl
 
 
+def _flush_stdio() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+
+
+def _close_all(fds: list) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
 def _show_environment(env: dict) -> None:
     """Write the generation's environment over the one this process was exec'd with, so
     that /proc/PID/environ (what ps, psutil and reloadkit itself read) shows it too.
@@ -554,9 +569,40 @@ def run(job: dict) -> None:
             runpy._run_module_as_main(target)  # type: ignore[attr-defined]  # what `python -m` calls
         else:
             exec(compile(target, "<string>", "exec", dont_inherit=True), main.__dict__)
-    except (SystemExit, KeyboardInterrupt):
+    except SystemExit:
+        raise
+    except KeyboardInterrupt as exc:
+        # The interpreter prints it and exits by SIGINT, as a cold child does; its traceback
+        # must start at the command's code too, not at the bootstrap's frames above it.
+        _print_from_user_code(exc)
         raise
     except BaseException as exc:  # noqa: BLE001 - printed as the interpreter prints it
-        tb = exc.__traceback__
-        sys.excepthook(type(exc), exc, tb.tb_next if tb is not None else None)  # not this frame
+        sys.excepthook(type(exc), exc, _from_user_code(exc))
         raise SystemExit(1) from None
+
+
+def _from_user_code(exc: BaseException) -> "types.TracebackType | None":
+    """``exc``'s traceback without this module's frame (run's), where a cold child's starts.
+
+    The interpreter prints an exception's own ``__traceback__`` whatever traceback
+    ``sys.excepthook`` is given, so it is replaced, not only passed.
+    """
+    tb = exc.__traceback__
+    user = tb.tb_next if tb is not None else None
+    exc.__traceback__ = user
+    return user
+
+
+def _print_from_user_code(exc: BaseException) -> None:
+    """For an exception left to the interpreter (it adds the bootstrap's frames on its way
+    out): the hook that prints it sees the traceback from the command's code on."""
+    user = _from_user_code(exc)
+    previous = sys.excepthook
+
+    def hook(kind: type, value: BaseException, tb: "types.TracebackType | None") -> None:
+        sys.excepthook = previous
+        if value is exc:
+            value.__traceback__ = tb = user
+        previous(kind, value, tb)
+
+    sys.excepthook = hook

@@ -205,6 +205,24 @@ def test_a_module_whose_import_fails_in_the_parent_is_rolled_back_and_left_out(p
         assert "starts cold" not in rk.output
 
 
+TRACEBACK = r"Traceback \(most recent call last\):\n(?:  .*\n)+ValueError: broken\n"
+
+
+def test_a_warm_traceback_starts_at_the_users_code_as_a_cold_one(project: Path) -> None:
+    """The same failing start, cold (generation 0) and warm (1): the same traceback, on
+    stderr and so on the error page, with none of the warm parent's frames above the user's."""
+    (project / "project_mod.py").write_text("raise ValueError('broken')\n")
+    with _start_pitfalls(project, "quietlib") as rk:
+        rk.wait_for_output(r"pid \d+ exited with status 1")
+        rk.wait_for_output(READY)
+        write_file(project / "project_mod.py", "raise ValueError('broken')\n\n")
+        rk.wait_for_output(r"generation 1 forked warm")
+        rk.wait_for_output(r"pid \d+ exited with status 1", count=2)
+        cold, warm = re.findall(TRACEBACK, rk.output)
+        assert "warm_parent" not in warm
+        assert warm == cold
+
+
 def test_buffered_output_is_not_printed_twice_and_atexit_runs_once_per_generation(project: Path) -> None:
     with _start_pitfalls(project, "printlib,atexitlib", PYTHONUNBUFFERED="") as rk:
         _serving(rk, "v0", 0)
