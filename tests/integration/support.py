@@ -32,6 +32,16 @@ ROOT = Path(__file__).resolve().parents[2]
 #: checkout must then stay out of every process, or a file missing from the wheel would pass).
 SOURCE_PATH: list[str] = [str(ROOT)] if Path(reloadkit.__file__).resolve().parents[1] == ROOT else []
 T = TypeVar("T")
+#: The test apps (tests/integration/apps): a copy of a directory per test, or run in place.
+APPS = Path(__file__).resolve().parent / "apps"
+#: Serves VERSION from ./version.py on the inherited socket (flags in its docstring).
+VERSIONED = APPS / "versioned.py"
+#: A WSGI app behind reloadkit's middleware that shows TEXT from ./view.py.
+WEBAPP = APPS / "webapp.py"
+#: The real servers' apps (gunicorn, uvicorn, Django, Flask, ...).
+SERVER_APPS = APPS / "servers"
+#: This interpreter's scripts directory (a virtualenv's bin).
+BIN = Path(sys.executable).parent
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 10.0, what: str = "a condition", interval: float = 0.01) -> T:
@@ -346,3 +356,81 @@ def write_file(path: Path, text: str) -> None:
     path.write_text(text)
     if path.stat().st_mtime_ns == before:
         os.utime(path, ns=(before + 1_000_000, before + 1_000_000))
+
+
+# --- projects and commands shared by several test files ---------------------------------------
+
+
+def serves(target: Reloadkit | str, body: str, timeout: float = 20.0) -> None:
+    """Wait until a new connection to ``target`` (a reloadkit's URL, or a URL) gets ``body``."""
+    url = target if isinstance(target, str) else target.url
+    wait_for(lambda: try_get(url) == body, timeout, f"{url} to serve {body!r}")
+
+
+def versioned_project(root: Path, version: str = "v0") -> Path:
+    """A directory where ``version.py`` says ``version``: the project of apps/versioned.py."""
+    (root / "version.py").write_text(f"VERSION = {version!r}\n")
+    return root
+
+
+def versioned_args(*options: str, flags: Sequence[str] = ()) -> list[str]:
+    """``reloadkit run`` arguments for apps/versioned.py on 127.0.0.1:0 (``flags`` are the app's)."""
+    return ["-b", "127.0.0.1:0", *options, "--", sys.executable, str(VERSIONED), *flags]
+
+
+def webapp_project(root: Path, text: str = "one") -> Path:
+    """The project of apps/webapp.py: view.py's TEXT and a stylesheet."""
+    (root / "static").mkdir(parents=True)
+    (root / "static" / "style.css").write_text("h1 { color: rgb(255, 0, 0); }\n")
+    (root / "view.py").write_text(f"TEXT = {text!r}\n")
+    return root
+
+
+def server_env(project: Path, **extra: str) -> dict[str, str]:
+    """The environment for a real server: this interpreter's scripts first on PATH, no
+    bytecode files (an edit within the same second and size must not be hidden by a stale
+    .pyc), and a runtime directory beside the project (gunicorn >= 23 puts a control socket in
+    $XDG_RUNTIME_DIR, else in ~/.gunicorn)."""
+    env = {
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "XDG_RUNTIME_DIR": str(project.parent / "run"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+    }
+    env.update(extra)
+    return env
+
+
+def pid_alive(pid: int) -> bool:
+    """Is ``pid`` a process that has not exited (a zombie has)?"""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def child_pids(pid: int) -> list[int]:
+    """``pid``'s children now (none if it is gone)."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.Error:
+        return []
+
+
+def wait_children(pid: int, count: int, timeout: float = 20.0) -> set[int]:
+    """The pids of ``pid``'s children, once there are at least ``count``."""
+    def found() -> set[int] | None:
+        try:
+            kids = psutil.Process(pid).children()
+        except psutil.Error:
+            return None
+        return {kid.pid for kid in kids} if len(kids) >= count else None
+
+    return wait_for(found, timeout, f"{count} children of pid {pid}")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for a server that binds its own)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -10,23 +10,14 @@ from typing import Any
 
 import pytest
 from chromium import chromium_page
-from support import Reloadkit, try_get, wait_for, write_file
+from support import WEBAPP, Reloadkit, try_get, wait_for, webapp_project, write_file
 
 pytestmark = pytest.mark.timeout(120)
-APP = Path(__file__).parent / "apps" / "webapp.py"
 TEXT_IS = "(t) => document.getElementById('text') !== null && document.getElementById('text').textContent === t"
 
 
-def _project(tmp_path: Path) -> Path:
-    project = tmp_path / "project"
-    (project / "static").mkdir(parents=True)
-    (project / "static" / "style.css").write_text("h1 { color: rgb(255, 0, 0); }\n")
-    (project / "view.py").write_text("TEXT = 'one'\n")
-    return project
-
-
 def _start(project: Path, *app: str) -> Reloadkit:
-    return Reloadkit(["-v", "-b", "127.0.0.1:0", "--livereload", "--", sys.executable, str(APP), *app], cwd=project)
+    return Reloadkit(["-v", "-b", "127.0.0.1:0", "--livereload", "--", sys.executable, str(WEBAPP), *app], cwd=project)
 
 
 LIVE = "() => window.__reloadkit === 'live'"
@@ -54,7 +45,7 @@ def _requests(project: Path, generation: str) -> list[tuple[float, str]]:
 def test_an_edit_reloads_the_page_once_the_new_generation_is_ready(tmp_path: Path) -> None:
     """The new generation takes 1.5 s before it accepts (which is its readiness: reloadkit's
     probe is taken then): the page must not reload at the restart, only after that."""
-    project = _project(tmp_path)
+    project = webapp_project(tmp_path / "project")
     with _start(project, "--start-delay", "1.5") as rk, chromium_page(tmp_path / "profile") as page:
         rk.wait_listening()
         rk.wait_for_output(r"ready in \d+ ms")
@@ -71,7 +62,7 @@ def test_an_edit_reloads_the_page_once_the_new_generation_is_ready(tmp_path: Pat
 
 
 def test_a_syntax_error_turns_the_page_into_the_error_page_and_the_fix_turns_it_back(tmp_path: Path) -> None:
-    project = _project(tmp_path)
+    project = webapp_project(tmp_path / "project")
     with _start(project) as rk, chromium_page(tmp_path / "profile") as page:
         rk.wait_listening()
         _open(page, rk, "one")
@@ -86,7 +77,7 @@ def test_a_syntax_error_turns_the_page_into_the_error_page_and_the_fix_turns_it_
 
 
 def test_a_css_edit_swaps_the_stylesheet_without_a_reload_or_a_restart(tmp_path: Path) -> None:
-    project = _project(tmp_path)
+    project = webapp_project(tmp_path / "project")
     with _start(project) as rk, chromium_page(tmp_path / "profile") as page:
         rk.wait_listening()
         _open(page, rk, "one")
@@ -108,7 +99,7 @@ def test_a_css_edit_swaps_the_stylesheet_without_a_reload_or_a_restart(tmp_path:
 def test_a_page_with_the_plain_script_tag_reloads_once_per_new_generation(tmp_path: Path) -> None:
     """No middleware, no data-token: the page takes the first "ready" as its own (no reload
     loop), and reloads when the next generation is ready."""
-    project = _project(tmp_path)
+    project = webapp_project(tmp_path / "project")
     with _start(project) as rk, chromium_page(tmp_path / "profile") as page:
         rk.wait_listening()
         wait_for(lambda: ">one<" in (try_get(rk.url) or ""), 20, "the app to serve")

@@ -8,14 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import Reloadkit, reloadkit_env, try_get, wait_for, write_file
+from support import Reloadkit, reloadkit_env, serves, wait_for, write_file
 
 pytestmark = pytest.mark.timeout(90)
 APP = Path(__file__).parent / "apps" / "show_env.py"
-
-
-def _serves(rk: Reloadkit, body: str) -> None:
-    wait_for(lambda: try_get(rk.url) == body, 20, f"the child to serve {body!r}")
 
 
 def test_env_file_values_edits_and_bad_lines(tmp_path: Path) -> None:
@@ -28,17 +24,17 @@ def test_env_file_values_edits_and_bad_lines(tmp_path: Path) -> None:
             "--", sys.executable, str(APP), "GREETING", "NAME", "SHELL_WINS"]
     with Reloadkit(args, cwd=tmp_path, env={"SHELL_WINS": "shell"}) as rk:
         rk.wait_listening()
-        _serves(rk, "GREETING=hello NAME=a b SHELL_WINS=shell")
+        serves(rk, "GREETING=hello NAME=a b SHELL_WINS=shell")
         write_file(env_file, "GREETING=bonjour\nNAME=${GREETING}-2\n")
-        _serves(rk, "GREETING=bonjour NAME=bonjour-2 SHELL_WINS=shell")
+        serves(rk, "GREETING=bonjour NAME=bonjour-2 SHELL_WINS=shell")
         # the new generation can answer before the log line reaches the reader thread
         wait_for(lambda: rk.generations() == 2, 10, "generation 1's start line")
         write_file(env_file, "GREETING=hola\nthis is not a dotenv line\n")
         rk.wait_for_output(r"env file .*app\.env: line 2 is not KEY=VALUE: 'this is not a dotenv line'; keeping its previous values")
         wait_for(lambda: rk.generations() == 3, 20, "the restart after the bad edit")
-        _serves(rk, "GREETING=bonjour NAME=bonjour-2 SHELL_WINS=shell")
+        serves(rk, "GREETING=bonjour NAME=bonjour-2 SHELL_WINS=shell")
         write_file(env_file, "GREETING=hola\n")
-        _serves(rk, "GREETING=hola NAME=- SHELL_WINS=shell")
+        serves(rk, "GREETING=hola NAME=- SHELL_WINS=shell")
 
 
 @pytest.mark.parametrize(("content", "message"), [

@@ -10,20 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import Reloadkit, http_get, try_get, wait_for, write_file
+from support import WEBAPP, Reloadkit, http_get, try_get, wait_for, webapp_project, write_file
 
 pytestmark = pytest.mark.timeout(90)
-APP = Path(__file__).parent / "apps" / "webapp.py"
-
-
-def _project(tmp_path: Path, text: str = "one") -> None:
-    (tmp_path / "static").mkdir()
-    (tmp_path / "static" / "style.css").write_text("h1 { color: rgb(255, 0, 0); }\n")
-    (tmp_path / "view.py").write_text(f"TEXT = {text!r}\n")
 
 
 def _args(*options: str, app: tuple[str, ...] = ()) -> list[str]:
-    return ["-v", "-b", "127.0.0.1:0", *options, "--", sys.executable, str(APP), *app]
+    return ["-v", "-b", "127.0.0.1:0", *options, "--", sys.executable, str(WEBAPP), *app]
 
 
 def _serves(rk: Reloadkit, text: str) -> None:
@@ -46,7 +39,7 @@ def _break(rk: Reloadkit, tmp_path: Path, source: str, count: int = 1) -> None:
 
 
 def test_a_crashed_app_gets_a_503_page_with_the_escaped_stderr_tail(tmp_path: Path) -> None:
-    _project(tmp_path)
+    webapp_project(tmp_path)
     with Reloadkit(_args(), cwd=tmp_path) as rk:
         rk.wait_listening()
         _serves(rk, "one")
@@ -65,7 +58,7 @@ def test_a_crashed_app_gets_a_503_page_with_the_escaped_stderr_tail(tmp_path: Pa
         assert "&lt;i&gt;noise&lt;/i&gt;" in page and "<b>&boom" not in page and "<i>noise" not in page
         assert "exited with status 1" in page
         assert "<li><code>view.py</code></li>" in page
-        assert f"{APP.name}" in page  # the command
+        assert f"{WEBAPP.name}" in page  # the command
         # JSON clients get JSON, HEAD gets the head only
         assert http_get(rk.url, "/api")[0] == 503
         data = json.loads(_raw(rk, b"GET /api HTTP/1.1\r\nAccept: application/json\r\n\r\n").partition(b"\r\n\r\n")[2])
@@ -79,7 +72,7 @@ def test_a_crashed_app_gets_a_503_page_with_the_escaped_stderr_tail(tmp_path: Pa
 
 
 def test_a_non_http_client_is_not_answered_and_reaches_the_next_generation(tmp_path: Path) -> None:
-    _project(tmp_path)
+    webapp_project(tmp_path)
     with Reloadkit(_args(), cwd=tmp_path) as rk:
         rk.wait_listening()
         _serves(rk, "one")
@@ -104,7 +97,7 @@ def test_a_non_http_client_is_not_answered_and_reaches_the_next_generation(tmp_p
 
 
 def test_a_request_while_the_fixed_app_starts_waits_for_it(tmp_path: Path) -> None:
-    _project(tmp_path)
+    webapp_project(tmp_path)
     with Reloadkit(_args(app=("--start-delay", "1")), cwd=tmp_path) as rk:
         rk.wait_listening()
         _serves(rk, "one")
@@ -118,7 +111,7 @@ def test_a_request_while_the_fixed_app_starts_waits_for_it(tmp_path: Path) -> No
 
 
 def test_no_error_page_leaves_requests_waiting_for_the_next_generation(tmp_path: Path) -> None:
-    _project(tmp_path)
+    webapp_project(tmp_path)
     with Reloadkit(_args("--no-error-page"), cwd=tmp_path) as rk:
         rk.wait_listening()
         _serves(rk, "one")
@@ -178,7 +171,7 @@ def _serving(tmp_path: Path, generation: str) -> bool:
 
 
 def test_the_channel_says_ready_only_after_the_new_generation_is(tmp_path: Path) -> None:
-    _project(tmp_path)
+    webapp_project(tmp_path)
     with Reloadkit(_args("--livereload", app=("--start-delay", "1")), cwd=tmp_path) as rk:
         rk.wait_listening()
         address = rk.wait_for_output(r"live reload on http://(\S+)/reloadkit/livereload\.js").group(1)

@@ -4,34 +4,30 @@ from __future__ import annotations
 
 import re
 import socket
-import sys
 from pathlib import Path
 
 import pytest
-from support import LoopingClient, Reloadkit, assert_all_gone, try_get, wait_for, write_file
+from support import (
+    LoopingClient,
+    Reloadkit,
+    assert_all_gone,
+    serves,
+    try_get,
+    versioned_args,
+    versioned_project,
+    wait_for,
+    write_file,
+)
 
 pytestmark = pytest.mark.timeout(120)
-APP = Path(__file__).parent / "apps" / "versioned.py"
-
-
-def _project(tmp_path: Path) -> None:
-    (tmp_path / "version.py").write_text("VERSION = 'v0'\n")
-
-
-def _args(*extra: str, flags: tuple[str, ...] = ("--ready",)) -> list[str]:
-    return ["-b", "127.0.0.1:0", *extra, "--", sys.executable, str(APP), *flags]
-
-
-def _serves(rk: Reloadkit, version: str, timeout: float = 20.0) -> None:
-    wait_for(lambda: try_get(rk.url) == version, timeout, f"version {version!r} to be served")
 
 
 @pytest.mark.parametrize("mode", [(), ("--overlap",)], ids=["stop-then-start", "overlap"])
 def test_twenty_reloads_without_a_failed_request(tmp_path: Path, mode: tuple[str, ...]) -> None:
-    _project(tmp_path)
-    with Reloadkit(_args(*mode), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    with Reloadkit(versioned_args(*mode, flags=("--ready",)), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         # Generation 0 too is seen ready before the first edit: one replaced before its probe
         # was seen taken never logs "ready", and each line below is counted.
         rk.wait_for_output(r"ready in \d+ ms")
@@ -48,10 +44,10 @@ def test_twenty_reloads_without_a_failed_request(tmp_path: Path, mode: tuple[str
 
 
 def test_overlap_keeps_the_old_child_when_the_new_one_fails(tmp_path: Path) -> None:
-    _project(tmp_path)
-    with Reloadkit(_args("--overlap"), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    with Reloadkit(versioned_args("--overlap", flags=("--ready",)), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         serving = rk.child_pid(0)
         write_file(tmp_path / "version.py", "VERSION = (\n")
         rk.wait_for_output(r"new pid \d+ exited with status 1 before it was ready; pid \d+ keeps serving")
@@ -59,16 +55,16 @@ def test_overlap_keeps_the_old_child_when_the_new_one_fails(tmp_path: Path) -> N
         assert try_get(rk.url) == "v0"
         assert rk.child_pid() != serving
         write_file(tmp_path / "version.py", "VERSION = 'fixed'\n")
-        _serves(rk, "fixed")
+        serves(rk, "fixed")
         assert_all_gone({serving})
 
 
 def test_a_change_during_a_pending_start_replaces_the_pending_child(tmp_path: Path) -> None:
-    _project(tmp_path)
+    versioned_project(tmp_path)
     (tmp_path / "release-0").touch()
-    with Reloadkit(_args("--overlap", "--ready-after", "60", flags=("--ready", "--wait-release")), cwd=tmp_path) as rk:
+    with Reloadkit(versioned_args("--overlap", "--ready-after", "60", flags=("--ready", "--wait-release")), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
         rk.wait_for_output(r"started pid \d+ \(generation 1\) beside pid")
         first_pending = rk.child_pid(1)
@@ -83,22 +79,22 @@ def test_a_change_during_a_pending_start_replaces_the_pending_child(tmp_path: Pa
         assert_all_gone({first_pending})
         assert try_get(rk.url) == "v0"  # the serving child was never touched
         (tmp_path / "release-2").touch()
-        _serves(rk, "v2")
+        serves(rk, "v2")
         assert_all_gone({rk.child_pid(0)})
 
 
 def test_overlap_is_not_held_up_by_an_open_stream(tmp_path: Path) -> None:
-    _project(tmp_path)
-    with Reloadkit(_args("--overlap", "--stop-timeout", "0.5", flags=("--ready", "--graceful-streams")), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    with Reloadkit(versioned_args("--overlap", "--stop-timeout", "0.5", flags=("--ready", "--graceful-streams")), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         old = rk.child_pid(0)
         stream = socket.create_connection(("127.0.0.1", rk.port), timeout=10)
         try:
             stream.sendall(b"GET /stream HTTP/1.0\r\n\r\n")
             wait_for(lambda: b"streaming" in stream.recv(1024), 10, "the stream to open")
             write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
-            _serves(rk, "v1")
+            serves(rk, "v1")
             rk.wait_for_output(rf"pid {old} did not stop within 0.5 s")
             assert_all_gone({old})
         finally:
@@ -106,12 +102,12 @@ def test_overlap_is_not_held_up_by_an_open_stream(tmp_path: Path) -> None:
 
 
 def test_notify_from_outside_the_tree_is_ignored(tmp_path: Path) -> None:
-    _project(tmp_path)
+    versioned_project(tmp_path)
     (tmp_path / "release-0").touch()
-    args = _args("-v", "--overlap", "--ready-after", "60", flags=("--ready", "--wait-release", "--report-notify"))
+    args = versioned_args("-v", "--overlap", "--ready-after", "60", flags=("--ready", "--wait-release", "--report-notify"))
     with Reloadkit(args, cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         address = wait_for(lambda: (tmp_path / "notify.txt").exists() and (tmp_path / "notify.txt").read_text(), 10, "notify.txt")
         write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
         rk.wait_for_output(r"started pid \d+ \(generation 1\) beside pid")
@@ -121,16 +117,16 @@ def test_notify_from_outside_the_tree_is_ignored(tmp_path: Path) -> None:
         assert try_get(rk.url) == "v0"
         assert rk.count(r"ready in \d+ ms") == 1  # only generation 0
         (tmp_path / "release-1").touch()
-        _serves(rk, "v1")
+        serves(rk, "v1")
 
 
 def test_ready_is_reported_on_each_restart_without_overlap(tmp_path: Path) -> None:
-    _project(tmp_path)
-    with Reloadkit(_args(), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    with Reloadkit(versioned_args(flags=("--ready",)), cwd=tmp_path) as rk:
         rk.wait_listening()
         rk.wait_for_output(r"ready in \d+ ms \(accepting; pid \d+\)")
         write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
-        _serves(rk, "v1")
+        serves(rk, "v1")
         match = rk.wait_for_output(r"ready in (\d+) ms \(accepting; pid (\d+)\)", count=2)
         assert int(match.group(2)) == rk.child_pid(1)
         assert re.search(r"restarting \(version.py changed\): started pid \d+ \(generation 1\)(, stop took \d+ ms| while pid \d+ stops)", rk.output)

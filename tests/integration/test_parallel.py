@@ -4,39 +4,30 @@ one drains and shuts down; ``--strict-order`` keeps the old sequence (stop, exit
 from __future__ import annotations
 
 import re
-import socket
-import sys
 from pathlib import Path
 
 import pytest
-from support import LoopingClient, Reloadkit, assert_all_gone, try_get, wait_for, write_file
+from support import (
+    LoopingClient,
+    Reloadkit,
+    assert_all_gone,
+    free_port,
+    pid_alive,
+    try_get,
+    versioned_args,
+    versioned_project,
+    wait_for,
+    write_file,
+)
 
 pytestmark = pytest.mark.timeout(90)
-APP = Path(__file__).parent / "apps" / "versioned.py"
-
-
-def _project(tmp_path: Path) -> None:
-    (tmp_path / "version.py").write_text("VERSION = 'v0'\n")
-
-
-def _args(*extra: str, flags: tuple[str, ...] = ()) -> list[str]:
-    return ["-b", "127.0.0.1:0", "-v", *extra, "--", sys.executable, str(APP), *flags]
-
-
-def _alive(pid: int) -> bool:
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def test_a_slow_shutdown_does_not_delay_the_next_generation(tmp_path: Path) -> None:
     """The old generation holds its exit (a shutdown that takes its time: lifespan
     handlers, pools); the new one serves meanwhile, and no request fails."""
-    _project(tmp_path)
-    with Reloadkit(_args(flags=("--hold-exit",)), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    with Reloadkit(versioned_args("-v", flags=("--hold-exit",)), cwd=tmp_path) as rk:
         url = rk.wait_listening()[0]
         wait_for(lambda: try_get(url) == "v0", 20, "v0")
         with LoopingClient(url, max_requests=100_000, max_seconds=60) as client:
@@ -44,7 +35,7 @@ def test_a_slow_shutdown_does_not_delay_the_next_generation(tmp_path: Path) -> N
                 old = rk.child_pid(number - 1)
                 write_file(tmp_path / "version.py", f"VERSION = 'v{number}'\n")
                 wait_for(lambda n=number: client.last_body == f"v{n}", 20, f"the client to see v{number}")
-                assert _alive(old), "the old generation had to exit first"
+                assert pid_alive(old), "the old generation had to exit first"
                 assert re.search(rf"started pid \d+ \(generation {number}\) while pid {old} stops", rk.output)
                 (tmp_path / f"exit-{number - 1}").touch()
                 assert_all_gone({old}, timeout=10)
@@ -52,8 +43,8 @@ def test_a_slow_shutdown_does_not_delay_the_next_generation(tmp_path: Path) -> N
 
 
 def test_strict_order_starts_the_next_generation_only_after_the_old_one_exited(tmp_path: Path) -> None:
-    _project(tmp_path)
-    with Reloadkit(_args("--strict-order", flags=("--hold-exit",)), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    with Reloadkit(versioned_args("-v", "--strict-order", flags=("--hold-exit",)), cwd=tmp_path) as rk:
         url = rk.wait_listening()[0]
         wait_for(lambda: try_get(url) == "v0", 20, "v0")
         old = rk.child_pid(0)
@@ -70,11 +61,9 @@ def test_an_app_with_a_port_of_its_own_comes_back_after_each_reload(tmp_path: Pa
     """The new generation cannot bind the app's second port while the old one still has it:
     it exits with status 1, and starts again once the old one is gone, without a crash
     report and without a backoff."""
-    _project(tmp_path)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        (tmp_path / "second-port.txt").write_text(str(probe.getsockname()[1]))
-    with Reloadkit(_args(flags=("--hold-exit", "--second-port")), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    (tmp_path / "second-port.txt").write_text(str(free_port()))
+    with Reloadkit(versioned_args("-v", flags=("--hold-exit", "--second-port")), cwd=tmp_path) as rk:
         url = rk.wait_listening()[0]
         wait_for(lambda: try_get(url) == "v0", 20, "v0")
         for number in (1, 2):
@@ -92,8 +81,8 @@ def test_an_app_with_a_port_of_its_own_comes_back_after_each_reload(tmp_path: Pa
 def test_changes_while_the_old_generation_stops_give_one_follow_up(tmp_path: Path) -> None:
     """The new generation started already; changes that come while the old one still stops
     are not lost: one more generation carries them, and nothing cascades."""
-    _project(tmp_path)
-    with Reloadkit(_args("--stop-timeout", "2", flags=("--ignore-term",)), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    with Reloadkit(versioned_args("-v", "--stop-timeout", "2", flags=("--ignore-term",)), cwd=tmp_path) as rk:
         url = rk.wait_listening()[0]
         wait_for(lambda: try_get(url) == "v0", 20, "v0")
         write_file(tmp_path / "version.py", "VERSION = 'v1'\n")

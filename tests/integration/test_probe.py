@@ -6,13 +6,11 @@ its arbiter sends READY=1."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
-from support import LoopingClient, Reloadkit, try_get, wait_for, write_file
+from support import BIN, LoopingClient, Reloadkit, child_pids, server_env, try_get, wait_for, write_file
 
 from reloadkit.net.readiness import diag_available
 
@@ -21,30 +19,14 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux") or not diag_available(), reason="the probe needs sock_diag"),
 ]
 
-APPS = Path(__file__).parent / "apps" / "servers"
-BIN = Path(sys.executable).parent
-
-
-def _project(tmp_path: Path) -> Path:
-    root = tmp_path / "app"
-    shutil.copytree(APPS, root, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    write_file(root / "version.py", "VERSION = 'v0'\n")
-    (tmp_path / "run").mkdir()
-    return root
-
 
 def _start(project: Path, command: list[str], *options: str) -> Reloadkit:
-    env = {
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "XDG_RUNTIME_DIR": str(project.parent / "run"),
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
-    }
-    return Reloadkit(["-b", "127.0.0.1:0", *options, "--", *command], cwd=project, env=env)
+    return Reloadkit(["-b", "127.0.0.1:0", *options, "--", *command], cwd=project, env=server_env(project))
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "hypercorn", "aiohttp"])
-def test_overlap_switches_when_the_new_server_accepts_not_on_the_timer(tmp_path: Path, server: str) -> None:
-    project = _project(tmp_path)
+def test_overlap_switches_when_the_new_server_accepts_not_on_the_timer(server_project: Path, server: str) -> None:
+    project = server_project
     command = {
         "uvicorn": [str(BIN / "uvicorn"), "--fd", "3", "asgi_app:app"],
         "hypercorn": [str(BIN / "hypercorn"), "--bind", "fd://3", "asgi_app:app"],
@@ -65,10 +47,10 @@ def test_overlap_switches_when_the_new_server_accepts_not_on_the_timer(tmp_path:
         assert not [line for line in server_lines if "error" in line.lower() or "Traceback" in line], server_lines
 
 
-def test_gunicorn_is_ready_when_a_worker_accepts_not_when_its_arbiter_notifies(tmp_path: Path) -> None:
+def test_gunicorn_is_ready_when_a_worker_accepts_not_when_its_arbiter_notifies(server_project: Path) -> None:
     """The workers import the app (here: wait for a release file first) after the arbiter
     sent READY=1; until one of them accepts, the old generation keeps serving."""
-    project = _project(tmp_path)
+    project = server_project
     write_file(project / "gated_app.py", (
         "import os, time\n"
         "while not os.path.exists('release-' + os.environ['RELOADKIT_GENERATION']):\n"
@@ -87,7 +69,7 @@ def test_gunicorn_is_ready_when_a_worker_accepts_not_when_its_arbiter_notifies(t
         rk.wait_for_output(r"started pid \d+ \(generation 1\) beside pid")
         new = rk.child_pid(1)
         rk.wait_for_output(rf"pid {new}: Gunicorn arbiter booted")  # its READY=1 came with this
-        wait_for(lambda: len([p for p in _children(new)]) == 2, 20, "two workers, importing the app")
+        wait_for(lambda: len([p for p in child_pids(new)]) == 2, 20, "two workers, importing the app")
         assert try_get(url) == "v0"
         assert rk.count(r"ready in \d+ ms") == 1, rk.output
         (project / "release-1").touch()
@@ -105,12 +87,3 @@ def _both_workers_serve(url: str) -> None:
         return len(pids) == 2
 
     wait_for(both, 20, "both workers of generation 0 to serve")
-
-
-def _children(pid: int) -> list[int]:
-    import psutil
-
-    try:
-        return [child.pid for child in psutil.Process(pid).children()]
-    except psutil.Error:
-        return []

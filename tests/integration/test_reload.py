@@ -10,23 +10,20 @@ import threading
 from pathlib import Path
 
 import pytest
-from support import LoopingClient, Reloadkit, assert_all_gone, try_get, wait_for, write_file
+from support import (
+    VERSIONED,
+    LoopingClient,
+    Reloadkit,
+    assert_all_gone,
+    serves,
+    try_get,
+    versioned_args,
+    versioned_project,
+    wait_for,
+    write_file,
+)
 
 pytestmark = pytest.mark.timeout(90)
-APP = Path(__file__).parent / "apps" / "versioned.py"
-
-
-def _project(tmp_path: Path, version: str = "v0") -> Path:
-    (tmp_path / "version.py").write_text(f"VERSION = {version!r}\n")
-    return tmp_path
-
-
-def _args(*extra: str, flags: tuple[str, ...] = ()) -> list[str]:
-    return ["-b", "127.0.0.1:0", *extra, "--", sys.executable, str(APP), *flags]
-
-
-def _serves(rk: Reloadkit, version: str, timeout: float = 20.0) -> None:
-    wait_for(lambda: try_get(rk.url) == version, timeout, f"version {version!r} to be served")
 
 
 def _starts(tmp_path: Path) -> list[list[str]]:
@@ -35,10 +32,10 @@ def _starts(tmp_path: Path) -> list[list[str]]:
 
 
 def test_change_serves_new_code_with_zero_failed_requests(tmp_path: Path) -> None:
-    _project(tmp_path)
-    with Reloadkit(_args(), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    with Reloadkit(versioned_args(), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         port = rk.port
         with LoopingClient(rk.url, max_requests=20000, max_seconds=60) as client:
             for number in range(1, 6):
@@ -57,9 +54,9 @@ def test_change_serves_new_code_with_zero_failed_requests(tmp_path: Path) -> Non
 @pytest.mark.parametrize("bind", ["127.0.0.1:0", "unix"])
 def test_a_server_that_dies_on_sigterm_loses_no_request(tmp_path: Path, bind: str) -> None:
     """reloadkit freezes the old child and signals it at a moment it serves no request."""
-    _project(tmp_path)
+    versioned_project(tmp_path)
     spec = f"unix:{tmp_path}/s.sock" if bind == "unix" else bind
-    with Reloadkit(["-b", spec, "--", sys.executable, str(APP), "--abrupt"], cwd=tmp_path) as rk:
+    with Reloadkit(["-b", spec, "--", sys.executable, str(VERSIONED), "--abrupt"], cwd=tmp_path) as rk:
         url = rk.wait_listening()[0]
         wait_for(lambda: try_get(url) == "v0", 20, "v0")
         with LoopingClient(url, max_requests=20000, max_seconds=60) as client:
@@ -74,10 +71,10 @@ def test_a_slow_request_in_flight_is_not_taken_for_an_idle_connection(tmp_path: 
     """The drain freezes the child to look at its connections; the child must get enough
     running time between looks that a request needing 100 ms of CPU finishes before a
     server that dies on SIGTERM is signalled."""
-    _project(tmp_path)
-    with Reloadkit(_args(flags=("--abrupt",)), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    with Reloadkit(versioned_args(flags=("--abrupt",)), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         result: list[str | None] = []
         request = threading.Thread(target=lambda: result.append(try_get(rk.url, "/busy", timeout=20)))
         request.start()
@@ -87,7 +84,7 @@ def test_a_slow_request_in_flight_is_not_taken_for_an_idle_connection(tmp_path: 
         finally:
             request.join(30)
         assert result == ["v0"], result
-        _serves(rk, "v1")
+        serves(rk, "v1")
 
 
 def _connect_raw(url: str) -> socket.socket:
@@ -106,10 +103,10 @@ def test_a_connection_queued_on_a_generation_that_never_took_it_is_answered_by_t
 ) -> None:
     """A generation that replaces a live one gets a new socket on the address; a connection
     still queued on the old socket is relayed to it, not dropped with the old socket."""
-    _project(tmp_path)
+    versioned_project(tmp_path)
     (tmp_path / "release-1").touch()  # generation 1 serves at once; generation 0 never accepts
     spec = f"unix:{tmp_path}/s.sock" if bind == "unix" else bind
-    with Reloadkit(["-v", "-b", spec, "--", sys.executable, str(APP), "--wait-release"], cwd=tmp_path) as rk:
+    with Reloadkit(["-v", "-b", spec, "--", sys.executable, str(VERSIONED), "--wait-release"], cwd=tmp_path) as rk:
         url = rk.wait_listening()[0]
         wait_for(lambda: _starts(tmp_path), 20, "generation 0 to start")
         with _connect_raw(url) as client:
@@ -125,46 +122,46 @@ def test_a_connection_queued_on_a_generation_that_never_took_it_is_answered_by_t
 
 
 def test_burst_of_300_files_gives_one_restart(tmp_path: Path) -> None:
-    _project(tmp_path)
+    versioned_project(tmp_path)
     (tmp_path / "pkg").mkdir()
-    with Reloadkit(_args(), cwd=tmp_path) as rk:
+    with Reloadkit(versioned_args(), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         for index in range(300):
             (tmp_path / "pkg" / f"m{index}.py").write_text(f"X = {index}\n")
         rk.wait_for_output(r"restarting \(300 files changed\)")
         wait_for(lambda: len(_starts(tmp_path)) == 2, 20, "generation 1 to have imported its code")
         # Positive control: one more change gives exactly one more restart, so nothing was pending.
         write_file(tmp_path / "version.py", "VERSION = 'after'\n")
-        _serves(rk, "after")
+        serves(rk, "after")
         assert rk.generations() == 3, rk.output
 
 
 def test_ignored_directories_and_files_do_not_restart(tmp_path: Path) -> None:
-    _project(tmp_path)
+    versioned_project(tmp_path)
     for directory in ("node_modules", ".venv", ".git", "__pycache__", "build", "pkg.egg-info"):
         (tmp_path / directory).mkdir()
-    with Reloadkit(_args(), cwd=tmp_path) as rk:
+    with Reloadkit(versioned_args(), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         for directory in ("node_modules", ".venv", ".git", "__pycache__", "build", "pkg.egg-info"):
             (tmp_path / directory / "x.py").write_text("X = 1\n")
         for name in ("a.pyc", "b.swp", "c.py~", ".#d.py", "e.log", "db-journal", "notes.txt"):
             (tmp_path / name).write_text("x")
         write_file(tmp_path / "version.py", "VERSION = 'control'\n")
-        _serves(rk, "control")
+        serves(rk, "control")
         assert rk.generations() == 2, rk.output
         assert "restarting (version.py changed)" in rk.output
 
 
 def test_child_that_ignores_sigterm_is_killed_after_the_timeout(tmp_path: Path) -> None:
-    _project(tmp_path)
-    with Reloadkit(_args("--stop-timeout", "0.5", flags=("--ignore-term",)), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    with Reloadkit(versioned_args("--stop-timeout", "0.5", flags=("--ignore-term",)), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         first = rk.child_pid(0)
         write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
-        _serves(rk, "v1")  # the next generation does not wait for the old one
+        serves(rk, "v1")  # the next generation does not wait for the old one
         rk.wait_for_output(r"did not stop within 0.5 s")
         assert_all_gone({first})
 
@@ -172,30 +169,30 @@ def test_child_that_ignores_sigterm_is_killed_after_the_timeout(tmp_path: Path) 
 def test_open_streaming_response_cannot_hang_a_reload(tmp_path: Path) -> None:
     import socket as socketlib
 
-    _project(tmp_path)
-    with Reloadkit(_args("--stop-timeout", "0.5", flags=("--graceful-streams",)), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    with Reloadkit(versioned_args("--stop-timeout", "0.5", flags=("--graceful-streams",)), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         stream = socketlib.create_connection(("127.0.0.1", rk.port), timeout=10)
         try:
             stream.sendall(b"GET /stream HTTP/1.0\r\n\r\n")
             assert b"streaming" in stream.recv(1024) or True
             write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
-            _serves(rk, "v1")
+            serves(rk, "v1")
             rk.wait_for_output(r"did not stop within 0.5 s")
         finally:
             stream.close()
 
 
 def test_grandchildren_are_gone_after_reload_and_exit(tmp_path: Path) -> None:
-    _project(tmp_path)
+    versioned_project(tmp_path)
     record = tmp_path / "grandchildren.txt"
-    with Reloadkit(_args(flags=("--grandchild",)), cwd=tmp_path) as rk:
+    with Reloadkit(versioned_args(flags=("--grandchild",)), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         first = {int(pid) for pid in wait_for(lambda: record.exists() and record.read_text().split(), 10, "grandchild 1")}
         write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
-        _serves(rk, "v1")
+        serves(rk, "v1")
         assert_all_gone(first)
         wait_for(lambda: len(record.read_text().split()) == 2, 10, "grandchild 2")
         pids = rk.tree_pids() | {int(pid) for pid in record.read_text().split()}
@@ -205,19 +202,19 @@ def test_grandchildren_are_gone_after_reload_and_exit(tmp_path: Path) -> None:
 
 
 def test_syntax_error_keeps_reloadkit_running_and_the_fix_recovers(tmp_path: Path) -> None:
-    _project(tmp_path)
-    with Reloadkit(_args(), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    with Reloadkit(versioned_args(), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         write_file(tmp_path / "version.py", "VERSION = (\n")
         rk.wait_for_output(r"exited with status 1; waiting for a change")
         assert rk.proc is not None and rk.proc.poll() is None
         write_file(tmp_path / "version.py", "VERSION = 'fixed'\n")
-        _serves(rk, "fixed")
+        serves(rk, "fixed")
 
 
 def test_exit_status_3_restarts_at_once(tmp_path: Path) -> None:
-    _project(tmp_path)
+    versioned_project(tmp_path)
     script = tmp_path / "exit3.py"
     script.write_text(
         "import os, sys, pathlib\n"
@@ -241,10 +238,10 @@ def test_a_crash_loop_is_slowed_down(tmp_path: Path) -> None:
 
 
 def test_sigint_ends_everything_and_reports_the_status(tmp_path: Path) -> None:
-    _project(tmp_path)
-    with Reloadkit(_args(flags=("--grandchild",)), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    with Reloadkit(versioned_args(flags=("--grandchild",)), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         wait_for(lambda: (tmp_path / "grandchildren.txt").exists(), 10, "the grandchild")
         pids = rk.tree_pids() | {int(p) for p in (tmp_path / "grandchildren.txt").read_text().split()}
         rk.signal(signal.SIGINT)
@@ -253,10 +250,10 @@ def test_sigint_ends_everything_and_reports_the_status(tmp_path: Path) -> None:
 
 
 def test_second_sigint_kills_at_once(tmp_path: Path) -> None:
-    _project(tmp_path)
-    with Reloadkit(_args("--stop-timeout", "60", flags=("--ignore-term",)), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    with Reloadkit(versioned_args("--stop-timeout", "60", flags=("--ignore-term",)), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         pids = rk.tree_pids()
         rk.signal(signal.SIGTERM)
         rk.wait_for_output(r"started pid")  # still running: the child ignores SIGTERM
@@ -267,40 +264,40 @@ def test_second_sigint_kills_at_once(tmp_path: Path) -> None:
 
 
 def test_sighup_forces_a_restart(tmp_path: Path) -> None:
-    _project(tmp_path)
-    with Reloadkit(_args(), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    with Reloadkit(versioned_args(), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         rk.signal(signal.SIGHUP)
         rk.wait_for_output(r"restarting \(SIGHUP\): started pid \d+ \(generation 1\)")
 
 
 def test_polling_backend_reloads(tmp_path: Path) -> None:
-    _project(tmp_path)
-    with Reloadkit(_args("--poll", "0.1"), cwd=tmp_path) as rk:
+    versioned_project(tmp_path)
+    with Reloadkit(versioned_args("--poll", "0.1"), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         write_file(tmp_path / "version.py", "VERSION = 'polled'\n")
-        _serves(rk, "polled")
+        serves(rk, "polled")
 
 
 def test_changes_during_a_restart_are_not_lost_and_do_not_cascade(tmp_path: Path) -> None:
     """With --strict-order, changes while the old child stops are folded into the restart under
     way (the new child starts after them); a change after the new child started gives exactly
     one follow-up."""
-    _project(tmp_path)
+    versioned_project(tmp_path)
 
     def started(count: int) -> None:
         wait_for(lambda: len(_starts(tmp_path)) >= count, 20, f"{count} children to have started")
 
-    with Reloadkit(_args("-v", "--strict-order", "--stop-timeout", "1", flags=("--ignore-term",)), cwd=tmp_path) as rk:
+    with Reloadkit(versioned_args("-v", "--strict-order", "--stop-timeout", "1", flags=("--ignore-term",)), cwd=tmp_path) as rk:
         rk.wait_listening()
-        _serves(rk, "v0")
+        serves(rk, "v0")
         write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
         rk.wait_for_output(r"stopping pid \d+")  # the old child ignores SIGTERM: a 1 s stop
         for index in range(3):
             write_file(tmp_path / f"extra{index}.py", "X = 1\n")
-        _serves(rk, "v1")
+        serves(rk, "v1")
         started(2)
         changed = _starts(tmp_path)[-1][2].split(os.pathsep)
         assert sorted(Path(path).name for path in changed) == ["extra0.py", "extra1.py", "extra2.py", "version.py"]
@@ -308,14 +305,14 @@ def test_changes_during_a_restart_are_not_lost_and_do_not_cascade(tmp_path: Path
         write_file(tmp_path / "version.py", "VERSION = 'v2'\n")  # after generation 1 started
         rk.wait_for_output(r"stopping pid \d+", count=2)
         write_file(tmp_path / "extra0.py", "X = 2\n")  # during the stop: folded in
-        _serves(rk, "v2")
+        serves(rk, "v2")
         started(3)
         write_file(tmp_path / "version.py", "VERSION = 'v3'\n")  # after the start: one follow-up
-        _serves(rk, "v3")
+        serves(rk, "v3")
         started(4)
         # Positive control: nothing else was pending.
         write_file(tmp_path / "version.py", "VERSION = 'v4'\n")
-        _serves(rk, "v4")
+        serves(rk, "v4")
         started(5)
         assert rk.generations() == 5, rk.output
         assert len(_starts(tmp_path)) == 5

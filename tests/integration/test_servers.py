@@ -10,33 +10,48 @@ Unix socket where the server supports it), checks that it serves, then rewrites
 
 The apps are in ``apps/servers`` (copied into a temporary directory per test). The recipes
 tested here are the ones documented in docs/servers.rst ("Which server?").
+
+The matrix (every test that takes the ``start`` fixture) runs each server twice: ``[warm-...]``
+with ``--warm`` (the default: every generation after the first is forked from the warm
+parent) and ``[cold-...]`` with ``--no-warm`` (every generation a new interpreter), and
+checks that the mode asked for is the mode that ran.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import psutil
 import pytest
-from support import LoopingClient, Reloadkit, assert_all_gone, http_get, try_get, wait_for, write_file
+from support import (
+    BIN,
+    LoopingClient,
+    Reloadkit,
+    assert_all_gone,
+    free_port,
+    http_get,
+    server_env,
+    serves,
+    try_get,
+    wait_children,
+    wait_for,
+    write_file,
+)
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(90)
 
-APPS = Path(__file__).parent / "apps" / "servers"
-BIN = Path(sys.executable).parent
 RELOADS = 3
+#: The matrix's two ways to start a generation, and the flags that ask for each.
+MODES = {"warm": ("-v", "--warm"), "cold": ("-v", "--no-warm")}
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -52,52 +67,44 @@ def _script(name: str) -> str:
     return found
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A copy of the server apps, where version.py says v0."""
-    root = tmp_path / "app"
-    shutil.copytree(APPS, root, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    write_file(root / "version.py", "VERSION = 'v0'\n")
-    (tmp_path / "run").mkdir()
-    return root
-
-
-@pytest.fixture
-def sockdir() -> Iterator[Path]:
-    """A short directory for Unix sockets (pytest's tmp_path can exceed 107 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="rk-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _env(project: Path, **extra: str) -> dict[str, str]:
-    env = {
-        "PYTHONDONTWRITEBYTECODE": "1",
-        # gunicorn >= 23 puts a control socket in $XDG_RUNTIME_DIR (else ~/.gunicorn): keep it here
-        "XDG_RUNTIME_DIR": str(project.parent / "run"),
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
-    }
-    env.update(extra)
-    return env
-
-
 def _start(project: Path, binds: Sequence[str], command: Sequence[str], *options: str, **env: str) -> Reloadkit:
     args: list[str] = []
     for bind in binds:
         args += ["-b", bind]
-    return Reloadkit([*args, *options, "--", *command], cwd=project, env=_env(project, **env))
+    return Reloadkit([*args, *options, "--", *command], cwd=project, env=server_env(project, **env))
+
+
+Start = Callable[..., Reloadkit]
+
+
+@pytest.fixture(params=list(MODES))
+def start(request: pytest.FixtureRequest) -> Iterator[Start]:
+    """``_start`` in one mode of the matrix; at the end, every reloadkit it started ran in
+    that mode: warm forked every generation after the first and never fell back to a cold
+    start; cold never built a warm parent."""
+    mode: str = request.param
+    started: list[Reloadkit] = []
+
+    def start(project: Path, binds: Sequence[str], command: Sequence[str], *options: str, **env: str) -> Reloadkit:
+        rk = _start(project, binds, command, *MODES[mode], *options, **env)
+        started.append(rk)
+        return rk
+
+    yield start
+    assert started
+    for rk in started:
+        if mode == "warm":
+            assert "forked warm" in rk.output, rk.output
+            assert "starts cold" not in rk.output, rk.output
+        else:
+            assert "forked warm" not in rk.output, rk.output
+            assert "warm parent" not in rk.output, rk.output
 
 
 def _url(rk: Reloadkit) -> str:
     """The first address reloadkit listens on, as a URL the support client takes."""
     addresses = rk.wait_listening()
     return addresses[0]
-
-
-def _serves(url: str, version: str, timeout: float = 30.0) -> None:
-    wait_for(lambda: try_get(url) == version, timeout, f"{url} to serve {version!r}")
 
 
 def _info(url: str) -> dict:
@@ -116,7 +123,7 @@ def _reload_under_load(
     """Serve v0, then change version.py ``reloads`` times with a client looping all along:
     no request may fail, the client sees every version in order, and every old generation
     stops by itself (an asyncio server left in a blocking accept would not)."""
-    _serves(url, "v0")
+    serves(url, "v0", timeout=30)
     with LoopingClient(url, max_requests=1_000_000, max_seconds=50) as client:
         client.wait_requests(5, timeout=20)
         for number in range(1, reloads + 1):
@@ -154,18 +161,6 @@ def _stop_and_check_nothing_left(rk: Reloadkit) -> None:
     assert_all_gone(pids, timeout=5)
 
 
-def _children(pid: int, count: int, timeout: float = 20.0) -> set[int]:
-    """The pids of ``pid``'s children, once there are at least ``count``."""
-    def found() -> set[int] | None:
-        try:
-            kids = psutil.Process(pid).children()
-        except psutil.Error:
-            return None
-        return {kid.pid for kid in kids} if len(kids) >= count else None
-
-    return wait_for(found, timeout, f"{count} children of pid {pid}")
-
-
 def _every_worker_serves(url: str, generation: int, workers: int) -> set[int]:
     """Wait until ``workers`` distinct pids of ``generation`` answered with its version.
 
@@ -186,19 +181,13 @@ def _every_worker_serves(url: str, generation: int, workers: int) -> set[int]:
     return wait_for(all_seen, 20, f"{workers} workers of generation {generation} to serve v{generation}")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 # --- gunicorn ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("worker", ["sync", "gthread"])
-def test_gunicorn_reads_listen_fds_and_every_worker_dies_on_each_reload(project: Path, worker: str) -> None:
+def test_gunicorn_reads_listen_fds_and_every_worker_dies_on_each_reload(server_project: Path, start: Start, worker: str) -> None:
     command = [_script("gunicorn"), "-w", "2", "-k", worker, "wsgi_app:app"]
-    with _start(project, ["127.0.0.1:0"], command) as rk:
+    with start(server_project, ["127.0.0.1:0"], command) as rk:
         url = _url(rk)
         generations: dict[int, set[int]] = {}
 
@@ -206,7 +195,7 @@ def test_gunicorn_reads_listen_fds_and_every_worker_dies_on_each_reload(project:
             rk.wait_for_output(rf"started pid \d+ \(generation {generation}\)", timeout=10)
             master = rk.child_pid(generation)
             workers = _every_worker_serves(url, generation, 2)
-            generations[generation] = {master} | _children(master, 2)
+            generations[generation] = {master} | wait_children(master, 2)
             assert workers <= generations[generation]
             # gunicorn's arbiter sends READY=1 before its workers import the app: ready means
             # a worker took the probe
@@ -214,70 +203,70 @@ def test_gunicorn_reads_listen_fds_and_every_worker_dies_on_each_reload(project:
             if generation > 0:  # the master and both workers of the previous generation are gone
                 assert_all_gone(generations[generation - 1], timeout=5)
 
-        _serves(url, "v0")
+        serves(url, "v0", timeout=30)
         record(0)
         # gunicorn adopted fd 3 (LISTEN_FDS), it did not bind its default 127.0.0.1:8000
         assert f"Listening at: http://127.0.0.1:{rk.port}" in rk.output
-        _reload_under_load(rk, project, url, after_each=record)
+        _reload_under_load(rk, server_project, url, after_each=record)
         assert rk.generations() == RELOADS + 1
         _stop_and_check_nothing_left(rk)
 
 
-def test_gunicorn_on_a_unix_socket(project: Path, sockdir: Path) -> None:
+def test_gunicorn_on_a_unix_socket(server_project: Path, sockdir: Path) -> None:
     path = sockdir / "gunicorn.sock"
-    with _start(project, [f"unix:{path}"], [_script("gunicorn"), "-w", "2", "wsgi_app:app"]) as rk:
+    with _start(server_project, [f"unix:{path}"], [_script("gunicorn"), "-w", "2", "wsgi_app:app"]) as rk:
         url = _url(rk)
         assert url == f"unix:{path}"
         _every_worker_serves(url, 0, 2)
-        _reload_under_load(rk, project, url, after_each=lambda n: _every_worker_serves(url, n, 2))
+        _reload_under_load(rk, server_project, url, after_each=lambda n: _every_worker_serves(url, n, 2))
         _stop_and_check_nothing_left(rk)
     assert not path.exists()
 
 
-def test_django_via_gunicorn(project: Path) -> None:
-    with _start(project, ["127.0.0.1:0"], [_script("gunicorn"), "-w", "2", "djsite.wsgi"]) as rk:
+def test_django_via_gunicorn(server_project: Path, start: Start) -> None:
+    with start(server_project, ["127.0.0.1:0"], [_script("gunicorn"), "-w", "2", "djsite.wsgi"]) as rk:
         url = _url(rk)
         _every_worker_serves(url, 0, 2)
-        _reload_under_load(rk, project, url, after_each=lambda n: _every_worker_serves(url, n, 2))
+        _reload_under_load(rk, server_project, url, after_each=lambda n: _every_worker_serves(url, n, 2))
         _stop_and_check_nothing_left(rk)
 
 
 # --- uvicorn -----------------------------------------------------------------------------
 
 
-def test_uvicorn_fd_on_tcp(project: Path) -> None:
-    with _start(project, ["127.0.0.1:0"], [_script("uvicorn"), "--fd", "3", "asgi_app:app"]) as rk:
+def test_uvicorn_fd_on_tcp(server_project: Path, start: Start) -> None:
+    with start(server_project, ["127.0.0.1:0"], [_script("uvicorn"), "--fd", "3", "asgi_app:app"]) as rk:
         url = _url(rk)
-        _serves(url, "v0")
+        serves(url, "v0", timeout=30)
         # uvicorn wraps fd 3 as AF_UNIX whatever it is; the peer address still comes out right
         client = _info(url)["client"]
         assert client[0] == "127.0.0.1" and isinstance(client[1], int) and client[1] > 0, client
-        _reload_under_load(rk, project, url)
+        _reload_under_load(rk, server_project, url)
         _stop_and_check_nothing_left(rk)
 
 
 @pytest.mark.parametrize("bind", ["tcp", "unix"])
-def test_uvicorn_with_overlap(project: Path, sockdir: Path, bind: str) -> None:
+def test_uvicorn_with_overlap(server_project: Path, start: Start, sockdir: Path, bind: str) -> None:
     """--overlap: the new uvicorn starts on a socket of its own that gets no connection
     until it is ready (here by --ready-after: uvicorn sends no READY=1); then the address
     moves to it and the old one stops."""
     spec = f"unix:{sockdir / 'uvicorn.sock'}" if bind == "unix" else "127.0.0.1:0"
     command = [_script("uvicorn"), "--fd", "3", "asgi_app:app"]
-    with _start(project, [spec], command, "--overlap", "--ready-after", "0.5") as rk:
+    with start(server_project, [spec], command, "--overlap", "--ready-after", "0.5") as rk:
         url = _url(rk)
-        _reload_under_load(rk, project, url)
+        _reload_under_load(rk, server_project, url)
         assert rk.output.count(" beside pid ") == RELOADS
         _stop_and_check_nothing_left(rk)
 
 
-def test_uvicorn_fd_on_tcp_has_no_nagle_delay(project: Path) -> None:
+def test_uvicorn_fd_on_tcp_has_no_nagle_delay(server_project: Path) -> None:
     """uvicorn's AF_UNIX wrapping skips asyncio's TCP_NODELAY: every response written in
     several parts then waits for the client's delayed ACK (~40 ms) on a kept-alive
     connection, unless the listening socket (whose options accepted sockets inherit)
     already has TCP_NODELAY."""
-    with _start(project, ["127.0.0.1:0"], [_script("uvicorn"), "--fd", "3", "asgi_app:app"]) as rk:
+    with _start(server_project, ["127.0.0.1:0"], [_script("uvicorn"), "--fd", "3", "asgi_app:app"]) as rk:
         url = _url(rk)
-        _serves(url, "v0")
+        serves(url, "v0", timeout=30)
         connection = http.client.HTTPConnection("127.0.0.1", rk.port, timeout=10)
         latencies = []
         try:
@@ -294,19 +283,19 @@ def test_uvicorn_fd_on_tcp_has_no_nagle_delay(project: Path) -> None:
         _stop_and_check_nothing_left(rk)
 
 
-def test_uvicorn_fd_on_a_unix_socket(project: Path, sockdir: Path) -> None:
+def test_uvicorn_fd_on_a_unix_socket(server_project: Path, sockdir: Path) -> None:
     path = sockdir / "uvicorn.sock"
-    with _start(project, [f"unix:{path}"], [_script("uvicorn"), "--fd", "3", "asgi_app:app"]) as rk:
+    with _start(server_project, [f"unix:{path}"], [_script("uvicorn"), "--fd", "3", "asgi_app:app"]) as rk:
         url = _url(rk)
-        _reload_under_load(rk, project, url)
+        _reload_under_load(rk, server_project, url)
         _stop_and_check_nothing_left(rk)
 
 
-def test_django_via_uvicorn(project: Path) -> None:
+def test_django_via_uvicorn(server_project: Path, start: Start) -> None:
     command = [_script("uvicorn"), "--fd", "3", "djsite.asgi:application"]
-    with _start(project, ["127.0.0.1:0"], command) as rk:
+    with start(server_project, ["127.0.0.1:0"], command) as rk:
         url = _url(rk)
-        _reload_under_load(rk, project, url)
+        _reload_under_load(rk, server_project, url)
         _stop_and_check_nothing_left(rk)
 
 
@@ -314,12 +303,12 @@ def test_django_via_uvicorn(project: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["tcp", "unix"])
-def test_hypercorn_bind_fd(project: Path, sockdir: Path, kind: str) -> None:
+def test_hypercorn_bind_fd(server_project: Path, start: Start, sockdir: Path, kind: str) -> None:
     bind = "127.0.0.1:0" if kind == "tcp" else f"unix:{sockdir / 'hypercorn.sock'}"
     command = [_script("hypercorn"), "--bind", "fd://3", "asgi_app:app"]
-    with _start(project, [bind], command) as rk:
+    with start(server_project, [bind], command) as rk:
         url = _url(rk)
-        _reload_under_load(rk, project, url)
+        _reload_under_load(rk, server_project, url)
         if kind == "tcp":
             assert _info(url)["client"][0] == "127.0.0.1"
         _stop_and_check_nothing_left(rk)
@@ -328,25 +317,25 @@ def test_hypercorn_bind_fd(project: Path, sockdir: Path, kind: str) -> None:
 # --- daphne ------------------------------------------------------------------------------
 
 
-def test_daphne_fd(project: Path) -> None:
+def test_daphne_fd(server_project: Path, start: Start) -> None:
     command = [_script("daphne"), "--fd", "3", "asgi_app:application"]
-    with _start(project, ["127.0.0.1:0"], command) as rk:
+    with start(server_project, ["127.0.0.1:0"], command) as rk:
         url = _url(rk)
-        _reload_under_load(rk, project, url)
+        _reload_under_load(rk, server_project, url)
         assert _info(url)["client"][0] == "127.0.0.1"
         _stop_and_check_nothing_left(rk)
 
 
-def test_daphne_on_a_unix_socket_through_its_systemd_endpoint(project: Path, sockdir: Path) -> None:
+def test_daphne_on_a_unix_socket_through_its_systemd_endpoint(server_project: Path, start: Start, sockdir: Path) -> None:
     """daphne's --fd always adopts the fd as AF_INET; for a Unix socket use twisted's systemd
     endpoint, which reads LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES and takes the family. Twisted
     chmods an adopted Unix socket's own name when it starts and removes it when it stops: that
     name is reloadkit's hidden one beside the path, so the path survives every reload."""
     path = sockdir / "daphne.sock"
     command = [_script("daphne"), "-e", "systemd:domain=UNIX:index=0", "asgi_app:application"]
-    with _start(project, [f"unix:{path}"], command) as rk:
+    with start(server_project, [f"unix:{path}"], command) as rk:
         url = _url(rk)
-        _reload_under_load(rk, project, url)
+        _reload_under_load(rk, server_project, url)
         assert path.is_socket()
         _stop_and_check_nothing_left(rk)
     assert not path.exists() and not list(sockdir.glob(".daphne.sock.rk*"))
@@ -355,27 +344,27 @@ def test_daphne_on_a_unix_socket_through_its_systemd_endpoint(project: Path, soc
 # --- Flask / werkzeug ----------------------------------------------------------------------
 
 
-def test_flask_run(project: Path) -> None:
+def test_flask_run(server_project: Path, start: Start) -> None:
     command = [_script("flask"), "--app", "flask_app", "run"]
-    with _start(project, ["127.0.0.1:0"], command) as rk:
+    with start(server_project, ["127.0.0.1:0"], command) as rk:
         url = _url(rk)
-        _reload_under_load(rk, project, url)
+        _reload_under_load(rk, server_project, url)
         _stop_and_check_nothing_left(rk)
 
 
-def test_flask_app_run(project: Path) -> None:
-    with _start(project, ["127.0.0.1:0"], [sys.executable, "flask_app.py"]) as rk:
+def test_flask_app_run(server_project: Path, start: Start) -> None:
+    with start(server_project, ["127.0.0.1:0"], [sys.executable, "flask_app.py"]) as rk:
         url = _url(rk)
-        _reload_under_load(rk, project, url)
+        _reload_under_load(rk, server_project, url)
         _stop_and_check_nothing_left(rk)
 
 
-def test_flask_debug_one_edit_is_one_restart(project: Path) -> None:
+def test_flask_debug_one_edit_is_one_restart(server_project: Path, start: Start) -> None:
     """``flask run --debug``: the debugger works, and reloadkit sets FLASK_RUN_RELOAD=false
     (unless it is set), so werkzeug's reloader does not watch a second time: no second
     interpreter, no second watcher, and one edit gives exactly one new generation."""
     command = [_script("flask"), "--app", "flask_app", "run", "--debug"]
-    with _start(project, ["127.0.0.1:0"], command) as rk:
+    with start(server_project, ["127.0.0.1:0"], command) as rk:
         url = _url(rk)
 
         def single_process(generation: int) -> None:
@@ -383,28 +372,28 @@ def test_flask_debug_one_edit_is_one_restart(project: Path) -> None:
             child = psutil.Process(rk.child_pid(generation))
             assert child.children(recursive=True) == [], "werkzeug spawned a reloader child"
 
-        _serves(url, "v0")
+        serves(url, "v0", timeout=30)
         rk.wait_for_output(r"Debugger is active")
         single_process(0)
-        _reload_under_load(rk, project, url, after_each=single_process)
+        _reload_under_load(rk, server_project, url, after_each=single_process)
         assert rk.generations() == RELOADS + 1, rk.output
         _stop_and_check_nothing_left(rk)
 
 
-def test_flask_app_run_debug_exit_status_3_is_a_restart(project: Path) -> None:
+def test_flask_app_run_debug_exit_status_3_is_a_restart(server_project: Path) -> None:
     """app.run(debug=True): werkzeug's reloader runs in the child itself (WERKZEUG_RUN_MAIN is
     already "true", so it spawns no second interpreter) and exits with status 3 when a file
     it watches changes. Here only werkzeug watches that file (data.txt: reloadkit ignores
     *.txt), so the restart can only come from the exit status."""
-    (project / "data.txt").write_text("one\n")
-    with _start(project, ["127.0.0.1:0"], [sys.executable, "flask_app.py", "--werkzeug-reloader"]) as rk:
+    (server_project / "data.txt").write_text("one\n")
+    with _start(server_project, ["127.0.0.1:0"], [sys.executable, "flask_app.py", "--werkzeug-reloader"]) as rk:
         url = _url(rk)
-        _serves(url, "v0")
+        serves(url, "v0", timeout=30)
         first = _info(url)["pid"]
         assert first == rk.child_pid(0)
         assert psutil.Process(first).children(recursive=True) == []
         rk.wait_for_output(r"Debugger is active")
-        write_file(project / "data.txt", "two\n")
+        write_file(server_project / "data.txt", "two\n")
         rk.wait_for_output(rf"restarting \(pid {first} exited with status 3\)", timeout=20)
         rk.wait_for_output(r"started pid \d+ \(generation 1\)", timeout=10)
         second = rk.child_pid(1)
@@ -417,41 +406,41 @@ def test_flask_app_run_debug_exit_status_3_is_a_restart(project: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["tcp", "unix"])
-def test_waitress_sockets(project: Path, sockdir: Path, kind: str) -> None:
+def test_waitress_sockets(server_project: Path, start: Start, sockdir: Path, kind: str) -> None:
     bind = "127.0.0.1:0" if kind == "tcp" else f"unix:{sockdir / 'waitress.sock'}"
-    with _start(project, [bind], [sys.executable, "serve_waitress.py"]) as rk:
+    with start(server_project, [bind], [sys.executable, "serve_waitress.py"]) as rk:
         url = _url(rk)
-        _reload_under_load(rk, project, url)
+        _reload_under_load(rk, server_project, url)
         _stop_and_check_nothing_left(rk)
 
 
 @pytest.mark.parametrize("kind", ["tcp", "unix"])
-def test_aiohttp_sock(project: Path, sockdir: Path, kind: str) -> None:
+def test_aiohttp_sock(server_project: Path, start: Start, sockdir: Path, kind: str) -> None:
     bind = "127.0.0.1:0" if kind == "tcp" else f"unix:{sockdir / 'aiohttp.sock'}"
-    with _start(project, [bind], [sys.executable, "serve_aiohttp.py"]) as rk:
+    with start(server_project, [bind], [sys.executable, "serve_aiohttp.py"]) as rk:
         url = _url(rk)
-        _reload_under_load(rk, project, url)
+        _reload_under_load(rk, server_project, url)
         _stop_and_check_nothing_left(rk)
 
 
 # --- Django's runserver: reloadkit as a plain supervisor -----------------------------------------
 
 
-def test_django_runserver_noreload_as_a_plain_supervisor(project: Path) -> None:
+def test_django_runserver_noreload_as_a_plain_supervisor(server_project: Path, start: Start) -> None:
     """No --bind: runserver binds the port itself in every generation. reloadkit still
     restarts it on every change and leaves nothing behind, but between the old child's
     exit and the new child's bind the port is closed: clients get "connection refused"."""
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
-    with _start(project, [], command) as rk:
+    with start(server_project, [], command) as rk:
         rk.wait_for_output(r"started pid \d+ \(generation 0\)")
         assert "listening on" not in rk.output
         url = f"http://127.0.0.1:{port}"
-        _serves(url, "v0")
+        serves(url, "v0", timeout=30)
         with LoopingClient(url, max_requests=1_000_000, max_seconds=50) as client:
             client.wait_requests(5, timeout=20)
             for number in range(1, RELOADS + 1):
-                write_file(project / "version.py", f"VERSION = 'v{number}'\n")
+                write_file(server_project / "version.py", f"VERSION = 'v{number}'\n")
                 wait_for(lambda n=number: client.last_body == f"v{n}", 30, f"the client to see v{number}")
                 client.wait_requests(5, timeout=20)
         _summary(rk, client)
@@ -470,32 +459,32 @@ def test_django_runserver_noreload_as_a_plain_supervisor(project: Path) -> None:
 # --- wrappers: LISTEN_PID must name the exec'd process ---------------------------------------
 
 
-def test_sh_c_exec_wrapper_keeps_listen_pid(project: Path) -> None:
-    with _start(project, ["127.0.0.1:0"], ["sh", "-c", f"exec {sys.executable} serve_waitress.py"]) as rk:
+def test_sh_c_exec_wrapper_keeps_listen_pid(server_project: Path) -> None:
+    with _start(server_project, ["127.0.0.1:0"], ["sh", "-c", f"exec {sys.executable} serve_waitress.py"]) as rk:
         url = _url(rk)
-        _reload_under_load(rk, project, url)
+        _reload_under_load(rk, server_project, url)
         _stop_and_check_nothing_left(rk)
 
 
-def test_wrapper_that_does_not_exec_breaks_the_contract_loudly(project: Path) -> None:
+def test_wrapper_that_does_not_exec_breaks_the_contract_loudly(server_project: Path) -> None:
     """``sh -c 'python serve.py; true'`` forks: LISTEN_PID is the shell's pid, so
     reloadkit.sockets() refuses the sockets (they are not for this process)."""
     command = ["sh", "-c", f"{sys.executable} serve_waitress.py; exit 7"]
-    with _start(project, ["127.0.0.1:0"], command) as rk:
+    with _start(server_project, ["127.0.0.1:0"], command) as rk:
         _url(rk)
         rk.wait_for_output(r"a wrapper that does not exec changed the pid")
         rk.wait_for_output(r"exited with status 7; waiting for a change")
         _stop_and_check_nothing_left(rk)
 
 
-def test_gunicorn_under_a_wrapper_that_does_not_exec_ignores_listen_fds(project: Path) -> None:
+def test_gunicorn_under_a_wrapper_that_does_not_exec_ignores_listen_fds(server_project: Path) -> None:
     """gunicorn checks LISTEN_PID too, but silently: with a forking wrapper it binds its own
     address (its -b, else 127.0.0.1:8000) and reloadkit's socket is never served."""
-    port = _free_port()
+    port = free_port()
     command = ["sh", "-c", f"{_script('gunicorn')} -w 1 -b 127.0.0.1:{port} wsgi_app:app; exit 7"]
-    with _start(project, ["127.0.0.1:0"], command) as rk:
+    with _start(server_project, ["127.0.0.1:0"], command) as rk:
         url = _url(rk)
         rk.wait_for_output(rf"Listening at: http://127.0.0.1:{port}\b")
-        _serves(f"http://127.0.0.1:{port}", "v0")
+        serves(f"http://127.0.0.1:{port}", "v0", timeout=30)
         assert try_get(url, timeout=1.0) is None  # queued in reloadkit's backlog, never accepted
         _stop_and_check_nothing_left(rk)

@@ -9,29 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import Reloadkit, needs, try_get, wait_for, write_file
+from support import BIN, Reloadkit, needs, server_env, try_get, wait_for, write_file
 
 pytestmark = pytest.mark.timeout(90)
-APPS = Path(__file__).parent / "apps" / "servers"
-BIN = Path(sys.executable).parent
 UV = shutil.which("uv", path=f"{BIN}{os.pathsep}{os.environ.get('PATH', os.defpath)}")
 WARNING = r"pid \d+ \(\S+\) holds the sockets, but LISTEN_PID=\d+ names (\S+), a wrapper that did not exec it: .* or add --through-wrapper"
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    root = tmp_path / "app"
-    root.mkdir()
-    shutil.copy(APPS / "wsgi_app.py", root)
-    write_file(root / "version.py", "VERSION = 'v0'\n")
-    (tmp_path / "run").mkdir()
-    return root
-
-
 def _env(project: Path) -> dict[str, str]:
-    # gunicorn >= 23 puts a control socket in $XDG_RUNTIME_DIR: keep it in the test's directory
-    return {"XDG_RUNTIME_DIR": str(project.parent / "run"), "UV_CACHE_DIR": str(project.parent / "uv-cache"),
-            "PYTHONDONTWRITEBYTECODE": "1"}
+    """A real server's environment, with uv's cache in the test's directory too."""
+    return server_env(project, UV_CACHE_DIR=str(project.parent / "uv-cache"))
 
 
 # gunicorn binds 127.0.0.1:0 of its own when it ignores the inherited socket, never a fixed port
@@ -43,8 +30,8 @@ def _sh(project: Path, *options: str) -> Reloadkit:
     return Reloadkit(["-b", "127.0.0.1:0", *options, "--", *command], cwd=project, env=_env(project))
 
 
-def test_sh_without_exec_is_one_warning_line(project: Path) -> None:
-    with _sh(project) as rk:
+def test_sh_without_exec_is_one_warning_line(server_project: Path) -> None:
+    with _sh(server_project) as rk:
         rk.wait_listening()
         match = rk.wait_for_output(WARNING, timeout=30)
         assert match.group(1) in ("sh", "dash", "bash")
@@ -55,22 +42,22 @@ def test_sh_without_exec_is_one_warning_line(project: Path) -> None:
         assert rk.count(WARNING) == 1
 
 
-def test_sh_through_wrapper_serves_on_the_held_socket(project: Path) -> None:
-    with _sh(project, "--through-wrapper") as rk:
+def test_sh_through_wrapper_serves_on_the_held_socket(server_project: Path) -> None:
+    with _sh(server_project, "--through-wrapper") as rk:
         rk.wait_listening()
         wait_for(lambda: try_get(rk.url) == "v0", 30, "gunicorn to serve on the held socket")
         assert f"Listening at: http://127.0.0.1:{rk.port}" in rk.output
-        write_file(project / "version.py", "VERSION = 'v1'\n")
+        write_file(server_project / "version.py", "VERSION = 'v1'\n")
         wait_for(lambda: try_get(rk.url) == "v1", 30, "the new generation to serve")
         assert rk.count(WARNING) == 0
 
 
 @pytest.mark.parametrize("through", [False, True])
-def test_uv_run(project: Path, through: bool) -> None:
+def test_uv_run(server_project: Path, through: bool) -> None:
     needs(UV, "uv (the test extra installs it)")
     command = [str(UV), "run", "--no-project", "--offline", "--python", sys.executable, "python", *GUNICORN.split()[1:]]
     options = ["--through-wrapper"] if through else []
-    with Reloadkit(["-b", "127.0.0.1:0", *options, "--", *command], cwd=project, env=_env(project)) as rk:
+    with Reloadkit(["-b", "127.0.0.1:0", *options, "--", *command], cwd=server_project, env=_env(server_project)) as rk:
         rk.wait_listening()
         if through:
             wait_for(lambda: try_get(rk.url) == "v0", 30, "gunicorn under uv run to serve on the held socket")
