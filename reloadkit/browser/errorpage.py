@@ -39,6 +39,7 @@ from reloadkit.browser.livereload import (
     LiveReloadServer,
     StaticRules,
 )
+from reloadkit.browser.tracebacks import Summary, summarize
 from reloadkit.config.settings import Config
 from reloadkit.net.handover import Succession, _take_queued
 
@@ -71,6 +72,8 @@ class Failure:
     stderr: tuple[str, ...]
     token: str  # ``down-N``: the page's place in the live-reload channel
     error: str | None = None
+    raised: Summary | None = None  # the exception and the user's frames, from stderr's traceback
+    base: str = ""
 
     @property
     def summary(self) -> str:
@@ -86,14 +89,14 @@ class Failure:
     @classmethod
     def build(
         cls, command: Sequence[str], status: int | None, changed: Iterable[str], stderr: Iterable[str],
-        token: str, base: str, error: str | None = None,
+        token: str, base: str, error: str | None = None, roots: Sequence[str] = (),
     ) -> Failure:
         shown = []
         for path in sorted(changed):
             relative = os.path.relpath(path, base) if os.path.isabs(path) else path
             shown.append(path if relative.startswith("..") else relative)
         lines = tuple(_ANSI.sub("", line)[:_MAX_LINE] for line in stderr)
-        return cls(tuple(command), status, tuple(shown), lines, token, error)
+        return cls(tuple(command), status, tuple(shown), lines, token, error, summarize(lines, roots, base), base)
 
 
 def render_json(failure: Failure) -> bytes:
@@ -105,13 +108,28 @@ def render_json(failure: Failure) -> bytes:
         "summary": failure.summary,
         "changed": list(failure.changed),
         "stderr": list(failure.stderr),
+        "exception": failure.raised.exception if failure.raised else None,
+        "your_frames": [
+            {"file": frame.file, "line": frame.line, "name": frame.name, "source": list(frame.source)}
+            for frame in (failure.raised.frames if failure.raised else ())
+        ],
     }, indent=2).encode() + b"\n"
 
 
 _STYLE = """body{font:15px/1.4 system-ui,sans-serif;margin:2rem auto;max-width:70rem;padding:0 1rem;color:#222}
 h1{font-size:1.3rem;color:#a00}code,pre{font:13px/1.35 ui-monospace,monospace}
 pre{background:#f6f6f6;border:1px solid #ddd;padding:.8rem;overflow-x:auto;white-space:pre-wrap}
-.note{color:#666;font-size:.9rem}"""
+.note{color:#666;font-size:.9rem}h2{font-size:1.15rem}#raised pre{border-color:#d99;background:#fff6f6}"""
+
+
+def _raised_html(failure: Failure) -> str:
+    """The exception and the user's frames, innermost first: above the whole stderr."""
+    if failure.raised is None:
+        return ""
+    esc = html.escape
+    frames = "".join(f"<pre>{esc(frame.display(failure.base))}</pre>" for frame in failure.raised.frames)
+    return (f'<section id="raised"><h2><code>{esc(failure.raised.exception)}</code></h2>'
+            f"<p>In your code (innermost first):</p>{frames}</section>")
 
 
 def render_html(failure: Failure) -> bytes:
@@ -122,7 +140,7 @@ def render_html(failure: Failure) -> bytes:
 <html lang="en"><head><meta charset="utf-8"><title>reloadkit: the app is down</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_STYLE}</style></head>
 <body><h1>The app is not running: it {esc(failure.summary)}</h1>
-<p>Command: <code>{esc(shlex.join(failure.command))}</code></p>
+{_raised_html(failure)}<p>Command: <code>{esc(shlex.join(failure.command))}</code></p>
 <p>Changed files that led here:</p><ul>{changed}</ul>
 <p>The last lines of its stderr:</p><pre id="stderr">{stderr}</pre>
 <p class="note">reloadkit answers while the app is down. Fix the code: this page turns back into the
@@ -262,7 +280,8 @@ class Browser:
             return  # pages wait for the next ready generation
         self.failures += 1
         token = f"down-{self.failures}"
-        failure = Failure.build(self.config.command, status, self.changed, stderr, token, self.config.cwd, error)
+        failure = Failure.build(self.config.command, status, self.changed, stderr, token, self.config.cwd, error,
+                                self.config.watch_roots)
         self.error_page.show(failure)
         self.channel.set_state("down", token)
 
