@@ -369,11 +369,14 @@ class ImportTracker:
         self._previous_excepthook: Callable[..., object] | None = None
         self._thread_hook: Callable[..., object] | None = None
         self._previous_thread_hook: Callable[..., object] | None = None
+        self.off = False  # after the first unexpected error (see _broken)
 
     # the meta path finder protocol
 
     def find_spec(self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None) -> ModuleSpec | None:
         """Find the spec with the finders after this one, and note its file."""
+        if self.off:
+            return None  # the import system asks the next finders itself
         finders = list(sys.meta_path)
         try:
             start = next(index for index, finder in enumerate(finders) if finder is self) + 1
@@ -395,8 +398,8 @@ class ImportTracker:
                     self._consider_module(fullname, origin)
             self._maybe_rescan()
             self.flush()
-        except Exception:  # noqa: BLE001 - tracking must never break an import
-            pass
+        except Exception as exc:  # noqa: BLE001 - tracking must never break an import
+            self._broken(f"importing {fullname}", exc)
         return spec
 
     def invalidate_caches(self) -> None:
@@ -455,22 +458,50 @@ class ImportTracker:
 
     def flush(self, *, modules: bool = True) -> None:
         """Send what was noted since the last send (the installed modules only if ``modules``)."""
+        if self.off:
+            return
         batch, self._pending = self._pending, []
         if batch:
             try:
                 self._send(batch)
-            except Exception:  # noqa: BLE001 - the supervisor may be gone; nothing to do
-                pass
+            except Exception as exc:  # noqa: BLE001 - send_lines handles the socket's errors
+                self._broken("sending", exc)
         if modules and self._modules_pending and self._send_modules is not None:
             lines, self._modules_pending = self._modules_pending, []
             try:
                 if self._send_modules(lines) is False:  # the supervisor's queue is full: later
                     self._modules_pending = lines + self._modules_pending
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception as exc:  # noqa: BLE001
+                self._broken("sending", exc)
+
+    def _broken(self, where: str, exc: BaseException) -> None:
+        """The first unexpected error: one line on stderr, then tracking is off. A tracker
+        that goes on half-working would lose watches silently; this one says so, once."""
+        if self.off:
+            return
+        self.off = True
+        self._pending, self._modules_pending = [], []
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+        try:
+            sys.stderr.write(f"reloadkit: import tracking is off in pid {os.getpid()} after an error ({where}: {message});"
+                             " files this process imports from now on are not watched\n")
+            sys.stderr.flush()
+        except (AttributeError, OSError, ValueError):
+            pass  # no stderr to say it on
+
+    def _safely(self, where: str, action: Callable[[], object]) -> None:
+        """Run a hook's tracking part; an error in it turns tracking off (said once)."""
+        if self.off:
+            return
+        try:
+            action()
+        except Exception as exc:  # noqa: BLE001 - the hook it runs in must go on
+            self._broken(where, exc)
 
     def report_exception(self, exc: BaseException | None) -> None:
         """Note the files an uncaught exception points at: where a module failed to import."""
+        if self.off:
+            return
         seen: set[int] = set()
         while exc is not None and id(exc) not in seen:
             seen.add(id(exc))
@@ -506,10 +537,7 @@ class ImportTracker:
         previous = sys.excepthook
 
         def excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
-            try:
-                self.report_exception(exc)
-            except Exception:  # noqa: BLE001
-                pass
+            self._safely("reporting an exception", lambda: self.report_exception(exc))
             previous(kind, exc, tb)
 
         self._previous_excepthook, self._excepthook = previous, excepthook
@@ -525,10 +553,7 @@ class ImportTracker:
         previous = threading.excepthook
 
         def thread_hook(args: object) -> None:
-            try:
-                self.report_exception(getattr(args, "exc_value", None))
-            except Exception:  # noqa: BLE001
-                pass
+            self._safely("reporting a thread's exception", lambda: self.report_exception(getattr(args, "exc_value", None)))
             previous(args)
 
         self._previous_thread_hook, self._thread_hook = previous, thread_hook
@@ -536,11 +561,11 @@ class ImportTracker:
 
     def _at_exit(self) -> None:
         if self._installed:
-            try:
-                self.scan()
-                self.flush()
-            except Exception:  # noqa: BLE001
-                pass
+            self._safely("at exit", self._scan_and_flush)
+
+    def _scan_and_flush(self) -> None:
+        self.scan()
+        self.flush()
 
     def uninstall(self) -> None:
         """Undo :meth:`install` (for tests); hooks replaced by others since are left alone."""

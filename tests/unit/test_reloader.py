@@ -362,3 +362,48 @@ def test_parent_config_defaults_and_errors(monkeypatch: pytest.MonkeyPatch) -> N
         _parent_config(options, reloader_type="inotify")
     with pytest.raises(ConfigError):
         _parent_config({**options, "bind": "nonsense"})
+
+
+def test_the_trackers_first_error_is_one_line_then_tracking_is_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Never a silent loss of watches: the first unexpected error is said on stderr, once,
+    and the tracker stops (a half-working one would drop files without a word)."""
+    sent: list[str] = []
+    calls = 0
+
+    def send(paths: list[str]) -> None:
+        nonlocal calls
+        calls += 1
+        if any(path.endswith("rk_unit_second.py") for path in paths):
+            raise RuntimeError("the send broke")
+        sent.extend(paths)
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("rk_unit_first", "rk_unit_second", "rk_unit_third"):
+        (tmp_path / f"{name}.py").write_text("VALUE = 1\n")
+    importlib.invalidate_caches()
+    instance = ImportTracker(send, PathFilter.for_this_process())
+    instance.install()
+    try:
+        importlib.import_module("rk_unit_first")
+        assert [os.path.basename(path) for path in sent][-1] == "rk_unit_first.py"
+        before = calls
+        importlib.import_module("rk_unit_second")  # the send raises
+        importlib.import_module("rk_unit_third")
+        script = tmp_path / "rk_unit_hook_off.py"
+        script.write_text("raise KeyError(1)\n")
+        try:
+            exec(compile(script.read_text(), str(script), "exec"), {})
+        except KeyError as exc:
+            instance.report_exception(exc)
+    finally:
+        instance.uninstall()
+        for name in [name for name in sys.modules if name.startswith("rk_unit_")]:
+            del sys.modules[name]
+    err = capfd.readouterr().err
+    assert err.count("reloadkit: import tracking is off in pid") == 1, err
+    assert "(sending: RuntimeError: the send broke)" in err
+    assert "files this process imports from now on are not watched" in err
+    assert instance.off
+    assert calls == before + 1  # nothing tried after the error
