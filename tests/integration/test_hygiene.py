@@ -32,7 +32,7 @@ from typing import Any
 import pexpect
 import psutil
 import pytest
-from support import Reloadkit, http_get, reloadkit_env, wait_for
+from support import Reloadkit, http_get, reloadkit_env, wait_for, write_file
 
 pytestmark = [
     pytest.mark.timeout(60),
@@ -354,13 +354,15 @@ def _running_tree(tmp_path: Path, *flags: str, options: Sequence[str] | None = N
 
 def test_double_forked_daemon_is_stopped_on_restart_and_on_exit(tmp_path: Path) -> None:
     """A daemon that double-forked and called setsid re-parents to reloadkit (a child
-    subreaper); a restart ends it with its generation, the exit ends the next one."""
+    subreaper); a restart (a file change: SIGHUP's is test_exit_path_sighup_restart) ends it
+    with its generation and the grandchildren, the exit ends the next one."""
     with _running_tree(tmp_path, "--serve") as (rk, first, sock):
         assert first["daemon"].pid not in {p.pid for p in psutil.Process(first["child"].pid).children(recursive=True)}
         assert os.getsid(first["daemon"].pid) != os.getsid(first["child"].pid)
-        rk.signal(signal.SIGHUP)
+        write_file(tmp_path / "watched" / "app.py", "X = 1\n")
+        rk.wait_for_output(r"restarting \(watched/app\.py changed\)")
         second = _tree(tmp_path / "record.txt", 1)
-        _wait_gone(first, 10, "after the SIGHUP restart")
+        _wait_gone(first, 10, "after the restart on a change")
         _assert_alive(second, "generation 1")
         assert _unix_get(sock) == f"pid {second['child'].pid} gen 1"
         rk.signal(signal.SIGINT)
@@ -376,14 +378,15 @@ def test_exit_path_sigint(tmp_path: Path) -> None:
         assert not sock.exists() and not _hidden_names(sock)
 
 
-def test_exit_path_second_sigint(tmp_path: Path) -> None:
-    """A child that ignores SIGINT and SIGTERM: the second SIGINT kills everything at once,
-    long before the stop timeout."""
+@pytest.mark.parametrize("first", ["SIGINT", "SIGTERM"])
+def test_exit_path_second_sigint(tmp_path: Path, first: str) -> None:
+    """A child that ignores SIGINT and SIGTERM: a SIGINT after the first stop signal (SIGINT
+    or SIGTERM) kills everything at once, long before the stop timeout."""
     options = [*_watched(tmp_path), "-v", "--stop-timeout", "60"]
     with _running_tree(tmp_path, "--ignore-stop", options=options) as (rk, procs, sock):
         started = time.monotonic()
-        rk.signal(signal.SIGINT)
-        rk.wait_for_output(r"stopping pid \d+ with SIGINT")
+        rk.signal(signal.Signals[first])
+        rk.wait_for_output(rf"stopping pid \d+ with {first}")
         _assert_alive(procs, "a tree that ignores SIGINT")
         rk.signal(signal.SIGINT)
         _check_exit(rk, 128 + signal.SIGKILL)
@@ -419,6 +422,7 @@ def test_exit_path_sighup_restart(tmp_path: Path) -> None:
         old_names = _hidden_names(sock)
         assert len(old_names) == 1, old_names
         rk.signal(signal.SIGHUP)
+        rk.wait_for_output(r"restarting \(SIGHUP\): started pid \d+ \(generation 1\)")
         second = _tree(tmp_path / "record.txt", 1)
         _wait_gone(first, 10, "after the SIGHUP restart")
         wait_for(lambda: _unix_get(sock) == f"pid {second['child'].pid} gen 1", 10, "generation 1 on the Unix socket")
@@ -457,6 +461,7 @@ def test_exit_path_child_crash_without_reload(tmp_path: Path) -> None:
 def test_exit_path_child_asks_for_a_restart_with_status_3(tmp_path: Path) -> None:
     with _running_tree(tmp_path, "--exit=3@0") as (rk, first, sock):
         _go(tmp_path / "record.txt")
+        rk.wait_for_output(rf"restarting \(pid {first['child'].pid} exited with status 3\)")
         second = _tree(tmp_path / "record.txt", 1)
         _wait_gone(first, 5, "after the child exited with status 3")
         _assert_alive(second, "generation 1")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sys
 import threading
@@ -167,38 +166,27 @@ def test_child_that_ignores_sigterm_is_killed_after_the_timeout(tmp_path: Path) 
 
 
 def test_open_streaming_response_cannot_hang_a_reload(tmp_path: Path) -> None:
-    import socket as socketlib
-
+    """A server that waits for every open response before it exits (here for ever) does not
+    hold the reload: the next generation serves at once, and the old one is killed after
+    --stop-timeout, which ends the stream it held open."""
     versioned_project(tmp_path)
     with Reloadkit(versioned_args("--stop-timeout", "0.5", flags=("--graceful-streams",)), cwd=tmp_path) as rk:
         rk.wait_listening()
         serves(rk, "v0")
-        stream = socketlib.create_connection(("127.0.0.1", rk.port), timeout=10)
-        try:
+        old = rk.child_pid(0)
+        with socket.create_connection(("127.0.0.1", rk.port), timeout=10) as stream:
             stream.sendall(b"GET /stream HTTP/1.0\r\n\r\n")
-            assert b"streaming" in stream.recv(1024) or True
+            received = b""
+            while not received.endswith(b"streaming"):  # the response has begun and stays open
+                chunk = stream.recv(1024)
+                assert chunk, f"the stream ended before the reload: {received!r}"
+                received += chunk
+            assert received == b"HTTP/1.0 200 OK\r\n\r\nstreaming"
             write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
             serves(rk, "v1")
             rk.wait_for_output(r"did not stop within 0.5 s")
-        finally:
-            stream.close()
-
-
-def test_grandchildren_are_gone_after_reload_and_exit(tmp_path: Path) -> None:
-    versioned_project(tmp_path)
-    record = tmp_path / "grandchildren.txt"
-    with Reloadkit(versioned_args(flags=("--grandchild",)), cwd=tmp_path) as rk:
-        rk.wait_listening()
-        serves(rk, "v0")
-        first = {int(pid) for pid in wait_for(lambda: record.exists() and record.read_text().split(), 10, "grandchild 1")}
-        write_file(tmp_path / "version.py", "VERSION = 'v1'\n")
-        serves(rk, "v1")
-        assert_all_gone(first)
-        wait_for(lambda: len(record.read_text().split()) == 2, 10, "grandchild 2")
-        pids = rk.tree_pids() | {int(pid) for pid in record.read_text().split()}
-        rk.signal(signal.SIGINT)
-        rk.wait_exit()
-    assert_all_gone(pids)
+            assert stream.recv(1024) == b"", "the killed generation's stream is still open"
+        assert_all_gone({old})
 
 
 def test_syntax_error_keeps_reloadkit_running_and_the_fix_recovers(tmp_path: Path) -> None:
@@ -213,21 +201,6 @@ def test_syntax_error_keeps_reloadkit_running_and_the_fix_recovers(tmp_path: Pat
         serves(rk, "fixed")
 
 
-def test_exit_status_3_restarts_at_once(tmp_path: Path) -> None:
-    versioned_project(tmp_path)
-    script = tmp_path / "exit3.py"
-    script.write_text(
-        "import os, sys, pathlib\n"
-        "p = pathlib.Path('runs.txt'); runs = int(p.read_text()) if p.exists() else 0\n"
-        "p.write_text(str(runs + 1))\n"
-        "sys.exit(3 if runs == 0 else 0)\n"
-    )
-    with Reloadkit(["--", sys.executable, str(script)], cwd=tmp_path) as rk:
-        rk.wait_for_output(r"restarting \(pid \d+ exited with status 3\)")
-        rk.wait_for_output(r"exited with status 0; waiting for a change")
-        assert (tmp_path / "runs.txt").read_text() == "2"
-
-
 def test_a_crash_loop_is_slowed_down(tmp_path: Path) -> None:
     script = tmp_path / "loop.py"
     script.write_text("import sys; sys.exit(3)\n")
@@ -235,41 +208,6 @@ def test_a_crash_loop_is_slowed_down(tmp_path: Path) -> None:
         rk.wait_for_output(r"right after starting; waiting 1 s", timeout=30)
         # Backoff 0.25, 0.5, 1 s: a tight loop would have started hundreds by now.
         assert rk.generations() <= 5, rk.output
-
-
-def test_sigint_ends_everything_and_reports_the_status(tmp_path: Path) -> None:
-    versioned_project(tmp_path)
-    with Reloadkit(versioned_args(flags=("--grandchild",)), cwd=tmp_path) as rk:
-        rk.wait_listening()
-        serves(rk, "v0")
-        wait_for(lambda: (tmp_path / "grandchildren.txt").exists(), 10, "the grandchild")
-        pids = rk.tree_pids() | {int(p) for p in (tmp_path / "grandchildren.txt").read_text().split()}
-        rk.signal(signal.SIGINT)
-        assert rk.wait_exit() == 128 + signal.SIGINT
-    assert_all_gone(pids)
-
-
-def test_second_sigint_kills_at_once(tmp_path: Path) -> None:
-    versioned_project(tmp_path)
-    with Reloadkit(versioned_args("--stop-timeout", "60", flags=("--ignore-term",)), cwd=tmp_path) as rk:
-        rk.wait_listening()
-        serves(rk, "v0")
-        pids = rk.tree_pids()
-        rk.signal(signal.SIGTERM)
-        rk.wait_for_output(r"started pid")  # still running: the child ignores SIGTERM
-        rk.signal(signal.SIGINT)
-        rk.wait_for_output(r"second signal: killing everything now")
-        assert rk.wait_exit() == 128 + signal.SIGKILL
-    assert_all_gone(pids)
-
-
-def test_sighup_forces_a_restart(tmp_path: Path) -> None:
-    versioned_project(tmp_path)
-    with Reloadkit(versioned_args(), cwd=tmp_path) as rk:
-        rk.wait_listening()
-        serves(rk, "v0")
-        rk.signal(signal.SIGHUP)
-        rk.wait_for_output(r"restarting \(SIGHUP\): started pid \d+ \(generation 1\)")
 
 
 def test_polling_backend_reloads(tmp_path: Path) -> None:
