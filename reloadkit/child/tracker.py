@@ -291,7 +291,9 @@ def send_lines(lines: Sequence[str], *, blocking: bool = True) -> bool:
         return False
     if address.startswith("@"):
         address = "\0" + address[1:]
-    import socket
+    # The C module: socket.py may be the module being imported right now (the tracker sends
+    # from inside imports), half-initialised, without its ``socket`` class yet.
+    import _socket
 
     chunks: list[list[str]] = [[]]
     size = 0
@@ -302,7 +304,8 @@ def send_lines(lines: Sequence[str], *, blocking: bool = True) -> bool:
         chunks[-1].append(line)
         size += len(line) + 1
     sent = True
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+    try:
         sock.setblocking(blocking)
         for chunk in chunks:
             if chunk:
@@ -312,6 +315,8 @@ def send_lines(lines: Sequence[str], *, blocking: bool = True) -> bool:
                     sent = False
                     if not blocking:
                         break
+    finally:
+        sock.close()
     return sent
 
 

@@ -407,3 +407,36 @@ def test_the_trackers_first_error_is_one_line_then_tracking_is_off(
     assert "files this process imports from now on are not watched" in err
     assert instance.off
     assert calls == before + 1  # nothing tried after the error
+
+
+def test_the_tracker_sends_while_socket_itself_is_being_imported(tmp_path: Path) -> None:
+    """The tracker sends from inside imports, also from inside ``import socket`` (socket.py
+    imports selectors): the send must not need socket.py, half-initialised at that moment.
+    It did, the send failed and the files it carried were lost without a word."""
+    import subprocess
+
+    tracker_file = Path(__file__).resolve().parents[2] / "reloadkit" / "child" / "tracker.py"
+    script = f"""
+import _socket, importlib.util, os, sys
+assert "socket" not in sys.modules and "selectors" not in sys.modules
+receiver = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
+receiver.bind({str(tmp_path / "notify")!r})
+os.environ.update(NOTIFY_SOCKET={str(tmp_path / "notify")!r}, RELOADKIT_PID=str(os.getpid()),
+                  RELOADKIT_WARM_REPORT="1")
+spec = importlib.util.spec_from_file_location("_rk_tracker", {str(tracker_file)!r})
+tracker = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tracker)
+instance = tracker.start_tracking(send=lambda paths: None)
+import socket
+receiver.setblocking(False)
+received = []
+while True:
+    try:
+        received.append(receiver.recv(65536).decode())
+    except BlockingIOError:
+        break
+print("off" if instance.off else "on", "selectors" in "".join(received))
+"""
+    done = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=20)
+    assert done.stderr == ""
+    assert done.stdout.split() == ["on", "True"]
