@@ -109,6 +109,7 @@ class WarmParent:
         environ: Mapping[str, str],
         info: Callable[[str], None],
         debug: Callable[[str], None],
+        unsupported: str | None = None,
     ) -> None:
         self.argv = tuple(command)
         self.cwd = cwd
@@ -128,7 +129,9 @@ class WarmParent:
         self.learning_builds = 0
         self.given_up: str | None = None
         self._said: set[str] = set()
-        if enabled:
+        if enabled and unsupported is not None:
+            self.debug(f"--warm: every generation starts cold: {unsupported}")
+        elif enabled:
             try:
                 self.command = python_command(self.argv, environ, cwd)
             except ColdOnlyError as exc:
@@ -142,6 +145,8 @@ class WarmParent:
         environ: Mapping[str, str],
         info: Callable[[str], None],
         debug: Callable[[str], None],
+        *,
+        unsupported: str | None = None,
     ) -> WarmParent:
         return cls(
             config.command,
@@ -152,6 +157,7 @@ class WarmParent:
             environ=environ,
             info=info,
             debug=debug,
+            unsupported=unsupported,
         )
 
     # --- the supervisor's side -------------------------------------------------------------

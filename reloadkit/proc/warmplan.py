@@ -30,6 +30,7 @@ __all__ = [
     "parent_environment",
     "parse_module_lines",
     "python_command",
+    "warm_unsupported",
 ]
 
 BOOTSTRAP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "child", "warm_parent.py")
@@ -63,6 +64,21 @@ _BOOT_CODE = (
     "import importlib.util as u,sys;s=u.spec_from_file_location('_reloadkit_warm',{path!r});"
     "m=u.module_from_spec(s);sys.modules[s.name]=m;s.loader.exec_module(m);del u,s;m.run(m.main())"
 )
+
+
+def warm_unsupported(*, subreaper: bool, proc: str = "/proc") -> str | None:
+    """Why this platform cannot start generations warm, or None.
+
+    A warm generation is the warm parent's grandchild and must re-parent to the supervisor
+    (``PR_SET_CHILD_SUBREAPER``: Linux only) to be reaped, stopped and tree-killed as a cold
+    one; the parent tells threads and descriptors opened by an import from ``/proc/self``.
+    Without them every reload would wait for a re-parenting that never comes, then start cold.
+    """
+    if not subreaper:
+        return "this platform has no child subreaper (PR_SET_CHILD_SUBREAPER) for warm generations to re-parent to"
+    if not os.path.isdir(os.path.join(proc, "self", "fd")):
+        return f"no {proc} to see the warm parent's threads and descriptors in"
+    return None
 
 
 class ColdOnlyError(Exception):

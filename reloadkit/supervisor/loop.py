@@ -41,6 +41,7 @@ from reloadkit.proc.output import StderrTees
 from reloadkit.proc.process import Child, Guardian
 from reloadkit.proc.terminal import Terminal
 from reloadkit.proc.warm import WarmParent
+from reloadkit.proc.warmplan import warm_unsupported
 from reloadkit.supervisor.events import (
     Action,
     Begin,
@@ -165,7 +166,7 @@ class Supervisor:
         """Serve until SIGINT/SIGTERM (or, with ``reload=False``, until the child exits)."""
         with contextlib.ExitStack() as stack:
             stack.enter_context(self._signals())
-            process.become_subreaper()
+            subreaper = process.become_subreaper()
             unix_files = [
                 (name, listener.unix_inode)
                 for listener in self.listeners
@@ -182,7 +183,8 @@ class Supervisor:
                 relay=lambda succession, conn, data: handover.relay(succession, conn, data, "held while down, to")))
             self.notifier = stack.enter_context(NotifyListener())
             self.selector.register(self.notifier, selectors.EVENT_READ, self._on_notify)
-            self.warm = stack.enter_context(WarmParent.for_config(self.config, self.selector, self.environ, self.info, self.debug))
+            self.warm = stack.enter_context(WarmParent.for_config(self.config, self.selector, self.environ, self.info, self.debug,
+                                                                  unsupported=warm_unsupported(subreaper=subreaper)))
             if self.config.reload:
                 self.watcher = stack.enter_context(
                     _make_watcher(self.config, self.env_files.paths, self.warn, self.browser.watch_patterns))

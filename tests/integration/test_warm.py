@@ -223,6 +223,25 @@ def test_a_warm_traceback_starts_at_the_users_code_as_a_cold_one(project: Path) 
         assert warm == cold
 
 
+def test_without_a_child_subreaper_every_generation_starts_cold(project: Path) -> None:
+    """Where the kernel refuses PR_SET_CHILD_SUBREAPER (a seccomp filter here, as a platform
+    without it answers), a warm generation could never re-parent to reloadkit: warm is off
+    from the start, said once at -v, and each reload starts cold at once (no wait for a
+    re-parenting that never comes)."""
+    site = _site(project.parent)
+    argv = [sys.executable, str(Path(__file__).parent / "no_subreaper.py"), "-m", "reloadkit", "run",
+            "-v", "--warm", "-b", "127.0.0.1:0", "--", sys.executable, "pitfalls.py"]
+    env = {"REPORT_DIR": str(project.parent / "reports"), "WARM_LIBS": "quietlib",
+           "PYTHONPATH": os.pathsep.join([str(site), *SOURCE_PATH])}
+    with Reloadkit([], cwd=project, env=env, argv=argv) as rk:
+        _serving(rk, "v0", 0)
+        for generation in (1, 2):
+            _bump(rk, project, generation, warm=False)
+        assert rk.count(r"--warm: every generation starts cold: this platform has no child subreaper") == 1, rk.output
+        assert "warm parent" not in rk.output
+        assert "forked warm" not in rk.output
+
+
 def test_buffered_output_is_not_printed_twice_and_atexit_runs_once_per_generation(project: Path) -> None:
     with _start_pitfalls(project, "printlib,atexitlib", PYTHONUNBUFFERED="") as rk:
         _serving(rk, "v0", 0)

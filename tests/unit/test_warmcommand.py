@@ -16,6 +16,7 @@ from reloadkit.proc.warmplan import (
     parent_environment,
     parse_module_lines,
     python_command,
+    warm_unsupported,
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -128,3 +129,11 @@ def test_the_option() -> None:
     assert parse_args(["run", "--warm", "--", "python", "x.py"], environ={}).warm is True
     assert parse_args(["run", "--", "python", "x.py"], environ={"RELOADKIT_WARM": "1"}).warm is True
     assert parse_args(["run", "--no-warm", "--", "python", "x.py"], environ={"RELOADKIT_WARM": "1"}).warm is False
+
+
+def test_warm_needs_a_child_subreaper_and_proc(tmp_path: Path) -> None:
+    assert warm_unsupported(subreaper=True) is None  # Linux, where the suite runs
+    reason = warm_unsupported(subreaper=False)
+    assert reason is not None and "PR_SET_CHILD_SUBREAPER" in reason
+    reason = warm_unsupported(subreaper=True, proc=str(tmp_path / "proc"))
+    assert reason is not None and "proc" in reason
