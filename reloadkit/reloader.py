@@ -81,7 +81,7 @@ def run_with_reloader(
             stream.flush()
         except (AttributeError, OSError, ValueError):
             pass
-    raise SystemExit(supervise(config))
+    raise SystemExit(supervise(config, restart_protocol=True))  # its children exit 3 to ask for a restart
 
 
 def _run_child(main_func: Callable[[], object]) -> NoReturn:

@@ -70,7 +70,7 @@ from reloadkit.supervisor.events import (
     Tick,
 )
 from reloadkit.supervisor.machine import Machine, Rules
-from reloadkit.supervisor.policy import exit_status
+from reloadkit.supervisor.policy import exit_status, speaks_restart_protocol
 from reloadkit.watch.filters import FilterRules
 from reloadkit.watch.ignorefiles import IgnoreFiles
 from reloadkit.watch.watcher import Watcher, create_watcher
@@ -97,8 +97,10 @@ class Supervisor:
         environ: Mapping[str, str] | None = None,
         log: Callable[[str], None] | None = None,
         env_files: EnvFiles | None = None,
+        restart_protocol: bool = False,
     ) -> None:
         self.config = config
+        self.restart_protocol = restart_protocol  # run_with_reloader's children: status 3 is "restart me"
         self.env_files = env_files or EnvFiles(config.env_files, config.cwd)
         self.listeners = list(listeners)
         self.environ = dict(os.environ if environ is None else environ)
@@ -391,7 +393,8 @@ class Supervisor:
             self.wrapper_check = WrapperCheck(child.pid, child.started, socket_inodes(socks))
         if tee is not None:
             self.tees.attach(child.pid, tee)
-        self._feed(Spawned(action.generation, child.pid, child.started, warm=bool(warm)))
+        speaks = speaks_restart_protocol(env, library=self.restart_protocol)
+        self._feed(Spawned(action.generation, child.pid, child.started, speaks_restart=speaks, warm=bool(warm)))
 
     def _watch_readiness(self, child: Child) -> None:
         """Probe each socket only this child holds (on a shared one, another might take it)."""
@@ -570,7 +573,7 @@ def _stderr_line(message: str) -> None:
         pass
 
 
-def supervise(config: Config, environ: Mapping[str, str] | None = None) -> int:
+def supervise(config: Config, environ: Mapping[str, str] | None = None, *, restart_protocol: bool = False) -> int:
     """Check the input, bind every socket, then supervise; raises :class:`ReloadkitError`.
 
     Nothing is spawned before the command, the watch paths and every socket are known good.
@@ -590,4 +593,4 @@ def supervise(config: Config, environ: Mapping[str, str] | None = None) -> int:
         if not config.binds:
             listeners.extend(adopt_activation(os.environ))
             env = {key: value for key, value in env.items() if key not in CONTRACT_VARIABLES}
-        return Supervisor(config, listeners, environ=env, env_files=env_files).run()
+        return Supervisor(config, listeners, environ=env, env_files=env_files, restart_protocol=restart_protocol).run()

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from reloadkit.net.readiness import TIMER
 from reloadkit.supervisor.events import (
     Action,
     Begin,
@@ -119,9 +120,10 @@ class Gen:
     pid: int = 0  # 0 until Spawned
     started: float = 0.0
     beside: int | None = None  # pid of the live generation it was started beside (overlap)
-    speaks_restart: bool = False  # known to use exit status 3 for "restart me" (see _asks_restart)
+    speaks_restart: bool = False  # started under a "status 3 = restart me" protocol (run_with_reloader, RUN_MAIN)
     warm: bool = False
     ready_at: float | None = None
+    ready_how: str = ""  # accepting, READY=1 or timer
     stop_sent_at: float | None = None
     returncode: int | None = None
     while_stopping: Restart | None = None  # started while an older one stopped: why (for a retry)
@@ -129,6 +131,11 @@ class Gen:
     @property
     def alive(self) -> bool:
         return self.returncode is None
+
+    @property
+    def served(self) -> bool:
+        """Ready by a sign of its own (it accepted, or said READY=1), not by the timer alone."""
+        return self.ready_at is not None and self.ready_how != TIMER
 
 
 @dataclass
@@ -309,9 +316,10 @@ class Machine:
         gen = self.find(event.pid)
         if gen is None or not gen.alive or gen.ready_at is not None:
             return
-        gen.ready_at = self._now
+        gen.ready_at, gen.ready_how = self._now, event.how
         self._info(f"ready in {(gen.ready_at - gen.started) * 1000:.0f} ms ({event.how}; pid {gen.pid})")
-        self.backoff.reset()  # it served: a crash that follows is not a start-up loop
+        if gen.served:
+            self.backoff.reset()  # a request to restart that follows is not a start-up loop
         if gen is self.pending:
             old = self.current
             self.current, self.pending = gen, None
@@ -525,11 +533,18 @@ class Machine:
             self._start_when_settled()
 
     def _asks_restart(self, gen: Gen, code: int) -> bool:
-        """Exit status 3 is werkzeug's and Django's "restart me"."""
-        return code == RESTART_STATUS
+        """Exit status 3 is werkzeug's and Django's "restart me", from a child that speaks
+        that protocol: one that served before it asked, or one started under it
+        (:attr:`Gen.speaks_restart`). A server that exits 3 during start-up (gunicorn when a
+        worker fails to boot) crashed: restarting it would loop until the code is fixed."""
+        return code == RESTART_STATUS and (gen.ready_at is not None or gen.speaks_restart)
 
     def _restart_on_request(self, gen: Gen) -> None:
-        delay = self.backoff.next_delay(self._now - gen.started)
+        # One that served asked for its restart (a file changed): at once. One that asks
+        # right after starting, again and again, is slowed down.
+        # (Ready by the timer alone is no proof: where no probe works, a server that fails to
+        # boot after a second would otherwise loop with no delay.)
+        delay = 0.0 if gen.served else self.backoff.next_delay(self._now - gen.started)
         self.restart = Restart(f"pid {gen.pid} exited with status 3")
         self.current = None
         if delay:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
-__all__ = ["CrashBackoff", "exit_status", "describe_changes"]
+__all__ = ["CrashBackoff", "describe_changes", "exit_status", "speaks_restart_protocol"]
 
 
 class CrashBackoff:
@@ -55,3 +56,14 @@ def describe_changes(paths: frozenset[str] | set[str], base: str) -> str:
             shown = path
         return f"{shown} changed"
     return f"{len(paths)} files changed"
+
+
+def speaks_restart_protocol(env: Mapping[str, str], *, library: bool) -> bool:
+    """Does a child started with ``env`` use exit status 3 for "restart me" from the start?
+
+    ``run_with_reloader``'s children do (reloadkit's own contract), and so does Django's
+    reloader child (``RUN_MAIN=true``: its autoreloader keeps watching after an import error
+    and exits 3 on the fix). ``WERKZEUG_RUN_MAIN`` says nothing: reloadkit sets it for every
+    child on a TCP socket, gunicorn included; werkzeug's reloader serves before it asks.
+    """
+    return library or env.get("RUN_MAIN") == "true"

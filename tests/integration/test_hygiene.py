@@ -459,9 +459,12 @@ def test_exit_path_child_crash_without_reload(tmp_path: Path) -> None:
 
 
 def test_exit_path_child_asks_for_a_restart_with_status_3(tmp_path: Path) -> None:
-    with _running_tree(tmp_path, "--exit=3@0") as (rk, first, sock):
+    """A child that served, then exits 3 (werkzeug's "restart me"): the next generation starts."""
+    with _running_tree(tmp_path, "--serve", "--exit=3@0") as (rk, first, sock):
+        rk.wait_for_output(r"ready in \d+ ms")  # it served (took the readiness probe) before it asked
         _go(tmp_path / "record.txt")
         rk.wait_for_output(rf"restarting \(pid {first['child'].pid} exited with status 3\)")
+        assert "right after starting" not in rk.output  # it served: no back-off
         second = _tree(tmp_path / "record.txt", 1)
         _wait_gone(first, 5, "after the child exited with status 3")
         _assert_alive(second, "generation 1")

@@ -19,7 +19,8 @@ Flags, in the order they act:
   --replace-socket=PATH  unlink PATH and bind a Unix socket of its own there
   --exit=N[@G]      exit with status N once everything is recorded and the test has
                     created RECORD.go (only in generation G)
-  --serve           answer every connection on every socket with "pid PID gen N"
+  --serve           answer every connection on every socket with "pid PID gen N" (from
+                    before --exit waits: a server that served, then exits)
 Without --exit, the child then waits for ever.
 """
 
@@ -115,15 +116,6 @@ for flag in flags:
         with open(path, "w") as handle:
             handle.write("the child's own file\n")
 
-record("ready", os.getpid())
-for flag in flags:
-    if flag.startswith("--exit="):
-        code, _, only = flag.split("=", 1)[1].partition("@")
-        if not only or only == generation:
-            deadline = time.monotonic() + 30
-            while not os.path.exists(record_path + ".go") and time.monotonic() < deadline:
-                time.sleep(0.005)  # the test looks at the tree first
-            sys.exit(int(code))
 if "--serve" in flags:
     import threading
 
@@ -137,5 +129,14 @@ if "--serve" in flags:
 
     for listener in sockets:
         threading.Thread(target=serve, args=(listener,), daemon=True).start()
+record("ready", os.getpid())
+for flag in flags:
+    if flag.startswith("--exit="):
+        code, _, only = flag.split("=", 1)[1].partition("@")
+        if not only or only == generation:
+            deadline = time.monotonic() + 30
+            while not os.path.exists(record_path + ".go") and time.monotonic() < deadline:
+                time.sleep(0.005)  # the test looks at the tree first
+            sys.exit(int(code))
 while True:
     signal.pause()
