@@ -107,7 +107,7 @@ def caught(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
         monkeypatch.delenv(name)
     configs: list[Config] = []
 
-    def supervise(config: Config) -> int:
+    def supervise(config: Config, **_how: object) -> int:  # restart_protocol=True from the library
         configs.append(config)
         return 0
 
