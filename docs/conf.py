@@ -31,7 +31,7 @@ html_title = f"reloadkit {release}"
 # matches nothing, so the toctree is trimmed to what is there: a page in progress is left out
 # until it lands, and the glob until some page is not named.
 PAGES_IN_PROGRESS = frozenset({
-    "benchmarks", "browser", "configuration", "ignore-and-mounts", "reloading", "warm", "wrappers",
+    "benchmarks", "browser", "configuration", "ignore-and-mounts", "warm", "wrappers",
 })
 _ENTRY = re.compile(r"^ {3}(\S+)[ \t]*$", re.M)
 

@@ -248,8 +248,9 @@ def test_uvicorn_fd_on_tcp(server_project: Path, start: Start) -> None:
 @pytest.mark.parametrize("bind", ["tcp", "unix"])
 def test_uvicorn_with_overlap(server_project: Path, start: Start, sockdir: Path, bind: str) -> None:
     """--overlap: the new uvicorn starts on a socket of its own that gets no connection
-    until it is ready (here by --ready-after: uvicorn sends no READY=1); then the address
-    moves to it and the old one stops."""
+    until it is ready (uvicorn sends no READY=1: it is ready when it accepts reloadkit's probe,
+    or at the latest after the explicit --ready-after 0.5); then the address moves to it and
+    the old one stops."""
     spec = f"unix:{sockdir / 'uvicorn.sock'}" if bind == "unix" else "127.0.0.1:0"
     command = [_script("uvicorn"), "--fd", "3", "asgi_app:app"]
     with start(server_project, [spec], command, "--overlap", "--ready-after", "0.5") as rk:
