@@ -9,171 +9,29 @@ from __future__ import annotations
 
 import math
 import signal
-from dataclasses import dataclass, field
 
 import pytest
+from machine_harness import QUIET, TERM, Harness, logs, of, starts
 
 from reloadkit.supervisor.events import (
-    Action,
     Begin,
-    Changed,
-    Drained,
     DrainNow,
-    Event,
-    Exited,
     Fail,
     Finish,
     KillTree,
-    Log,
     PagesDown,
     PagesReady,
-    Ready,
     RestartAsked,
     RestoreTerminal,
     Shutdown,
     Signal,
-    Spawned,
-    SpawnFailed,
     Start,
     StepDrain,
     Stop,
     SwitchTo,
-    Tick,
 )
-from reloadkit.supervisor.machine import Machine, Rules
-from reloadkit.supervisor.policy import speaks_restart_protocol
 
 pytestmark = pytest.mark.timeout(30)
-
-QUIET = 0.0625  # binary fractions keep the float arithmetic exact
-TERM = signal.SIGTERM
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class World:
-    """The hand-over as the loop performs it: who is on the address; unread changes."""
-
-    listeners: bool = True
-    addressed: set[int] = field(default_factory=set)
-    unread: bool = False
-    stuck: set[int] = field(default_factory=set)  # pids whose address cannot be moved
-
-    def on_the_address(self, pid: int) -> bool:
-        return self.listeners and pid in self.addressed
-
-    def changes_unread(self) -> bool:
-        return self.unread
-
-
-class Harness:
-    """Feeds events, answers Start/StepDrain the way the loop does, records every action."""
-
-    def __init__(self, **rules: object) -> None:
-        self.clock = Clock()
-        self.world = World(listeners=bool(rules.get("drain", True)))
-        rules.setdefault("drain", True)
-        rules.setdefault("debounce", QUIET)
-        self.machine = Machine(Rules(**rules), self.world, self.clock)  # type: ignore[arg-type]
-        self.actions: list[Action] = []
-        self.next_pid = 1000
-        self.fail_starts: set[int] = set()  # generations whose spawn fails
-        self.drain_finishes = True  # a StepDrain sends the signal at once
-        self.speaks_restart = False
-        self.pids: dict[int, int] = {}  # generation -> pid
-
-    def feed(self, event: Event) -> list[Action]:
-        out: list[Action] = []
-        for action in self.machine.handle(event):
-            out.append(action)
-            out += self._answer(action)
-        self.actions += out
-        return out
-
-    def _answer(self, action: Action) -> list[Action]:
-        if isinstance(action, Start):
-            if action.generation in self.fail_starts:
-                return self._inner(SpawnFailed(action.generation, "cannot run the command"))
-            self.next_pid += 1
-            pid = self.next_pid
-            self.pids[action.generation] = pid
-            if action.beside is None:
-                self.world.addressed.add(pid)
-            return self._inner(Spawned(action.generation, pid, self.clock.now, speaks_restart=self.speaks_restart))
-        if isinstance(action, SwitchTo):
-            self.world.addressed = {action.pid}
-        if isinstance(action, Stop) and action.drain and action.pid not in self.world.stuck:
-            self.world.addressed.discard(action.pid)
-        if isinstance(action, StepDrain):
-            done = self.drain_finishes
-            return self._inner(Drained(action.pid, done, None if done else self.clock.now + 0.01, 0.0))
-        return []
-
-    def _inner(self, event: Event) -> list[Action]:
-        out: list[Action] = []
-        for action in self.machine.handle(event):
-            out.append(action)
-            out += self._answer(action)
-        return out
-
-    # --- conveniences ---------------------------------------------------------------------
-
-    def at(self, when: float) -> list[Action]:
-        self.clock.now = when
-        return self.feed(Tick())
-
-    def later(self, seconds: float) -> list[Action]:
-        return self.at(self.clock.now + seconds)
-
-    def settle(self) -> list[Action]:
-        """Run the timers, deadline by deadline, until no batch and no restart timer is pending."""
-        out: list[Action] = []
-        while self.machine.debouncer or self.machine.restart_at is not None:
-            deadline = self.machine.deadline()
-            assert deadline is not None
-            out += self.at(max(deadline, self.clock.now))
-        return out
-
-    def begin(self, ready: bool = True) -> int:
-        self.feed(Begin())
-        pid = self.pids[0]
-        if ready:
-            self.feed(Ready(pid, "accepting"))
-        return pid
-
-    def change(self, *paths: str) -> list[Action]:
-        return self.feed(Changed(frozenset(f"/app/{path}" for path in paths)))
-
-    def exit(self, pid: int, code: int, tail: tuple[str, ...] = ()) -> list[Action]:
-        self.world.addressed.discard(pid)
-        return self.feed(Exited(pid, code, tail))
-
-    def ready(self, pid: int) -> list[Action]:
-        return self.feed(Ready(pid, "accepting"))
-
-    @property
-    def current(self) -> int:
-        assert self.machine.current is not None
-        return self.machine.current.pid
-
-
-def logs(actions: list[Action], level: str | None = None) -> list[str]:
-    return [a.text for a in actions if isinstance(a, Log) and (level is None or a.level == level)]
-
-
-def starts(actions: list[Action]) -> list[Start]:
-    return [a for a in actions if isinstance(a, Start)]
-
-
-def of(kind: type[Action], actions: list[Action]) -> list[Action]:
-    return [a for a in actions if isinstance(a, kind)]
 
 
 # --- the first start, a change, a restart ----------------------------------------------------
@@ -424,99 +282,6 @@ def test_without_reload_the_childs_exit_ends_the_supervisor_with_its_status() ->
     assert of(Finish, h.exit(pid, 1)) == [Finish(1)]
 
 
-def test_exit_status_3_from_a_child_that_served_restarts_at_once() -> None:
-    """test_reload::test_exit_status_3_restarts_at_once, test_hygiene::...asks_for_a_restart_with_status_3,
-    test_servers' flask debug reloader"""
-    h = Harness()
-    pid = h.begin()  # ready: it served
-    h.clock.now += 0.5  # right after starting: no matter, it served
-    out = h.exit(pid, 3)
-    assert logs(out, "warn") == [] and of(PagesDown, out) == []
-    out = h.at(h.clock.now)
-    assert f"restarting (pid {pid} exited with status 3): started pid {h.pids[1]} (generation 1)" in logs(out)
-
-
-def test_exit_status_3_during_start_up_is_a_crash() -> None:
-    """gunicorn exits 3 when a worker fails to boot (a syntax error in the app): not a restart
-    request. test_restart_requests::test_gunicorn_boot_error_shows_the_error_page_and_waits_for_a_change"""
-    h = Harness(cwd="/app")
-    pid = h.begin(ready=False)
-    out = h.exit(pid, 3, ("SyntaxError: '[' was never closed",))
-    assert f"pid {pid} exited with status 3; waiting for a change" in logs(out, "warn")
-    assert of(PagesDown, out) == [PagesDown(3, ("SyntaxError: '[' was never closed",))]
-    assert h.machine.deadline() is None
-    assert starts(h.later(60)) == []  # no restart loop
-    h.change("app.py")
-    assert starts(h.settle()) == [Start(1, ("/app/app.py",), restart=True, beside=None)]
-
-
-def test_exit_status_3_while_the_old_generation_stops_is_retried_like_any_start_up_failure() -> None:
-    h = Harness(cwd="/app")
-    first = h.begin()
-    h.change("app.py")
-    h.settle()
-    out = h.exit(h.pids[1], 3)
-    assert "while an older generation was stopping" in logs(out)[0]
-    assert [start.generation for start in starts(h.exit(first, 0))] == [1]
-
-
-def _speaking_loop(h: Harness, count: int) -> list[str]:
-    """``count`` generations that ask for a restart right after starting; the waits announced."""
-    waits = []
-    for _ in range(count):
-        pid = h.machine.current.pid if h.machine.current else h.begin(ready=False)
-        h.clock.now += 0.125
-        waits += [text for text in logs(h.exit(pid, 3), "warn") if "right after starting" in text]
-        h.settle()
-    return waits
-
-
-def test_a_child_of_the_protocol_that_asks_right_after_starting_is_slowed_down() -> None:
-    """test_reload::test_a_crash_loop_is_slowed_down (RUN_MAIN=true: Django's reloader child)"""
-    h = Harness()
-    h.speaks_restart = True
-    waits = _speaking_loop(h, 7)
-    assert [text.rsplit(" ", 2)[1] for text in waits] == ["0.25", "0.5", "1", "2", "4", "8", "8"]
-
-
-def test_the_back_off_resets_after_a_generation_that_served() -> None:
-    """test_restart_requests::test_a_child_that_served_restarts_at_once_however_often_it_asks"""
-    h = Harness()
-    h.speaks_restart = True
-    assert len(_speaking_loop(h, 4)) == 4  # 0.25 .. 2 s
-    h.ready(h.current)
-    for _ in range(5):  # served, then asked within a second, five times: never a wait
-        h.clock.now += 0.125
-        pid = h.current
-        assert logs(h.exit(pid, 3), "warn") == []
-        assert len(starts(h.at(h.clock.now))) == 1
-        h.ready(h.current)
-    h.clock.now += 0.125
-    out = h.exit(h.current, 3)
-    assert logs(out, "warn") == []
-    h.at(h.clock.now)
-    waits = _speaking_loop(h, 1)  # a start-up loop again starts from the first delay
-    assert waits[0].endswith("waiting 0.25 s")
-
-
-def test_a_change_ends_the_back_off_wait() -> None:
-    """test_restart_requests::test_a_fix_during_the_back_off_starts_at_once"""
-    h = Harness(cwd="/app")
-    h.speaks_restart = True
-    waits = _speaking_loop(h, 6)
-    assert waits[-1].endswith("waiting 8 s")
-    h.speaks_restart = False
-    h.clock.now += 0.125
-    h.exit(h.current, 3)  # asks once more: the restart timer is 8 s away
-    assert h.machine.restart_at == h.clock.now + 8
-    h.clock.now += 1
-    saved = h.clock.now
-    h.change("app.py")
-    (start,) = starts(h.at(saved + QUIET))  # once the save settled, not 7 s later
-    assert start.changed == ("/app/app.py",)
-    assert h.machine.restart_at is None
-
-
 def test_a_restart_that_cannot_start_waits_for_a_change() -> None:
     """test_hygiene::test_exit_path_restart_that_cannot_start"""
     h = Harness(drain=False)
@@ -629,27 +394,3 @@ def test_pages_are_told_ready_only_once_no_older_generation_runs() -> None:
     h.settle()
     assert of(PagesReady, h.ready(h.pids[1])) == []
     assert of(PagesReady, h.exit(old, 0)) == [PagesReady(1)]
-
-
-@pytest.mark.parametrize(("env", "library", "speaks"), [
-    ({}, False, False),
-    ({"WERKZEUG_RUN_MAIN": "true"}, False, False),  # reloadkit sets it for gunicorn too
-    ({"RUN_MAIN": "true"}, False, True),  # Django's reloader child
-    ({"RUN_MAIN": "false"}, False, False),
-    ({}, True, True),  # run_with_reloader's children
-])
-def test_who_speaks_the_restart_protocol(env: dict[str, str], library: bool, speaks: bool) -> None:
-    assert speaks_restart_protocol(env, library=library) is speaks
-
-
-def test_ready_by_the_timer_alone_does_not_end_the_back_off() -> None:
-    """Where no probe works, a server that fails to boot after the ready timer still gets slower."""
-    h = Harness()
-    pid = h.begin(ready=False)
-    for expected in ("0.25", "0.5", "1"):
-        h.clock.now += 1.5
-        h.feed(Ready(pid, "timer"))
-        out = h.exit(pid, 3)
-        assert logs(out, "warn")[0].endswith(f"waiting {expected} s")
-        h.settle()
-        pid = h.current
