@@ -400,6 +400,13 @@ def server_env(project: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def start_server(project: Path, binds: Sequence[str], command: Sequence[str], *options: str, **env: str) -> Reloadkit:
+    """``reloadkit run -b BIND... OPTIONS -- COMMAND`` for a real server in ``project`` (see
+    :func:`server_env`; ``env`` adds to it); a context manager, not started yet."""
+    args = [arg for bind in binds for arg in ("-b", bind)]
+    return Reloadkit([*args, *options, "--", *command], cwd=project, env=server_env(project, **env))
+
+
 def pid_alive(pid: int) -> bool:
     """Is ``pid`` a process that has not exited (a zombie has)?"""
     try:

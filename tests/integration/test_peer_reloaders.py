@@ -11,12 +11,11 @@ environment and edits a module of a package, the case watchdog 7 misses.
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
 import pytest
-from support import Reloadkit, assert_all_gone, try_get, wait_for, write_file
+from support import Reloadkit, assert_all_gone, free_port, try_get, wait_for, write_file
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -44,11 +43,6 @@ def create_app():
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
 
 def test_flask_run_debug_reloads_an_edited_module_of_a_package(tmp_path: Path) -> None:
     pytest.importorskip("flask")
@@ -56,7 +50,7 @@ def test_flask_run_debug_reloads_an_edited_module_of_a_package(tmp_path: Path) -
     package.mkdir()
     write_file(package / "__init__.py", FACTORY)
     write_file(package / "views.py", VIEWS.format(version="v1"))
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     # Reloadkit is only the harness here (output captured, process tree killed at the end):
     # the command is Flask's own, with Flask's own reloader.

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import BIN, LoopingClient, Reloadkit, child_pids, server_env, try_get, wait_for, write_file
+from support import BIN, LoopingClient, child_pids, start_server, try_get, wait_for, write_file
 
 from reloadkit.net.readiness import diag_available
 
@@ -19,9 +19,6 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux") or not diag_available(), reason="the probe needs sock_diag"),
 ]
 
-
-def _start(project: Path, command: list[str], *options: str) -> Reloadkit:
-    return Reloadkit(["-b", "127.0.0.1:0", *options, "--", *command], cwd=project, env=server_env(project))
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "hypercorn", "aiohttp"])
@@ -32,7 +29,7 @@ def test_overlap_switches_when_the_new_server_accepts_not_on_the_timer(server_pr
         "hypercorn": [str(BIN / "hypercorn"), "--bind", "fd://3", "asgi_app:app"],
         "aiohttp": [sys.executable, "serve_aiohttp.py"],
     }[server]
-    with _start(project, command, "--overlap", "--ready-after", "30") as rk:
+    with start_server(project, ["127.0.0.1:0"], command, "--overlap", "--ready-after", "30") as rk:
         url = rk.wait_listening()[0]
         wait_for(lambda: try_get(url) == "v0", 30, "v0")
         with LoopingClient(url, max_requests=100_000, max_seconds=60) as client:
@@ -59,7 +56,7 @@ def test_gunicorn_is_ready_when_a_worker_accepts_not_when_its_arbiter_notifies(s
     ))
     (project / "release-0").touch()
     command = [str(BIN / "gunicorn"), "-w", "2", "gated_app:app"]
-    with _start(project, command, "-v", "--overlap", "--ready-after", "30") as rk:
+    with start_server(project, ["127.0.0.1:0"], command, "-v", "--overlap", "--ready-after", "30") as rk:
         url = rk.wait_listening()[0]
         wait_for(lambda: try_get(url) == "v0", 30, "v0")
         first = rk.wait_for_output(r"ready in \d+ ms \((\w+); pid (\d+)\)")

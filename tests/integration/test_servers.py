@@ -39,8 +39,8 @@ from support import (
     assert_all_gone,
     free_port,
     http_get,
-    server_env,
     serves,
+    start_server,
     try_get,
     wait_children,
     wait_for,
@@ -67,26 +67,20 @@ def _script(name: str) -> str:
     return found
 
 
-def _start(project: Path, binds: Sequence[str], command: Sequence[str], *options: str, **env: str) -> Reloadkit:
-    args: list[str] = []
-    for bind in binds:
-        args += ["-b", bind]
-    return Reloadkit([*args, *options, "--", *command], cwd=project, env=server_env(project, **env))
-
 
 Start = Callable[..., Reloadkit]
 
 
 @pytest.fixture(params=list(MODES))
 def start(request: pytest.FixtureRequest) -> Iterator[Start]:
-    """``_start`` in one mode of the matrix; at the end, every reloadkit it started ran in
+    """``start_server`` in one mode of the matrix; at the end, every reloadkit it started ran in
     that mode: warm forked every generation after the first and never fell back to a cold
     start; cold never built a warm parent."""
     mode: str = request.param
     started: list[Reloadkit] = []
 
     def start(project: Path, binds: Sequence[str], command: Sequence[str], *options: str, **env: str) -> Reloadkit:
-        rk = _start(project, binds, command, *MODES[mode], *options, **env)
+        rk = start_server(project, binds, command, *MODES[mode], *options, **env)
         started.append(rk)
         return rk
 
@@ -214,7 +208,7 @@ def test_gunicorn_reads_listen_fds_and_every_worker_dies_on_each_reload(server_p
 
 def test_gunicorn_on_a_unix_socket(server_project: Path, sockdir: Path) -> None:
     path = sockdir / "gunicorn.sock"
-    with _start(server_project, [f"unix:{path}"], [_script("gunicorn"), "-w", "2", "wsgi_app:app"]) as rk:
+    with start_server(server_project, [f"unix:{path}"], [_script("gunicorn"), "-w", "2", "wsgi_app:app"]) as rk:
         url = _url(rk)
         assert url == f"unix:{path}"
         _every_worker_serves(url, 0, 2)
@@ -265,7 +259,7 @@ def test_uvicorn_fd_on_tcp_has_no_nagle_delay(server_project: Path) -> None:
     several parts then waits for the client's delayed ACK (~40 ms) on a kept-alive
     connection, unless the listening socket (whose options accepted sockets inherit)
     already has TCP_NODELAY."""
-    with _start(server_project, ["127.0.0.1:0"], [_script("uvicorn"), "--fd", "3", "asgi_app:app"]) as rk:
+    with start_server(server_project, ["127.0.0.1:0"], [_script("uvicorn"), "--fd", "3", "asgi_app:app"]) as rk:
         url = _url(rk)
         serves(url, "v0", timeout=30)
         connection = http.client.HTTPConnection("127.0.0.1", rk.port, timeout=10)
@@ -286,7 +280,7 @@ def test_uvicorn_fd_on_tcp_has_no_nagle_delay(server_project: Path) -> None:
 
 def test_uvicorn_fd_on_a_unix_socket(server_project: Path, sockdir: Path) -> None:
     path = sockdir / "uvicorn.sock"
-    with _start(server_project, [f"unix:{path}"], [_script("uvicorn"), "--fd", "3", "asgi_app:app"]) as rk:
+    with start_server(server_project, [f"unix:{path}"], [_script("uvicorn"), "--fd", "3", "asgi_app:app"]) as rk:
         url = _url(rk)
         _reload_under_load(rk, server_project, url)
         _stop_and_check_nothing_left(rk)
@@ -387,7 +381,7 @@ def test_flask_app_run_debug_exit_status_3_is_a_restart(server_project: Path) ->
     it watches changes. Here only werkzeug watches that file (data.txt: reloadkit ignores
     *.txt), so the restart can only come from the exit status."""
     (server_project / "data.txt").write_text("one\n")
-    with _start(server_project, ["127.0.0.1:0"], [sys.executable, "flask_app.py", "--werkzeug-reloader"]) as rk:
+    with start_server(server_project, ["127.0.0.1:0"], [sys.executable, "flask_app.py", "--werkzeug-reloader"]) as rk:
         url = _url(rk)
         serves(url, "v0", timeout=30)
         first = _info(url)["pid"]
@@ -461,7 +455,7 @@ def test_django_runserver_noreload_as_a_plain_supervisor(server_project: Path, s
 
 
 def test_sh_c_exec_wrapper_keeps_listen_pid(server_project: Path) -> None:
-    with _start(server_project, ["127.0.0.1:0"], ["sh", "-c", f"exec {sys.executable} serve_waitress.py"]) as rk:
+    with start_server(server_project, ["127.0.0.1:0"], ["sh", "-c", f"exec {sys.executable} serve_waitress.py"]) as rk:
         url = _url(rk)
         _reload_under_load(rk, server_project, url)
         _stop_and_check_nothing_left(rk)
@@ -471,7 +465,7 @@ def test_wrapper_that_does_not_exec_breaks_the_contract_loudly(server_project: P
     """``sh -c 'python serve.py; true'`` forks: LISTEN_PID is the shell's pid, so
     reloadkit.sockets() refuses the sockets (they are not for this process)."""
     command = ["sh", "-c", f"{sys.executable} serve_waitress.py; exit 7"]
-    with _start(server_project, ["127.0.0.1:0"], command) as rk:
+    with start_server(server_project, ["127.0.0.1:0"], command) as rk:
         _url(rk)
         rk.wait_for_output(r"a wrapper that does not exec changed the pid")
         rk.wait_for_output(r"exited with status 7; waiting for a change")
@@ -483,7 +477,7 @@ def test_gunicorn_under_a_wrapper_that_does_not_exec_ignores_listen_fds(server_p
     address (its -b, else 127.0.0.1:8000) and reloadkit's socket is never served."""
     port = free_port()
     command = ["sh", "-c", f"{_script('gunicorn')} -w 1 -b 127.0.0.1:{port} wsgi_app:app; exit 7"]
-    with _start(server_project, ["127.0.0.1:0"], command) as rk:
+    with start_server(server_project, ["127.0.0.1:0"], command) as rk:
         url = _url(rk)
         rk.wait_for_output(rf"Listening at: http://127.0.0.1:{port}\b")
         serves(f"http://127.0.0.1:{port}", "v0", timeout=30)
