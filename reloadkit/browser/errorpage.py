@@ -245,6 +245,11 @@ class Browser:
         self.changed: tuple[str, ...] = ()
         self.failures = 0
 
+    def learned(self, succession: Succession) -> None:
+        """An address the command bound, held from now on (bind adoption): the page answers there too."""
+        if self.error_page is not None:
+            self.error_page.successions.append(succession)
+
     def __enter__(self) -> Browser:
         return self
 

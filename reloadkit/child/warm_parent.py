@@ -99,7 +99,8 @@ def _describe(link: str) -> str:
 
 #: Variables whose value differs in each generation: a module that reads one when imported
 #: would keep the warm parent's value, not the generation's.
-_PER_GENERATION = frozenset({"LISTEN_PID", "RELOADKIT_PID", "RELOADKIT_GENERATION", "RELOADKIT_CHANGED"})
+_PER_GENERATION = frozenset({"LISTEN_PID", "RELOADKIT_PID", "RELOADKIT_GENERATION", "RELOADKIT_CHANGED",
+                             "RELOADKIT_BINDS_HELD", "RELOADKIT_BINDS_LEARN"})
 
 
 #: Set up the terminal when imported (readline's line editor): the warm parent is not in the
@@ -315,6 +316,8 @@ class WarmParent:
         import time
 
         self.tracker = self._load_tracker()
+        self.adopt = self._load_tracker("_reloadkit_adopt", "adopt.py")
+        self.reloaders = self._load_tracker("_reloadkit_reloaders", "reloaders.py")
         import ctypes
 
         try:
@@ -340,15 +343,15 @@ class WarmParent:
         self.send({"retry": name, "why": why})
         os._exit(0)
 
-    def _load_tracker(self) -> object:
-        """reloadkit's import tracker (tracker.py beside this file), for children that report."""
+    def _load_tracker(self, name: str = "_reloadkit_import_tracker", filename: str = "tracker.py") -> object:
+        """reloadkit's import tracker (tracker.py beside this file), for children that report;
+        or another child-side module (adopt.py: the generations' binds take the held sockets)."""
         import importlib.util
 
-        name = "_reloadkit_import_tracker"
         module = sys.modules.get(name)
         if module is not None:
             return module
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tracker.py")
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), filename)
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
             return None
@@ -356,7 +359,7 @@ class WarmParent:
         sys.modules[name] = module
         try:
             spec.loader.exec_module(module)
-        except BaseException:  # noqa: BLE001 - tracking is optional
+        except BaseException:  # noqa: BLE001 - tracking (and adoption) is optional
             del sys.modules[name]
             return None
         return module
@@ -464,6 +467,13 @@ class WarmParent:
                     tracker.start_tracking()
                 except Exception as exc:  # noqa: BLE001 - as the --imports hook does
                     sys.stderr.write(f"reloadkit: not tracking imports in this process: {type(exc).__name__}: {exc}\n")
+            for attribute, variable, value in (("adopt", "RELOADKIT_BINDS_ASK", None), ("reloaders", "RELOADKIT_ONE_RELOADER", "1")):
+                module = getattr(self, attribute, None)
+                if module is not None and env.get(variable) and value in (None, env[variable]):
+                    try:
+                        module.install()  # as the hook does (child/_hook/sitecustomize.py)
+                    except Exception as exc:  # noqa: BLE001 - never stop the program for these
+                        sys.stderr.write(f"reloadkit: {attribute} not installed: {type(exc).__name__}: {exc}\n")
             ctl.send(b'{"started": %d}' % os.getpid())
             ctl.close()
         except BaseException as exc:  # noqa: BLE001 - report anything, then leave

@@ -321,6 +321,11 @@ class RunOptions(TypedDict, total=False):
         flags=("-b", "--bind"), metavar="SPEC", group=_S, field="binds")]
     backlog: Annotated[int | None, Option(
         Number(int), "listen backlog (default: the kernel's maximum)", flags=("--backlog",), metavar="N", group=_S)]
+    adopt: Annotated[bool, Option(
+        Flag(), "", off=("--no-adopt",), env="RELOADKIT_ADOPT", group=_S,
+        off_help="let a Python server's own bind() bind (by default a bind() to an address reloadkit holds takes"
+        " the held socket, and without --bind the first generation's TCP binds are held from then on;"
+        " no other address is ever touched)")]
     watch: Annotated[str | Iterable[str], Option(
         Strings(), "file or directory to watch; repeatable (default: the current directory)",
         flags=("-w", "--watch"), metavar="PATH", group=_W)]

@@ -65,6 +65,7 @@ class Config:
     imports: bool = False
     ignore_vcs: bool = True  # skip what git's ignore files and .ignore files ignore
     warm: bool = True
+    adopt: bool = True  # a Python child's bind() to a held address takes the held socket (child/adopt.py)
     reload: bool = True
     error_page: bool = True
     livereload: bool = False

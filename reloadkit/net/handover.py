@@ -382,11 +382,19 @@ class Handover:
         on_unix_file: Callable[[str, int], None] = lambda path, inode: None,
     ) -> None:
         self.successions = [Succession(listener, on_unix_file) for listener in listeners]
+        self._on_unix_file = on_unix_file
         self.held: dict[int, list[socket.socket]] = {}  # child pid -> the sockets it was given
         self.relays: set[Relay] = set()
         self.selector = selector
         self.warn = warn
         self.debug = debug
+
+    def add(self, listener: Listener, pid: int) -> Succession:
+        """A listener learned while ``pid`` runs (it bound the address): ``pid`` holds it."""
+        succession = Succession(listener, self._on_unix_file)
+        self.successions.append(succession)
+        self.held.setdefault(pid, []).append(listener.sock)
+        return succession
 
     def sockets_for_new(self, *, beside: bool) -> list[socket.socket]:
         """One socket a listener for a new generation: beside a live one, a socket of its own

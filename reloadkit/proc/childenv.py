@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from reloadkit.child.sockets import CONTRACT_VARIABLES, Listener, contract_environment
 from reloadkit.net.wrappers import ADOPT_VARIABLE
 
-__all__ = ["HOOK_DIR", "child_environment", "drop_stale_bytecode"]
+__all__ = ["HOOK_DIR", "child_environment", "drop_stale_bytecode", "with_hook"]
 
 HOOK_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "child", "_hook")
 _MAX_CHANGED_IN_ENV = 50
@@ -25,6 +25,10 @@ _OWN_VARIABLES = (
     "RELOADKIT_WARM_REPORT",
     ADOPT_VARIABLE,
     "RELOADKIT_LIVERELOAD_URL",
+    "RELOADKIT_BINDS_ASK",
+    "RELOADKIT_BINDS_HELD",
+    "RELOADKIT_BINDS_LEARN",
+    "RELOADKIT_ONE_RELOADER",
 )
 
 
@@ -65,6 +69,7 @@ def child_environment(
     import_excludes: Sequence[str] = (),
     report_modules: bool = False,
     through_wrapper: bool = False,
+    one_reloader: bool = False,
 ) -> dict[str, str]:
     """The child's environment, all but ``LISTEN_PID``/``RELOADKIT_PID`` (set after fork)."""
     env = {key: value for key, value in base.items() if key not in _OWN_VARIABLES}
@@ -85,7 +90,16 @@ def child_environment(
         env["RELOADKIT_WARM_REPORT"] = "1"
     if through_wrapper and listeners:  # the hook sets LISTEN_PID in the process that finds the fds
         env[ADOPT_VARIABLE] = "1"
-    if imports or report_modules or env.get(ADOPT_VARIABLE):
-        existing = env.get("PYTHONPATH")
-        env["PYTHONPATH"] = HOOK_DIR + (os.pathsep + existing if existing else "")
+    if one_reloader:  # the framework's own reloader is off (child/reloaders.py)
+        env["RELOADKIT_ONE_RELOADER"] = "1"
+    if imports or report_modules or env.get(ADOPT_VARIABLE) or one_reloader:
+        env = with_hook(env)
     return env
+
+
+def with_hook(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with reloadkit's hook first on ``PYTHONPATH`` (once)."""
+    existing = env.get("PYTHONPATH")
+    if existing is not None and existing.split(os.pathsep)[0] == HOOK_DIR:
+        return env
+    return env | {"PYTHONPATH": HOOK_DIR + (os.pathsep + existing if existing else "")}

@@ -190,6 +190,15 @@ class WarmParent:
                 self.learning_builds += 1
             self.build_at = time.monotonic() + _BUILD_QUIET
 
+    def expect(self, added: Mapping[str, str]) -> None:
+        """Variables every later generation has (a socket the command bound is held from now
+        on, bind adoption): the parent they fork from is built with them."""
+        if self.base_env is None or all(self.base_env.get(key) == value for key, value in added.items()):
+            return
+        self.base_env = {**self.base_env, **added}
+        if (self.parent is not None or self.building is not None) and self.build_at is None:
+            self.build_at = time.monotonic() + _BUILD_QUIET
+
     def tick(self, now: float) -> None:
         if self.build_at is not None and now >= self.build_at:
             self.build_at = None

@@ -43,6 +43,8 @@ PER_GENERATION = (
     "RELOADKIT_GENERATION",
     "RELOADKIT_CHANGED",
     "RELOADKIT_WARM_FD",
+    "RELOADKIT_BINDS_HELD",  # the inodes of the sockets this generation was given (bind adoption)
+    "RELOADKIT_BINDS_LEARN",
 )
 #: Files whose change means the installed packages may have changed.
 PROJECT_FILES = (

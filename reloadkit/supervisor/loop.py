@@ -26,13 +26,14 @@ import psutil
 
 from reloadkit.browser.errorpage import Browser
 from reloadkit.child.notify import RELOAD_KEY, WATCH_KEY, NotifyListener, NotifyMessage
-from reloadkit.child.sockets import CONTRACT_VARIABLES, Listener, adopt_activation, open_listeners
+from reloadkit.child.sockets import CONTRACT_VARIABLES, Listener, adopt_activation, contract_environment, open_listeners
 from reloadkit.child.tracker import MODULE_KEY
 from reloadkit.config.envfiles import EnvFiles
 from reloadkit.config.settings import Config
 from reloadkit.errors import ConfigError, SpawnError
+from reloadkit.net.adoption import AdoptService
 from reloadkit.net.drain import Drain
-from reloadkit.net.handover import Handover
+from reloadkit.net.handover import Handover, Succession
 from reloadkit.net.readiness import Readiness, open_probe
 from reloadkit.net.wrappers import WrapperCheck, socket_inodes
 from reloadkit.proc import process
@@ -42,6 +43,7 @@ from reloadkit.proc.process import Child, Guardian
 from reloadkit.proc.terminal import Terminal
 from reloadkit.proc.warm import WarmParent
 from reloadkit.proc.warmplan import warm_unsupported
+from reloadkit.supervisor.adopting import Adopter
 from reloadkit.supervisor.events import (
     Action,
     Begin,
@@ -120,6 +122,7 @@ class Supervisor:
         self.tees = StderrTees(self.selector, lambda pid: (child := self.children.get(pid)) is not None and child.alive)
         self.browser: Browser | None = None
         self.handover: Handover | None = None
+        self.adopter: Adopter | None = None
         self.exit_code: int | None = None
         self._spawn_error: SpawnError | None = None
         self._signal_read = -1
@@ -183,6 +186,7 @@ class Supervisor:
             self.browser = stack.enter_context(Browser(
                 self.config, self.selector, handover.successions, info=self.info, debug=self.debug,
                 relay=lambda succession, conn, data: handover.relay(succession, conn, data, "held while down, to")))
+            self.adopter = self._open_adopter(stack)
             self.notifier = stack.enter_context(NotifyListener())
             self.selector.register(self.notifier, selectors.EVENT_READ, self._on_notify)
             self.warm = stack.enter_context(WarmParent.for_config(self.config, self.selector, self.environ, self.info, self.debug,
@@ -206,6 +210,36 @@ class Supervisor:
                     key.data()
                 self._run_timers()
         return self.exit_code if self.exit_code is not None else 0
+
+    def _open_adopter(self, stack: contextlib.ExitStack) -> Adopter | None:
+        """Bind adoption (child/adopt.py): a Python child's bind() to a held address takes the
+        held socket; without --bind, the first generation's binds are learned and held."""
+        if not self.config.adopt:
+            return None
+        assert self.handover is not None
+        try:
+            service = stack.enter_context(AdoptService())
+        except OSError as exc:
+            self.debug(f"not adopting the child's binds: {exc.strerror or exc}")
+            return None
+        owner = self._owner
+        adopter = Adopter(
+            service, self.listeners, self.handover, backlog=self.config.backlog,
+            owner=lambda pid: (child.pid if (child := owner(NotifyMessage(pid, ()))) is not None else None),
+            on_learned=self._learned, info=self.info, debug=self.debug,
+        )
+        self.selector.register(service, selectors.EVENT_READ, adopter.on_requests)
+        return adopter
+
+    def _learned(self, succession: Succession) -> None:
+        """The command bound an address that is held from now on: stops drain and move it, the
+        error page answers there, and the next generations (and the warm parent they fork
+        from) get it at fd 3.."""
+        assert self.browser is not None
+        self.machine.rules = rules_for(self.config, drain=True)
+        self.browser.learned(succession)
+        if self.warm is not None:
+            self.warm.expect(contract_environment(self.listeners))
 
     def _fd_of(self, listener: Listener) -> int:
         return self.listeners.index(listener) + 3
@@ -359,6 +393,7 @@ class Supervisor:
             cookie=self.cookie,
             changed=changed,
             through_wrapper=self.config.through_wrapper,
+            one_reloader=self.config.reload,
             imports=self.config.imports,
             import_excludes=self.config.exclude,
             report_modules=self.warm is not None and self.warm.reporting,
@@ -367,6 +402,9 @@ class Supervisor:
         # Beside a running child, the new one gets sockets of its own, which receive nothing
         # until it is ready (handover.py); otherwise the current ones.
         socks = self.handover.sockets_for_new(beside=beside)
+        learn = self.adopter is not None and self.adopter.learning()
+        if self.adopter is not None:
+            env = self.adopter.environment(socks, learn=learn, base=env)
         if not self._live_children():
             # A server that set O_NONBLOCK on the shared socket set it for the next generation
             # too; give each a socket as fresh as a new one. (Not while another child runs:
@@ -388,6 +426,8 @@ class Supervisor:
             return
         self.children[child.pid] = child
         self.handover.give(child.pid, socks)
+        if self.adopter is not None:
+            self.adopter.started(child.pid, learn=learn)
         self._watch_readiness(child)
         if action.generation == 0 and socks and not self.config.through_wrapper:
             self.wrapper_check = WrapperCheck(child.pid, child.started, socket_inodes(socks))

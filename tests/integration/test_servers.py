@@ -422,12 +422,13 @@ def test_aiohttp_sock(server_project: Path, start: Start, sockdir: Path, kind: s
 
 
 def test_django_runserver_noreload_as_a_plain_supervisor(server_project: Path, start: Start) -> None:
-    """No --bind: runserver binds the port itself in every generation. reloadkit still
-    restarts it on every change and leaves nothing behind, but between the old child's
-    exit and the new child's bind the port is closed: clients get "connection refused"."""
+    """No --bind and --no-adopt: runserver binds the port itself in every generation.
+    reloadkit still restarts it on every change and leaves nothing behind, but between the
+    old child's exit and the new child's bind the port is closed: clients get "connection
+    refused". (Without --no-adopt its bind takes a held socket: test_adopt.py.)"""
     port = free_port()
     command = [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
-    with start(server_project, [], command) as rk:
+    with start(server_project, [], command, "--no-adopt") as rk:
         rk.wait_for_output(r"started pid \d+ \(generation 0\)")
         assert "listening on" not in rk.output
         url = f"http://127.0.0.1:{port}"

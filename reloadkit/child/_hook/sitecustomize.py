@@ -10,6 +10,11 @@ its directory from ``sys.path`` and runs the ``sitecustomize`` this one shadows,
 The tracker is loaded by path under a private name: the child may have no reloadkit
 installed, or another version of it, which must stay the one the program imports. Errors
 never stop the program: tracking is then off, with one line on stderr.
+
+With ``RELOADKIT_BINDS_ASK`` set, in every Python process of the generation (the command and the
+Python programs it starts), it also patches ``bind()`` to take the sockets reloadkit holds
+(``adopt.py`` beside the tracker); with ``RELOADKIT_ONE_RELOADER=1``, it turns the framework's
+own reloader off (``reloaders.py``).
 """
 
 import os
@@ -23,25 +28,50 @@ def _reloadkit_start_tracking(here: str) -> None:
     ):
         return
     try:
-        name = "_reloadkit_import_tracker"
-        module = sys.modules.get(name)
-        if module is None:
-            import importlib.util
-
-            path = os.path.join(os.path.dirname(here), "tracker.py")
-            spec = importlib.util.spec_from_file_location(name, path)
-            if spec is None or spec.loader is None:
-                raise ImportError("cannot load " + path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            try:
-                spec.loader.exec_module(module)
-            except BaseException:
-                del sys.modules[name]
-                raise
-        module.start_tracking()
+        _reloadkit_load(here, "_reloadkit_import_tracker", "tracker.py").start_tracking()  # type: ignore[attr-defined]
     except Exception as exc:  # noqa: BLE001 - never stop the program for the tracker
         sys.stderr.write(f"reloadkit: not tracking imports in this process: {type(exc).__name__}: {exc}\n")
+
+
+def _reloadkit_load(here: str, name: str, filename: str) -> object:
+    """A module of reloadkit's child side, by path under a private name (see above)."""
+    module = sys.modules.get(name)
+    if module is None:
+        import importlib.util
+
+        path = os.path.join(os.path.dirname(here), filename)
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ImportError("cannot load " + path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    return module
+
+
+def _reloadkit_adopt_binds(here: str) -> None:
+    """A ``bind()`` to an address reloadkit holds takes the held socket (child/adopt.py), in
+    every Python process of the generation; not in the warm parent (its children install it)."""
+    if not os.environ.get("RELOADKIT_BINDS_ASK") or os.environ.get("RELOADKIT_WARM_FD"):
+        return
+    try:
+        _reloadkit_load(here, "_reloadkit_adopt", "adopt.py").install()  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - never stop the program for adoption
+        sys.stderr.write(f"reloadkit: not adopting binds in this process: {type(exc).__name__}: {exc}\n")
+
+
+def _reloadkit_one_reloader(here: str) -> None:
+    """The framework's own reloader is off in a generation (child/reloaders.py)."""
+    if os.environ.get("RELOADKIT_ONE_RELOADER") != "1" or os.environ.get("RELOADKIT_WARM_FD"):
+        return
+    try:
+        _reloadkit_load(here, "_reloadkit_reloaders", "reloaders.py").install()  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - never stop the program for this
+        sys.stderr.write(f"reloadkit: cannot turn off the framework's reloader: {type(exc).__name__}: {exc}\n")
 
 
 def _reloadkit_chain(here: str) -> None:
@@ -88,6 +118,8 @@ def _reloadkit_adopt_sockets() -> None:
 def _reloadkit_main() -> None:
     here = os.path.realpath(os.path.dirname(os.path.abspath(__file__)))
     _reloadkit_adopt_sockets()
+    _reloadkit_adopt_binds(here)
+    _reloadkit_one_reloader(here)
     _reloadkit_start_tracking(here)
     _reloadkit_chain(here)
 

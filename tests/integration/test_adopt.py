@@ -1,0 +1,135 @@
+"""The commands people already type, under ``reloadkit run --`` with no flags (and with ``-b``).
+
+Each server binds its own port, as it does without reloadkit. Its ``bind()`` takes the socket
+reloadkit holds (without ``-b``, generation 0's bind makes reloadkit bind and hold the address:
+``holding 127.0.0.1:PORT (bound by the command)``). Then ``version.py`` is rewritten five
+times while a client loops over new connections, and:
+
+* no request fails, and every version is served in order;
+* each save is one restart (the framework's own reloader, if the command asks for one, is off);
+* the Python generations after the first start warm (forked from the warm parent);
+* after reloadkit is stopped, no process of its tree is alive.
+
+The apps are those of ``apps/servers`` and ``apps/adopt`` (copied into a temporary directory).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from support import LoopingClient, Reloadkit, assert_all_gone, free_port, server_env, try_get, wait_for, write_file
+
+pytestmark = pytest.mark.timeout(90)
+
+APPS = Path(__file__).parent / "apps"
+BIN = Path(sys.executable).parent
+RELOADS = 5
+PY = sys.executable
+
+
+def _script(name: str) -> str:
+    candidate = BIN / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    assert found, f"{name} is not installed (it is in the 'test' extra)"
+    return found
+
+
+@pytest.fixture
+def project(server_project: Path) -> Path:
+    """The real servers' apps with the ones that bind their own port beside them."""
+    for item in (APPS / "adopt").iterdir():
+        if item.suffix == ".py":
+            shutil.copy(item, server_project / item.name)
+    return server_project
+
+
+def _start(project: Path, command: Sequence[str], *options: str) -> Reloadkit:
+    return Reloadkit(["-v", *options, "--", *command], cwd=project, env=server_env(project))
+
+
+#: name -> (the command, with {port}; whether its generations are Python processes forked warm)
+COMMANDS: dict[str, tuple[list[str], bool]] = {
+    "http.server": ([PY, "serve_http.py", "{port}"], True),
+    "uvicorn --port": ([_script("uvicorn"), "asgi_app:app", "--port", "{port}"], True),
+    "flask run": ([_script("flask"), "--app", "flask_app", "run", "--port", "{port}"], True),
+    "app.run()": ([PY, "app_run.py", "{port}"], True),
+    "manage.py runserver": ([PY, "manage.py", "runserver", "{port}"], True),
+    "manage.py runserver --noreload": ([PY, "manage.py", "runserver", "--noreload", "{port}"], True),
+    "gunicorn -b": ([_script("gunicorn"), "-b", "127.0.0.1:{port}", "wsgi_app:app"], True),
+    "gunicorn -b -w 2 --preload": ([_script("gunicorn"), "-w", "2", "--preload", "-b", "127.0.0.1:{port}", "wsgi_app:app"], True),
+    "uvicorn --reload": ([_script("uvicorn"), "asgi_app:app", "--reload", "--port", "{port}"], True),
+    "hypercorn -b": ([_script("hypercorn"), "-b", "127.0.0.1:{port}", "asgi_app:app"], True),
+    "uvicorn --workers 2": ([_script("uvicorn"), "asgi_app:app", "--workers", "2", "--port", "{port}"], True),
+    "aiohttp run_app(port=)": ([PY, "aiohttp_port.py", "{port}"], True),
+    "waitress serve(port=)": ([PY, "waitress_port.py", "{port}"], True),
+    "tornado app.listen()": ([PY, "tornado_listen.py", "{port}"], True),
+    "run_with_reloader(main)": ([PY, "library_main.py", "{port}"], False),
+}
+#: what says the framework's own reloader is off
+ONE_RELOADER = {
+    "manage.py runserver": "Django's autoreloader is off",
+    "uvicorn --reload": "uvicorn's reloader is off",
+}
+
+
+def _reload_under_load(rk: Reloadkit, project: Path, url: str) -> LoopingClient:
+    wait_for(lambda: try_get(url) == "v0", 40, f"{url} to serve v0")
+    with LoopingClient(url, max_requests=1_000_000, max_seconds=80) as client:
+        client.wait_requests(5, timeout=20)
+        for number in range(1, RELOADS + 1):
+            write_file(project / "version.py", f"VERSION = 'v{number}'\n")
+            wait_for(lambda n=number: client.last_body == f"v{n}", 30, f"the client to see v{number}")
+            client.wait_requests(5, timeout=20)
+    latencies = sorted(client.stats["latencies"]) or [0.0]
+    print(f"\n{' '.join(rk.argv[rk.argv.index('--') + 1:])[-60:]}: ok={client.stats['ok']} failed={client.stats['failed']}"
+          f" p50={statistics.median(latencies) * 1000:.1f}ms max={latencies[-1] * 1000:.0f}ms generations={rk.generations()}")
+    assert client.stats["failed"] == 0, (
+        f"{client.stats['failed']} failed of {client.stats['ok'] + client.stats['failed']}: {client.stats['errors'][:5]}"
+    )
+    assert client.bodies == [f"v{n}" for n in range(RELOADS + 1)], client.bodies
+    return client
+
+
+def _stop_and_check_nothing_left(rk: Reloadkit) -> None:
+    rk.tree_pids()
+    rk.signal(signal.SIGTERM)
+    rk.wait_exit(timeout=20)
+    assert_all_gone(rk.tree_pids(), timeout=5)
+
+
+@pytest.mark.parametrize("mode", ["no flags", "-b"])
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_the_command_as_people_type_it_holds_its_own_port(project: Path, name: str, mode: str) -> None:
+    template, warm = COMMANDS[name]
+    port = free_port()
+    command = [part.format(port=port) for part in template]
+    options = ["-b", f"127.0.0.1:{port}"] if mode == "-b" else []
+    with _start(project, command, *options) as rk:
+        if mode == "no flags":
+            rk.wait_for_output(rf"holding \S+:{port} \(bound by the command\)", timeout=40)
+        else:
+            rk.wait_for_output(rf"listening on http://127.0.0.1:{port} \(fd 3\)")
+        url = f"http://127.0.0.1:{port}"
+        _reload_under_load(rk, project, url)
+        assert rk.generations() == RELOADS + 1, "one restart per save"
+        output = rk.output
+        assert "Address already in use" not in output and "address already in use" not in output
+        assert "exited with status" not in output, output
+        if name in ONE_RELOADER:
+            assert rk.count(re.escape(ONE_RELOADER[name])) == 1, output
+        if mode == "no flags":
+            assert rk.count(r"holding \S+ \(bound by the command\)") >= 1
+            assert rk.count(rf"holding \S+:{port} \(bound by the command\)") == rk.count(r"holding \S+")
+        if warm:
+            # The warm parent is built while generation 0 runs: the later generations fork from it.
+            assert rk.count(r"generation [2-5] forked warm") >= 3, output
+        _stop_and_check_nothing_left(rk)
