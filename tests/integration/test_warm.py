@@ -26,7 +26,8 @@ pytestmark = pytest.mark.timeout(90)
 APPS = Path(__file__).parent / "apps" / "warm"
 READY = r"warm parent pid (\d+) ready"
 #: What differs between two generations by design.
-PER_GENERATION_ENV = ("RELOADKIT_GENERATION", "RELOADKIT_PID", "LISTEN_PID", "RELOADKIT_CHANGED")
+PER_GENERATION_ENV = ("RELOADKIT_GENERATION", "RELOADKIT_PID", "LISTEN_PID", "RELOADKIT_CHANGED",
+                      "RELOADKIT_BINDS_HELD")  # the inode of the socket each generation is given
 
 
 @pytest.fixture
