@@ -4,8 +4,9 @@ the user's own code, for the top of the error page.
 A ``SyntaxError`` in a Django model sits below some forty frames of Django, importlib and the
 server; the page shows the exception and the user's frames first (innermost first), the whole
 stderr below. A frame is the user's when its file is not in the standard library, not in a
-``site-packages``/``dist-packages`` directory, not reloadkit's own and not a ``<frozen ...>``
-module, and (when the watched roots are known) lies under one of them.
+``site-packages``/``dist-packages`` directory, not in a virtual environment (its scripts),
+not reloadkit's own and not a ``<frozen ...>`` module, and (when the watched roots are known)
+lies under one of them.
 """
 
 from __future__ import annotations
@@ -58,6 +59,19 @@ def _system_dirs() -> tuple[str, ...]:
 _SYSTEM = _system_dirs()
 
 
+def _in_virtualenv(path: str) -> bool:
+    """Is ``path`` inside a virtual environment (a directory above it has ``pyvenv.cfg``):
+    a ``.venv/bin/uvicorn`` script inside the project is not the user's code."""
+    directory = os.path.dirname(path)
+    while True:
+        if os.path.exists(os.path.join(directory, "pyvenv.cfg")):
+            return True
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return False
+        directory = parent
+
+
 def is_user_file(path: str, roots: Sequence[str], base: str) -> bool:
     """Is ``path`` (as a traceback names it) the user's code?"""
     if path.startswith("<"):
@@ -66,7 +80,7 @@ def is_user_file(path: str, roots: Sequence[str], base: str) -> bool:
     parts = full.split(os.sep)
     if "site-packages" in parts or "dist-packages" in parts:
         return False
-    if any(full == top or full.startswith(top + os.sep) for top in _SYSTEM):
+    if any(full == top or full.startswith(top + os.sep) for top in _SYSTEM) or _in_virtualenv(full):
         return False
     if roots:
         return any(full == top or full.startswith(top.rstrip(os.sep) + os.sep)

@@ -77,3 +77,6 @@ def test_no_traceback_or_no_user_frame_means_no_summary(tmp_path: Path) -> None:
     assert not is_user_file(subprocess.__file__, [], str(tmp_path))
     assert is_user_file("home/models.py", [str(tmp_path)], str(tmp_path))
     assert not is_user_file("/elsewhere/models.py", [str(tmp_path)], str(tmp_path))
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert not is_user_file(str(tmp_path / ".venv" / "bin" / "uvicorn"), [str(tmp_path)], str(tmp_path))
