@@ -1,5 +1,6 @@
 """The error page for real servers whose app cannot load: uvicorn's import error, gunicorn's
-worker that fails to boot (gunicorn then exits 3, which is not a restart request), cold and
+worker that fails to boot (gunicorn then exits 3, which is not a restart request), Django's
+runserver whose system checks import a broken URLconf (its own bind, adopted), cold and
 warm. The browser gets reloadkit's page with the exception and the user's frame first, not a
 hang and not a bare 500; the fix brings the app back."""
 
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import Reloadkit, http_get, try_get, wait_for, write_file
+from support import Reloadkit, free_port, http_get, try_get, wait_for, write_file
 
 pytestmark = pytest.mark.timeout(120)
 APPS = Path(__file__).parent / "apps" / "servers"
@@ -21,6 +22,7 @@ BIN = Path(sys.executable).parent
 SERVERS = {
     "uvicorn": ("asgi_app.py", [str(BIN / "uvicorn"), "--fd", "3", "asgi_app:app"]),
     "gunicorn": ("wsgi_app.py", [str(BIN / "gunicorn"), "wsgi_app:app"]),
+    "django": ("djsite/urls.py", [sys.executable, "manage.py", "runserver"]),  # + its address, no --bind
 }
 
 
@@ -33,10 +35,13 @@ def test_a_syntax_error_in_the_app_module_gets_the_error_page(tmp_path: Path, se
     write_file(project / "version.py", "VERSION = 'v0'\n")
     (tmp_path / "run").mkdir()
     module, command = SERVERS[server]
+    binds = ["-b", "127.0.0.1:0"]
+    if server == "django":
+        binds, command = [], [*command, f"127.0.0.1:{free_port()}"]
     env = {"PYTHONDONTWRITEBYTECODE": "1", "XDG_RUNTIME_DIR": str(tmp_path / "run"),
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
-    with Reloadkit(["-b", "127.0.0.1:0", mode, "--", *command], cwd=project, env=env) as rk:
-        url = rk.wait_listening()[0]
+    with Reloadkit([*binds, mode, "--", *command], cwd=project, env=env) as rk:
+        url = f"http://{command[-1]}" if server == "django" else rk.wait_listening()[0]
         wait_for(lambda: try_get(url) == "v0", 30, "v0")
         good = (project / module).read_text()
         write_file(project / module, good + "\ndef broken(:\n    pass\n")
