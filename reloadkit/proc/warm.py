@@ -83,6 +83,7 @@ class _Parent:
     started: float = field(default_factory=time.monotonic)
     ready: bool = False
     registered: bool = False
+    added: set[str] = field(default_factory=set)  # its modules the parent before it had not
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -120,7 +121,7 @@ class WarmParent:
         self.command: PythonCommand | None = None
         self.modules: dict[str, str] = {}  # name -> file, in the order reported
         self.excluded: dict[str, str] = {}  # name -> why
-        self.failed: dict[str, str] = {}  # name -> why its import failed in a warm parent
+        self.failed_imports: dict[str, str] = {}  # name -> why its import failed in a warm parent
         self.parent: _Parent | None = None
         self.building: _Parent | None = None
         self.build_at: float | None = None
@@ -245,6 +246,24 @@ class WarmParent:
         self.debug(f"generation {generation} forked warm from pid {parent.pid} in {(time.monotonic() - started) * 1000:.1f} ms")
         return Child(pid=pid, generation=generation, argv=self.argv)
 
+    def failed(self, generation: int, *, off: str | None = None) -> None:
+        """A generation forked from the parent failed where cold ones served (the supervisor's
+        machine decides): rebuild the parent without the modules it imported first, or, with
+        ``off``, give warm up for the session."""
+        if off is not None:
+            if self.given_up is None:
+                self._give_up(off)
+            return
+        parent = self.parent
+        if parent is None or self.given_up is not None:
+            return
+        self._discard(parent)
+        for name in parent.added:
+            self.failed_imports.setdefault(name, f"generation {generation} failed warm with it")
+        without = f" without the {len(parent.added)} modules it imported first" if parent.added else ""
+        self.info(f"--warm: generation {generation} failed warm; rebuilding the warm parent{without}")
+        self.build_at = time.monotonic() + _BUILD_QUIET
+
     def close(self) -> None:
         for parent in (self.parent, self.building):
             if parent is not None:
@@ -290,10 +309,12 @@ class WarmParent:
             [self.modules[name] for name in names], self.cwd, self.command.interpreter
         )
         parent = _Parent(child.pid, mine, dict(self.base_env), set(names), fingerprint)
+        if self.parent is not None:
+            parent.added = parent.modules - self.parent.modules
         plan = {
             "modules": names,
             "exclude": sorted(self.excluded),
-            "skip": sorted(self.failed),
+            "skip": sorted(self.failed_imports),
             "mode": self.command.mode,
             "target": self.command.file or self.command.target,
             "argv": list(self.command.argv),
@@ -347,11 +368,11 @@ class WarmParent:
         names at ``-v``; the next builds skip them (each generation imports them, as cold)."""
         new: dict[str, str] = {}
         for entry in failed if isinstance(failed, list) else ():
-            if isinstance(entry, list) and len(entry) == 3 and str(entry[0]) not in self.failed:
+            if isinstance(entry, list) and len(entry) == 3 and str(entry[0]) not in self.failed_imports:
                 new[str(entry[0])] = str(entry[1])
         if not new:
             return
-        self.failed.update(new)
+        self.failed_imports.update(new)
         first, why = next(iter(new.items()))
         others = f" (and {len(new) - 1} more that failed the same way or needed it)" if len(new) > 1 else ""
         self.info(f"--warm: {first} is left out of the warm parent{others}: its import failed there"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 __all__ = [
     "Action", "Begin", "Changed", "DrainNow", "Drained", "Event", "Exited", "Fail", "Finish", "KillTree", "Log",
     "PagesDown", "PagesReady", "Ready", "RestartAsked", "RestoreTerminal", "Shutdown", "Signal", "SpawnFailed",
-    "Spawned", "Start", "StepDrain", "Stop", "SwitchTo", "Tick",
+    "Spawned", "Start", "StepDrain", "Stop", "SwitchTo", "Tick", "WarmFailed",
 ]
 
 
@@ -124,6 +124,7 @@ class Start(Action):
     changed: tuple[str, ...] = ()
     restart: bool = False  # not the first start: re-read the env files
     beside: int | None = None  # pid of the live generation to start beside (own sockets)
+    cold: bool = False  # not from the warm parent (its warm start failed before it was ready)
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,15 @@ class PagesDown(Action):
 @dataclass(frozen=True)
 class RestoreTerminal(Action):
     """No child runs: put the terminal back as we found it."""
+
+
+@dataclass(frozen=True)
+class WarmFailed(Action):
+    """``generation`` failed warm and then served cold: drop the warm parent (it is rebuilt
+    without what it imported first); with ``off``, warm is off for the session."""
+
+    generation: int
+    off: str | None = None
 
 
 @dataclass(frozen=True)

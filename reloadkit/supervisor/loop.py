@@ -70,6 +70,7 @@ from reloadkit.supervisor.events import (
     Stop,
     SwitchTo,
     Tick,
+    WarmFailed,
 )
 from reloadkit.supervisor.machine import Machine, Rules
 from reloadkit.supervisor.policy import exit_status, speaks_restart_protocol
@@ -141,6 +142,7 @@ class Supervisor:
             PagesDown: lambda action: self._browser.down(action.code, action.tail, error=action.error),
             RestoreTerminal: lambda _action: self.terminal.restore(),
             Finish: self._finish,
+            WarmFailed: self._warm_failed,
         }
 
     # --- logging --------------------------------------------------------------------------
@@ -304,6 +306,10 @@ class Supervisor:
     def _log(self, action: Log) -> None:
         {"info": self.info, "debug": self.debug}.get(action.level, self.warn)(action.text)
 
+    def _warm_failed(self, action: WarmFailed) -> None:
+        if self.warm is not None:
+            self.warm.failed(action.generation, off=action.off)
+
     def _finish(self, action: Finish) -> None:
         self.exit_code = action.code
         self._done = True
@@ -414,7 +420,7 @@ class Supervisor:
         tee = self.tees.open() if self.config.overlap or self.browser.wants_stderr else None
         fds, own_group, stderr_fd = [sock.fileno() for sock in socks], not self.terminal.foreground, tee.write_fd if tee else None
         try:
-            warm = self.warm and self.warm.spawn(env, fds, generation=action.generation, own_group=own_group, stderr_fd=stderr_fd)
+            warm = not action.cold and self.warm and self.warm.spawn(env, fds, generation=action.generation, own_group=own_group, stderr_fd=stderr_fd)
             child = warm or process.spawn(self.config.command, env, fds, generation=action.generation, own_group=own_group,
                                           stderr_fd=stderr_fd, listen_pid=not self.config.through_wrapper)
         except SpawnError as exc:

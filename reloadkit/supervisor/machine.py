@@ -63,8 +63,9 @@ from reloadkit.supervisor.events import (
     Stop,
     SwitchTo,
     Tick,
+    WarmFailed,
 )
-from reloadkit.supervisor.policy import CrashBackoff, describe_changes
+from reloadkit.supervisor.policy import CrashBackoff, WarmBlame, describe_changes
 from reloadkit.watch.debounce import DEFAULT_QUICK, Debouncer
 
 __all__ = ["RESTART_STATUS", "Facts", "Gen", "Machine", "Restart", "Rules", "Stopping"]
@@ -110,6 +111,7 @@ class Restart:
     changed: set[str] = field(default_factory=set)
     after_older: bool = False  # start only once every older generation is gone
     again: int | None = None  # the generation started once more (a retry), not a new one
+    cold: bool = False  # not from the warm parent
 
 
 @dataclass
@@ -168,6 +170,7 @@ class Machine:
         self.last_status: int | None = None
         self.last_stop_ms: float | None = None
         self.backoff = CrashBackoff()
+        self.warm_blame = WarmBlame()
         self.debouncer = Debouncer(rules.debounce, max(DEBOUNCE_CAP, rules.debounce), quick=DEFAULT_QUICK)
         self._out: list[Action] = []
         self._now = 0.0
@@ -318,6 +321,9 @@ class Machine:
             return
         gen.ready_at, gen.ready_how = self._now, event.how
         self._info(f"ready in {(gen.ready_at - gen.started) * 1000:.0f} ms ({event.how}; pid {gen.pid})")
+        if self.warm_blame.ready(gen.number, warm=gen.warm):  # it failed warm, and serves cold
+            off = f"warm generations failed {self.warm_blame.limit} times where cold ones of the same code served"
+            self._emit(WarmFailed(gen.number, off=off if self.warm_blame.off else None))
         if gen.served:
             self.backoff.reset()  # a request to restart that follows is not a start-up loop
         if gen is self.pending:
@@ -412,7 +418,8 @@ class Machine:
             self.pending = gen
         else:
             self.current = gen
-        self._emit(Start(gen.number, tuple(sorted(restart.changed)) if restart else (), restart is not None, gen.beside))
+        self._emit(Start(gen.number, tuple(sorted(restart.changed)) if restart else (), restart is not None, gen.beside,
+                         cold=restart is not None and restart.cold))
 
     def _on_spawned(self, event: Spawned) -> None:
         gen, restart = self._starting
@@ -499,6 +506,8 @@ class Machine:
             self._maybe_finish()
             return
         self.last_status = code
+        if self._retry_cold(gen, code):
+            return
         if gen is self.current and self._retry_beside_stopping(gen, code):
             return
         if gen is self.pending:
@@ -559,6 +568,27 @@ class Machine:
         self._warn(f"new pid {gen.pid} exited with status {code} before it was ready{serving}" + (f"\n{shown}" if shown else ""))
         if current is not None and current.alive:
             self._emit(PagesReady(current.number))  # pages stay with the one that serves
+
+    def _retry_cold(self, gen: Gen, code: int) -> bool:
+        """A warm generation that failed before it was ready where the last cold one served
+        starts again cold at once (:class:`~reloadkit.supervisor.policy.WarmBlame`); the warm
+        parent is told (:class:`WarmFailed`) only once that cold start serves: a failure of
+        the code itself (a syntax error) leaves it alone."""
+        if gen.ready_at is not None or code == 0 or gen not in (self.current, self.pending):
+            return False
+        if not self.warm_blame.failed_early(gen.number, warm=gen.warm):
+            return False
+        self._warn(f"pid {gen.pid} (generation {gen.number}, started warm) exited with status {code} before it was"
+                   " ready, where the last cold start served; starting it again cold")
+        restart = Restart(f"generation {gen.number} failed warm", again=gen.number, cold=True)
+        if gen is self.pending:
+            self.pending = None
+            self._start(restart)
+        else:
+            self.current = None
+            self.restart = restart
+            self._start_when_settled()
+        return True
 
     def _retry_beside_stopping(self, gen: Gen, code: int) -> bool:
         """A child that failed before it was ready while an older generation was stopping

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-__all__ = ["CrashBackoff", "describe_changes", "exit_status", "speaks_restart_protocol"]
+__all__ = ["CrashBackoff", "WarmBlame", "describe_changes", "exit_status", "speaks_restart_protocol"]
 
 
 class CrashBackoff:
@@ -30,6 +30,48 @@ class CrashBackoff:
 
     def reset(self) -> None:
         self._delay = 0.0
+
+
+class WarmBlame:
+    """The second line of defence of warm starts: is a warm generation's failure warm's fault?
+
+    A warm generation that exits before it is ready, where the last cold generation of the
+    same command served, is suspect: it is started again cold at once. If that cold start
+    serves, the failure was warm's (the second such one turns warm off for the session); if
+    it fails too, the fault is the code's and nothing is held against warm.
+    """
+
+    def __init__(self, limit: int = 2) -> None:
+        self.limit = limit
+        self.cold_served = False  # the last cold generation became ready
+        self.suspect: int | None = None  # the generation started again cold
+        self.confirmed = 0
+        self.off = False
+
+    def failed_early(self, number: int, *, warm: bool) -> bool:
+        """Generation ``number`` exited before it was ready: True to start it again cold now."""
+        if not warm:
+            self.cold_served = False
+            if self.suspect == number:
+                self.suspect = None  # cold fails too: the code's fault
+            return False
+        if self.off or not self.cold_served:
+            return False
+        self.suspect = number
+        return True
+
+    def ready(self, number: int, *, warm: bool) -> bool:
+        """Generation ``number`` is ready: True when this confirms a warm failure (the cold
+        retry served); :attr:`off` is then set at the ``limit``-th."""
+        if warm:
+            return False
+        self.cold_served = True
+        if self.suspect != number:
+            return False
+        self.suspect = None
+        self.confirmed += 1
+        self.off = self.confirmed >= self.limit
+        return True
 
 
 def exit_status(wait_status: int) -> int:

@@ -120,6 +120,7 @@ LIBS = {
     "printlib": "print('PARTIAL', end='')\n",
     "atexitlib": "import atexit\nimport os\n\natexit.register(lambda: print(f'ATEXIT {os.getpid()}', flush=True))\n",
     "quietlib": "VALUE = 1\n",
+    "pidlib": "import os\n\nPID = os.getpid()\n",
     # A framework that reads its settings when imported, as Django apps do: the project sets
     # them up (FW_SETTINGS, like DJANGO_SETTINGS_MODULE), so the import fails in the warm
     # parent after a submodule of the failing package was imported (Wagtail's rich_text).
@@ -241,6 +242,32 @@ def test_without_a_child_subreaper_every_generation_starts_cold(project: Path) -
         assert rk.count(r"--warm: every generation starts cold: this platform has no child subreaper") == 1, rk.output
         assert "warm parent" not in rk.output
         assert "forked warm" not in rk.output
+
+
+def test_a_warm_generation_that_fails_where_cold_served_is_retried_cold(project: Path) -> None:
+    """The second line of defence: a library that cannot work forked (set up once per
+    process, no at-fork handler) makes warm generations fail where cold ones serve. Each is
+    started again cold at once (no error page, no waiting for a change), the warm parent is
+    rebuilt, and after the second such failure warm is off for the session, said once."""
+    with _start_pitfalls(project, "pidlib", PID_STRICT="1") as rk:
+        _serving(rk, "v0", 0)
+        rk.wait_for_output(READY)
+        for generation in (1, 2):
+            write_file(project / "project_mod.py", f"VERSION = 'v{generation}'\n")
+            rk.wait_for_output(rf"generation {generation} forked warm")
+            rk.wait_for_output(rf"\(generation {generation}, started warm\) exited with status 1 before it was ready,"
+                               " where the last cold start served; starting it again cold")
+            retry = _serving(rk, f"v{generation}", generation)["pid"]
+            rk.wait_for_output(rf"ready in \d+ ms \(\w+; pid {retry}\)")  # the cold retry served: warm's fault
+            if generation == 1:
+                rk.wait_for_output(r"--warm: generation 1 failed warm; rebuilding the warm parent")
+                rk.wait_for_output(READY, count=2)
+        rk.wait_for_output(r"--warm: warm generations failed 2 times where cold ones of the same code served;"
+                           r" every generation starts cold")
+        _bump(rk, project, 3, warm=False)
+        assert "generation 3 forked warm" not in rk.output
+        assert rk.count(r"every generation starts cold") == 1
+        assert "waiting for a change" not in rk.output
 
 
 def test_buffered_output_is_not_printed_twice_and_atexit_runs_once_per_generation(project: Path) -> None:

@@ -67,6 +67,7 @@ class Harness:
         self.fail_starts: set[int] = set()  # generations whose spawn fails
         self.drain_finishes = True  # a StepDrain sends the signal at once
         self.speaks_restart = False
+        self.warm_from: int | None = None  # generations from this one on spawn warm (unless Start.cold)
         self.pids: dict[int, int] = {}  # generation -> pid
 
     def feed(self, event: Event) -> list[Action]:
@@ -86,7 +87,8 @@ class Harness:
             self.pids[action.generation] = pid
             if action.beside is None:
                 self.world.addressed.add(pid)
-            return self._inner(Spawned(action.generation, pid, self.clock.now, speaks_restart=self.speaks_restart))
+            warm = self.warm_from is not None and action.generation >= self.warm_from and not action.cold
+            return self._inner(Spawned(action.generation, pid, self.clock.now, speaks_restart=self.speaks_restart, warm=warm))
         if isinstance(action, SwitchTo):
             self.world.addressed = {action.pid}
         if isinstance(action, Stop) and action.drain and action.pid not in self.world.stuck:

@@ -17,6 +17,9 @@ if os.environ.get("FW_SETUP"):
 for name in filter(None, os.environ.get("WARM_LIBS", "").split(",")):
     importlib.import_module(name)
 
+if os.environ.get("PID_STRICT") and sys.modules["pidlib"].PID != os.getpid():
+    sys.exit("pidlib was set up in another process")  # a library that cannot be forked warm
+
 import project_mod  # noqa: E402
 
 import reloadkit  # noqa: E402

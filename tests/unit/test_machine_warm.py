@@ -1,0 +1,66 @@
+"""The second line of defence of warm starts, decided by the state machine with a fake clock.
+
+A warm generation that exits before it is ready where the last cold one served starts again
+cold at once; once that cold start serves, the warm parent is told (WarmFailed), and the
+second time warm is off. A failure that fails cold too is the code's: nothing is held against
+warm. tests/integration/test_warm.py checks the same with real processes.
+"""
+
+from __future__ import annotations
+
+import pytest
+from machine_harness import Harness, logs, of, starts
+
+from reloadkit.supervisor.events import Action, PagesDown, Start, WarmFailed
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def _warm_generation_fails(h: Harness, generation: int, code: int = 1) -> list[Action]:
+    h.change("app.py")
+    h.settle()
+    for stop in list(h.machine.stopping):  # the old one is gone
+        h.exit(stop.gen.pid, 0)
+    return h.exit(h.pids[generation], code)
+
+
+def test_a_warm_generation_that_fails_where_cold_served_starts_again_cold_at_once() -> None:
+    """test_warm::test_a_warm_generation_that_fails_where_cold_served_is_retried_cold"""
+    h = Harness()
+    h.warm_from = 1
+    h.begin()  # generation 0, cold, serves
+    out = _warm_generation_fails(h, 1, 3)  # gunicorn's boot error: 3, not a restart request here
+    assert starts(out) == [Start(1, (), restart=True, beside=None, cold=True)]  # the same generation, at once
+    assert any("started warm) exited with status 3 before it was ready" in text for text in logs(out, "warn"))
+    assert not of(PagesDown, out) and not of(WarmFailed, out)  # the parent is told once cold serves
+    assert h.machine.restart_at is None  # no back-off
+    assert of(WarmFailed, h.ready(h.pids[1])) == [WarmFailed(1)]  # warm's fault, once: rebuild, stay on
+    out = _warm_generation_fails(h, 2)
+    assert starts(out) == [Start(2, (), restart=True, beside=None, cold=True)]
+    out = h.ready(h.pids[2])
+    assert [action.off is not None for action in of(WarmFailed, out)] == [True]  # the second time: off
+    out = _warm_generation_fails(h, 3)  # off: a failure of a (cold) generation is the code's
+    assert not starts(out)
+
+
+def test_a_warm_failure_that_fails_cold_too_is_the_codes() -> None:
+    h = Harness()
+    h.warm_from = 1
+    h.begin()
+    _warm_generation_fails(h, 1)
+    out = h.exit(h.pids[1], 1)  # the cold retry fails too: the user's bug
+    assert of(PagesDown, out)
+    assert not of(WarmFailed, out) and not starts(out)
+    out = _warm_generation_fails(h, 2)  # the last cold one failed: no retry now
+    assert not starts(out) and not of(WarmFailed, out)
+    assert of(PagesDown, out)
+    assert h.machine.warm_blame.confirmed == 0
+
+
+def test_a_warm_failure_is_not_retried_before_a_cold_generation_served() -> None:
+    h = Harness()
+    h.warm_from = 1
+    h.begin(ready=False)
+    h.exit(h.pids[0], 1)  # generation 0 (cold) never served
+    out = _warm_generation_fails(h, 1)
+    assert not of(WarmFailed, out) and not starts(out)
