@@ -570,10 +570,8 @@ class Machine:
             self._emit(PagesReady(current.number))  # pages stay with the one that serves
 
     def _retry_cold(self, gen: Gen, code: int) -> bool:
-        """A warm generation that failed before it was ready where the last cold one served
-        starts again cold at once (:class:`~reloadkit.supervisor.policy.WarmBlame`); the warm
-        parent is told (:class:`WarmFailed`) only once that cold start serves: a failure of
-        the code itself (a syntax error) leaves it alone."""
+        """A warm start that failed before it was ready where the last cold one served is
+        started again cold at once (:class:`~reloadkit.supervisor.policy.WarmBlame`)."""
         if gen.ready_at is not None or code == 0 or gen not in (self.current, self.pending):
             return False
         if not self.warm_blame.failed_early(gen.number, warm=gen.warm):
@@ -584,10 +582,9 @@ class Machine:
         if gen is self.pending:
             self.pending = None
             self._start(restart)
-        else:
-            self.current = None
-            self.restart = restart
-            self._start_when_settled()
+            return True
+        self.current, self.restart = None, restart
+        self._start_when_settled()
         return True
 
     def _retry_beside_stopping(self, gen: Gen, code: int) -> bool:
