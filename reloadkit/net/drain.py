@@ -5,7 +5,8 @@ has accepted. The child is frozen with SIGSTOP, so it cannot accept another conn
 its open connections are looked at; while it serves requests it runs on for a moment and is
 looked at again. Connections that stay open across looks while the child has *run* for
 ``settled`` seconds are long-lived (an idle keep-alive connection, a stream): they do not
-hold the stop up. The signal is sent while the child is frozen, and SIGCONT lets it act on
+hold the stop up, unless (TCP) they have not received a byte yet: a client that connected
+and has yet to send its request. The signal is sent while the child is frozen, and SIGCONT lets it act on
 it before any more of its own code runs. After the child has run ``limit`` seconds of
 traffic it is sent anyway.
 
@@ -30,9 +31,12 @@ from typing import Any
 
 import psutil
 
-__all__ = ["Drain", "serving_connections", "wait_stopped"]
+from reloadkit.net.readiness import tcp_bytes_received
+
+__all__ = ["UNUSED", "Drain", "serving_connections", "wait_stopped"]
 
 _STOP_WAIT = 0.05  # a thread in uninterruptible sleep stops when it leaves it
+_UNSTOPPED_TRIES = 20  # looks put off for a child that is slow to stop, before one is taken anyway
 
 
 def _connections(proc: psutil.Process, kind: str) -> list[Any]:
@@ -40,16 +44,22 @@ def _connections(proc: psutil.Process, kind: str) -> list[Any]:
     return list(method(kind=kind))
 
 
+UNUSED = ":unused"  # the end of the name of a connection that has not received a byte yet
+
+
 def serving_connections(pid: int, tcp_ports: set[int], unix_paths: set[str]) -> frozenset[str]:
     """The accepted connections on our sockets that ``pid`` holds open, each named so that
     the same connection has the same name on the next look (requests in flight, or idle
-    keep-alive connections: a single look cannot tell them apart)."""
+    keep-alive connections: a single look cannot tell them apart). A TCP connection that
+    has received nothing yet ends in :data:`UNUSED`: its client is about to send a request
+    (the name changes once it has)."""
     found: set[str] = set()
     try:
         if tcp_ports:
             for conn in _connections(psutil.Process(pid), "tcp"):
                 if conn.status == psutil.CONN_ESTABLISHED and conn.laddr and conn.laddr[1] in tcp_ports:
-                    found.add(f"{conn.fd}:{conn.raddr}")
+                    unused = conn.raddr and tcp_bytes_received(conn.family, conn.laddr, conn.raddr) == 0
+                    found.add(f"{conn.fd}:{conn.raddr}" + (UNUSED if unused else ""))
         if unix_paths:
             found.update(_connected_unix_sockets(pid, unix_paths))
     except (psutil.Error, OSError):
@@ -160,6 +170,7 @@ class Drain:
         self._thawed: float | None = None
         self._waits: dict[str, int] = {}
         self._first_seen: dict[str, float] = {}  # connection -> `_ran` when first seen
+        self._unstopped = 0  # looks put off in a row: the child had not stopped yet
 
     @property
     def waited(self) -> float:
@@ -174,7 +185,14 @@ class Drain:
         except ProcessLookupError:
             return self._finish()
         try:
-            wait_stopped(self.pid)
+            if not wait_stopped(self.pid) and self._unstopped < _UNSTOPPED_TRIES:
+                # A thread still runs: on a busy machine it can wait for a CPU inside a
+                # system call, an accept() among them. A look now could miss the connection
+                # it is taking, and the signal would find it in hand: look again shortly.
+                self._unstopped += 1
+                self.next_at = time.monotonic() + _STOP_WAIT
+                return False
+            self._unstopped = 0
             if self._thawed is not None:
                 thawed_for = time.monotonic() - self._thawed
                 self._ran += max(0.0, thawed_for - _longest_wait(self._waits, _cpu_waits(self.pid)))
@@ -182,7 +200,10 @@ class Drain:
             busy = serving_connections(self.pid, self.tcp_ports, self.unix_paths)
             for name in busy:
                 self._first_seen.setdefault(name, self._ran)
-            fresh = [name for name in busy if self._ran - self._first_seen[name] < self.settled]
+            # A connection whose request has not arrived is never taken for an idle one: a
+            # graceful server (aiohttp, uvicorn) closes those on the signal, and its client,
+            # slowed down on a busy machine between connect() and send(), loses the request.
+            fresh = [name for name in busy if name.endswith(UNUSED) or self._ran - self._first_seen[name] < self.settled]
             if not fresh or self._ran >= self.limit:
                 self.signal()
                 return True

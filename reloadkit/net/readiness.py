@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["ACCEPTING", "NOTIFIED", "TIMER", "Probe", "Readiness", "diag_available", "open_probe"]
+__all__ = ["ACCEPTING", "NOTIFIED", "TIMER", "Probe", "Readiness", "diag_available", "open_probe", "tcp_bytes_received"]
 
 ACCEPTING = "accepting"
 NOTIFIED = "READY=1"
@@ -96,13 +96,39 @@ def _get_diag() -> _Diag | None:
     return _diag
 
 
-def _inet_request(family: int, local: tuple, remote: tuple) -> bytes:
+def _inet_request(family: int, local: tuple, remote: tuple, ext: int = 0) -> bytes:
     def address(host: str) -> bytes:
         return socket.inet_pton(family, host).ljust(16, b"\0")
 
     sockid = struct.pack("!HH", local[1], remote[1]) + address(local[0]) + address(remote[0])
     sockid += struct.pack("=III", 0, _NOCOOKIE, _NOCOOKIE)
-    return struct.pack("=BBBxI", family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF) + sockid
+    return struct.pack("=BBBxI", family, socket.IPPROTO_TCP, ext, 0xFFFFFFFF) + sockid
+
+
+_INET_DIAG_INFO = 2
+_INET_DIAG_MSG = 72  # sizeof(struct inet_diag_msg)
+_TCPI_BYTES_RECEIVED = 128  # offsetof(struct tcp_info, tcpi_bytes_received), Linux >= 4.1
+
+
+def tcp_bytes_received(family: int, local: tuple, remote: tuple) -> int | None:
+    """How many bytes the TCP socket at ``local`` (connected to ``remote``) has received
+    in its life (``tcp_info.tcpi_bytes_received``); None when the kernel cannot say."""
+    diag = _get_diag()
+    if diag is None:
+        return None
+    try:
+        answer = diag.ask(_inet_request(family, local[:2], remote[:2], ext=1 << (_INET_DIAG_INFO - 1)))
+    except (OSError, ValueError):
+        return None
+    offset = _INET_DIAG_MSG
+    while answer is not None and offset + 4 <= len(answer):
+        length, kind = struct.unpack_from("=HH", answer, offset)
+        if length < 4:
+            break
+        if kind == _INET_DIAG_INFO and length - 4 >= _TCPI_BYTES_RECEIVED + 8:
+            return int(struct.unpack_from("=Q", answer, offset + 4 + _TCPI_BYTES_RECEIVED)[0])
+        offset += (length + 3) & ~3
+    return None
 
 
 def _tcp_server_end_taken(server_end: tuple[int, tuple[str, int], tuple[str, int]]) -> bool | None:
