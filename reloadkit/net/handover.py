@@ -191,10 +191,20 @@ class Succession:
 
     def release(self, held: Iterable[socket.socket]) -> list[socket.socket]:
         """Close the old sockets no running child holds; returns the connections that were
-        still queued on them, to be relayed to the current socket."""
+        still queued on them, to be relayed to the current socket.
+
+        A TCP socket leaves the reuseport group only when no other old socket of the group
+        is held: between its leaving (the kernel moves the current socket into its slot) and
+        the program's new index, the kernel hashes new connections over the group, and one
+        could land on a stopping child that accepts it while it shuts down and closes it
+        unanswered. Unheld sockets take nothing meanwhile, and what lands on them is relayed.
+        """
         keep = set(held)
         leftovers: list[socket.socket] = []
-        for sock in [sock for sock in self.others if sock not in keep]:
+        closing = [sock for sock in self.others if sock not in keep]
+        if any(sock in self.members for sock in self.others if sock in keep):
+            closing = [sock for sock in closing if sock not in self.members]
+        for sock in closing:
             leftovers.extend(_take_queued(sock))
             self._close(sock)
         return leftovers

@@ -89,15 +89,50 @@ def test_tcp_steering_follows_the_kernel_when_an_older_socket_leaves(tcp: Listen
     third = succession.prepare()  # e.g. a pending child beside a still-stopping one
     assert third is not None
     succession.switch(third)
-    assert succession.release(held=[second]) == []  # `first` leaves: `third` takes slot 0
-    assert first.fileno() == -1 and succession.members == [third, second]
+    assert succession.release(held=[second]) == []  # `first` stays while `second` is held (below)
+    assert first.fileno() != -1 and succession.members == [first, second, third]
     for _ in range(5):
         with _connect(tcp):
-            assert _landed([second, third]) is third
-    succession.release(held=[])
+            assert _landed([first, second, third]) is third
+    succession.release(held=[])  # both leave: `third` takes slot 0
+    assert first.fileno() == -1 and second.fileno() == -1
     assert succession.members == [third] and succession.others == []
     with _connect(tcp):
         assert _landed([third]) is third
+
+
+@linux_only
+def test_no_connection_reaches_a_held_old_socket_while_another_one_leaves(tcp: Listener, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a socket leaves the group and before the program points at the current socket's
+    new slot, the kernel hashes new connections over the group: one could reach an old socket
+    whose child is shutting down (it accepts it and closes it unanswered). Connections made
+    at that very moment must all reach the current socket."""
+    succession = Succession(tcp)
+    first = tcp.sock
+    second = succession.prepare()
+    assert second is not None
+    succession.switch(second)
+    third = succession.prepare()
+    assert third is not None
+    succession.switch(third)
+    clients: list[socket.socket] = []
+    shutdown = socket.socket.shutdown
+
+    def leave_then_connect(sock: socket.socket, how: int) -> None:
+        shutdown(sock, how)
+        if sock is first:  # in the window: before the program is pointed anew
+            clients.extend(_connect(tcp) for _ in range(40))
+
+    monkeypatch.setattr(socket.socket, "shutdown", leave_then_connect)
+    succession.release(held=[second])
+    monkeypatch.undo()
+    clients.extend(_connect(tcp) for _ in range(40))
+    try:
+        assert succession.take_queued([second]) == [], "a connection reached the held old socket"
+    finally:
+        for client in clients:
+            client.close()
+        succession.release(held=[])
 
 
 @linux_only
