@@ -22,8 +22,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import psutil
-
 from reloadkit.browser.errorpage import Browser
 from reloadkit.child.notify import RELOAD_KEY, WATCH_KEY, NotifyListener, NotifyMessage
 from reloadkit.child.sockets import CONTRACT_VARIABLES, Listener, adopt_activation, contract_environment, open_listeners
@@ -44,6 +42,7 @@ from reloadkit.proc.terminal import Terminal
 from reloadkit.proc.warm import WarmParent
 from reloadkit.proc.warmplan import warm_unsupported
 from reloadkit.supervisor.adopting import Adopter
+from reloadkit.supervisor.children import Children
 from reloadkit.supervisor.events import (
     Action,
     Begin,
@@ -73,7 +72,7 @@ from reloadkit.supervisor.events import (
     WarmFailed,
 )
 from reloadkit.supervisor.machine import Machine, Rules
-from reloadkit.supervisor.policy import exit_status, speaks_restart_protocol
+from reloadkit.supervisor.policy import speaks_restart_protocol
 from reloadkit.watch.filters import FilterRules
 from reloadkit.watch.ignorefiles import IgnoreFiles
 from reloadkit.watch.watcher import Watcher, create_watcher
@@ -110,7 +109,7 @@ class Supervisor:
         self._write = log or _stderr_line
         self.cookie = secrets.token_hex(8)
         self.machine = Machine(rules_for(config, drain=bool(self.listeners)), self, time.monotonic)
-        self.children: dict[int, Child] = {}  # pid -> every child the machine may still name
+        self.children = Children(self._our_helpers)
         self.drains: dict[int, Drain] = {}
         self.readiness = Readiness(config.effective_ready_after, timer_beside_probes=config.ready_after is not None)
         self.watcher: Watcher | None = None
@@ -120,7 +119,7 @@ class Supervisor:
         self.wrapper_check: WrapperCheck | None = None
         self.terminal = Terminal()
         self.selector = selectors.DefaultSelector()
-        self.tees = StderrTees(self.selector, lambda pid: (child := self.children.get(pid)) is not None and child.alive)
+        self.tees = StderrTees(self.selector, self.children.alive)
         self.browser: Browser | None = None
         self.handover: Handover | None = None
         self.adopter: Adopter | None = None
@@ -281,7 +280,7 @@ class Supervisor:
             self.warm.tick(now)
         if self.wrapper_check is not None and (message := self.wrapper_check.tick(now)):
             self.warn(message)
-        ready = [(pid, how) for pid, how in self.readiness.check(now) if (child := self.children.get(pid)) and child.alive]
+        ready = [(pid, how) for pid, how in self.readiness.check(now) if self.children.alive(pid)]
         self._feed(Tick(tuple(ready)))
 
     # --- events in, actions out -----------------------------------------------------------
@@ -411,7 +410,7 @@ class Supervisor:
         learn = self.adopter is not None and self.adopter.learning()
         if self.adopter is not None:
             env = self.adopter.environment(socks, learn=learn, base=env)
-        if not self._live_children():
+        if not self.children.live():
             # A server that set O_NONBLOCK on the shared socket set it for the next generation
             # too; give each a socket as fresh as a new one. (Not while another child runs:
             # an asyncio server there relies on the flag.)
@@ -430,7 +429,7 @@ class Supervisor:
             self._spawn_error = exc
             self._feed(SpawnFailed(action.generation, str(exc)))
             return
-        self.children[child.pid] = child
+        self.children.add(child)
         self.handover.give(child.pid, socks)
         if self.adopter is not None:
             self.adopter.started(child.pid, learn=learn)
@@ -451,7 +450,7 @@ class Supervisor:
 
     def _release_unheld(self) -> None:
         if self.handover is not None:
-            self.handover.release(child.pid for child in self._live_children())
+            self.handover.release(child.pid for child in self.children.live())
 
     # --- stopping -------------------------------------------------------------------------
 
@@ -488,96 +487,34 @@ class Supervisor:
         if drain is not None:
             drain.signal()
 
-    def _live_children(self) -> list[Child]:
-        return [child for child in self.children.values() if child.alive]
-
     # --- child exits ----------------------------------------------------------------------
 
     def _reap(self) -> None:
-        exited: list[tuple[Child, int]] = []
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            child = self.children.get(pid)
-            if child is not None and self.machine.find(pid) is not None:
-                exited.append((child, exit_status(status)))
-        # Newest first: a new child that failed while an old one stopped sees it stopping.
-        for child, code in sorted(exited, key=lambda item: -item[0].generation):
-            self._on_exit(child, code)
+        for child, code in self.children.reap():
+            if self.machine.find(child.pid) is not None:
+                self._on_exit(child, code)
 
     def _on_exit(self, child: Child, code: int) -> None:
-        child.returncode = code
         self.readiness.forget(child.pid)
         self.drains.pop(child.pid, None)
         try:
             self._feed(Exited(child.pid, code, tuple(self.tees.exited(child.pid))))
         finally:
             # After the next child started: its start must not wait for this sweep.
-            self._end_tree(child)
+            self.children.end_tree(child)
             self._release_unheld()
-            self.children.pop(child.pid, None)
+            self.children.forget(child.pid)
 
-    def _end_tree(self, child: Child) -> None:
-        """Kill what the child left: descendants seen earlier and orphans re-parented to us."""
-        child.kill_tree()
-        process.kill_processes(self._orphans_of(child.generation))
-
-    def _orphans_of(self, generation: int) -> list[psutil.Process]:
-        mine = {c.pid for c in self._live_children()}
-        if self.guardian is not None:
-            mine.add(self.guardian.pid)
-        if self.warm is not None:
-            mine |= self.warm.pids()
-        found: list[psutil.Process] = []
-        direct = [pid for pid in process.direct_children(os.getpid()) if pid not in mine]
-        for pid in direct:
-            try:
-                proc = psutil.Process(pid)
-                if proc.status() == psutil.STATUS_ZOMBIE:
-                    continue  # already dead, waiting to be reaped
-                owner = proc.environ().get("RELOADKIT_GENERATION")
-            except (psutil.Error, OSError):
-                continue
-            if owner is None or owner == str(generation):
-                found.append(proc)
-                for below in process.descendants([pid]):
-                    with contextlib.suppress(psutil.Error):
-                        found.append(psutil.Process(below))
-        return found
+    def _our_helpers(self) -> set[int]:
+        """Our own processes among our direct children: not a generation's orphans."""
+        pids = {self.guardian.pid} if self.guardian is not None else set()
+        return pids | (self.warm.pids() if self.warm is not None else set())
 
     def _end_everything(self) -> None:
         """Last resort on any exit path (an exception included): nothing may survive us."""
-        for child in self._live_children():
-            child.kill_tree()
-        deadline = time.monotonic() + 2.0
-        while self._live_children() and time.monotonic() < deadline:
-            self._reap_quietly()
-            time.sleep(0.002)
-        try:
-            leftovers = [proc for proc in psutil.Process().children(recursive=True)
-                         if self.guardian is None or proc.pid != self.guardian.pid]
-        except psutil.Error:
-            leftovers = []
-        process.kill_processes(leftovers)
+        self.children.end_everything(self.guardian.pid if self.guardian is not None else None)
         self.tees.close()
         self.terminal.restore()
-
-    def _reap_quietly(self) -> None:
-        """Reap without deciding anything: the supervisor is on its way out."""
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            child = self.children.get(pid)
-            if child is not None:
-                child.returncode = exit_status(status)
 
 
 def rules_for(config: Config, *, drain: bool) -> Rules:
