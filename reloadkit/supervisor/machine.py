@@ -7,9 +7,11 @@ and a clock, changes its own records and returns :class:`Action` objects that th
 (:mod:`reloadkit.supervisor.loop`) performs, in order. Unit tests drive it with a fake clock
 (tests/unit/test_machine.py).
 
-Two facts only the world knows are asked through :class:`Facts`: whether a generation still
-holds a socket new connections go to (the hand-over may have failed to move an address), and
-whether the watcher has changes not read yet.
+The records (:class:`Rules`, :class:`Gen`, :class:`Restart`, :class:`Stopping`) are in
+:mod:`reloadkit.supervisor.state`. Two facts only the world knows are asked through
+:class:`Facts`: whether a generation still holds a socket new connections go to (the
+hand-over may have failed to move an address), and whether the watcher has changes not read
+yet.
 
 Adding a decision
 -----------------
@@ -17,11 +19,13 @@ Adding a decision
    one; give facts the decision needs as fields (the loop knows them, the machine must not
    ask the system).
 2. Handle it: a method ``_on_<event>`` registered in ``Machine._handlers``, or a few lines
-   in an existing handler. State lives in :class:`Gen` (per generation) or on the machine.
+   in an existing handler. State lives in :class:`Gen` (per generation, in ``state.py``) or
+   on the machine.
 3. If the world must do something new, add an action dataclass (in ``events.py``) and its
-   performer in ``loop.py`` (``Supervisor._perform``); an action says *what*, the loop knows
-   *how*.
-4. Add a unit test in tests/unit/test_machine.py that feeds events and checks the actions.
+   performer in ``loop.py`` (the ``Supervisor._performers`` table); an action says *what*,
+   the loop knows *how*.
+4. Add a unit test (tests/unit/test_machine*.py, with machine_harness.py's fake world) that
+   feeds events and checks the actions.
 
 For example, "exit status 3 is a restart request only from a child that speaks the
 protocol" is :attr:`Gen.speaks_restart` (set from :class:`Spawned`) plus one condition in
@@ -33,10 +37,7 @@ from __future__ import annotations
 import math
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
 
-from reloadkit.net.readiness import TIMER
 from reloadkit.supervisor.events import (
     Action,
     Begin,
@@ -66,6 +67,7 @@ from reloadkit.supervisor.events import (
     WarmFailed,
 )
 from reloadkit.supervisor.policy import CrashBackoff, WarmBlame, describe_changes
+from reloadkit.supervisor.state import Facts, Gen, Restart, Rules, Stopping
 from reloadkit.watch.debounce import DEFAULT_QUICK, Debouncer
 
 __all__ = ["RESTART_STATUS", "Facts", "Gen", "Machine", "Restart", "Rules", "Stopping"]
@@ -74,79 +76,6 @@ RESTART_STATUS = 3
 DEBOUNCE_CAP = 1.0
 CTRL_C_GRACE = 1.0
 _KILLED_WAIT = 3600.0  # after SIGKILL: only the reap is awaited
-
-
-@dataclass(frozen=True)
-class Rules:
-    """What the options say about generations (from :class:`~reloadkit.config.settings.Config`)."""
-
-    reload: bool = True
-    overlap: bool = False
-    strict_order: bool = False
-    stop_signal: int = signal.SIGTERM
-    stop_timeout: float = 5.0
-    drain: bool = False  # there are held sockets: move the address and drain before the signal
-    debounce: float = 0.05
-    cwd: str = "/"
-
-
-class Facts(Protocol):
-    """What only the world can tell the machine (read-only questions)."""
-
-    def on_the_address(self, pid: int) -> bool:
-        """Does ``pid`` hold a socket new connections go to?"""
-
-    def changes_unread(self) -> bool:
-        """Has the watcher changes the loop has not read yet (they belong to a due batch)?"""
-
-
-# --- records ------------------------------------------------------------------------------
-
-
-@dataclass
-class Restart:
-    """A restart under way: why, which files, and how it waits."""
-
-    reason: str
-    changed: set[str] = field(default_factory=set)
-    after_older: bool = False  # start only once every older generation is gone
-    again: int | None = None  # the generation started once more (a retry), not a new one
-    cold: bool = False  # not from the warm parent
-
-
-@dataclass
-class Gen:
-    """One generation of the child, as the machine knows it."""
-
-    number: int
-    pid: int = 0  # 0 until Spawned
-    started: float = 0.0
-    beside: int | None = None  # pid of the live generation it was started beside (overlap)
-    speaks_restart: bool = False  # started under a "status 3 = restart me" protocol (run_with_reloader, RUN_MAIN)
-    warm: bool = False
-    ready_at: float | None = None
-    ready_how: str = ""  # accepting, READY=1 or timer
-    stop_sent_at: float | None = None
-    returncode: int | None = None
-    while_stopping: Restart | None = None  # started while an older one stopped: why (for a retry)
-
-    @property
-    def alive(self) -> bool:
-        return self.returncode is None
-
-    @property
-    def served(self) -> bool:
-        """Ready by a sign of its own (it accepted, or said READY=1), not by the timer alone."""
-        return self.ready_at is not None and self.ready_how != TIMER
-
-
-@dataclass
-class Stopping:
-    gen: Gen
-    kill_at: float
-    nudge_at: float | None = None  # when to send the stop signal after a terminal's Ctrl+C
-    draining: bool = False  # waiting for no request in flight before the signal
-    drain_at: float | None = None  # the next look of the drain
 
 
 # --- the machine --------------------------------------------------------------------------
