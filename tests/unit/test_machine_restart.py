@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from machine_harness import QUIET, Harness, logs, of, starts
 
-from reloadkit.supervisor.events import PagesDown, Ready, Start
+from reloadkit.supervisor.events import PagesDown, Ready, RestartAsked, Start
 from reloadkit.supervisor.policy import speaks_restart_protocol
 
 pytestmark = pytest.mark.timeout(30)
@@ -132,3 +132,17 @@ def test_ready_by_the_timer_alone_does_not_end_the_back_off() -> None:
         assert logs(out, "warn")[0].endswith(f"waiting {expected} s")
         h.settle()
         pid = h.current
+
+
+def test_sighup_during_the_back_off_starts_at_once() -> None:
+    h = Harness()
+    h.speaks_restart = True
+    _speaking_loop(h, 3)  # the next wait is 2 s
+    h.clock.now += 0.125
+    pid = h.current
+    assert logs(h.exit(pid, 3), "warn")[0].endswith("waiting 2 s")
+    out = h.feed(RestartAsked("SIGHUP"))
+    assert starts(out) == []  # the timer is due now: the next Tick starts it
+    assert h.machine.deadline() == h.clock.now
+    (start,) = starts(h.at(h.clock.now))
+    assert start.generation == 4
