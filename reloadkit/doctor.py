@@ -23,7 +23,7 @@ def _yes(ok: bool, yes: str, no: str) -> str:
 
 
 def _inotify_facts() -> list[tuple[str, str]]:
-    from reloadkit.watch.watcher import inotify_limits, inotify_unavailable
+    from reloadkit.watch.inotify import inotify_limits, inotify_unavailable
 
     if not sys.platform.startswith("linux"):
         return [("inotify", "no (not Linux): watchdog's native observer watches")]

@@ -73,9 +73,10 @@ from reloadkit.supervisor.events import (
 )
 from reloadkit.supervisor.machine import Machine, Rules
 from reloadkit.supervisor.policy import speaks_restart_protocol
+from reloadkit.watch.base import Watcher
+from reloadkit.watch.factory import create_watcher
 from reloadkit.watch.filters import FilterRules
 from reloadkit.watch.ignorefiles import IgnoreFiles
-from reloadkit.watch.watcher import Watcher, create_watcher
 
 __all__ = ["HOOK_DIR", "Supervisor", "child_environment", "drop_stale_bytecode", "supervise"]
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from test_watcher import ALL_BACKENDS, POLL, Changes, write
 
+from reloadkit.watch.base import Watcher
+from reloadkit.watch.factory import create_watcher
 from reloadkit.watch.filters import FilterRules
 from reloadkit.watch.ignorefiles import IgnoreFiles
-from reloadkit.watch.watcher import Watcher, create_watcher
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning")]
 

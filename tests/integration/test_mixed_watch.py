@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from test_watcher import Changes, write
 
+from reloadkit.watch.factory import create_watcher
 from reloadkit.watch.filters import FilterRules
 from reloadkit.watch.ignorefiles import IgnoreFiles
-from reloadkit.watch.watcher import MixedWatcher, create_watcher
+from reloadkit.watch.mixed import MixedWatcher
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mountinfo is Linux's")]
 

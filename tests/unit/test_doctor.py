@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from reloadkit import __version__, doctor
-from reloadkit.watch.watcher import INOTIFY_LIMITS
+from reloadkit.watch.inotify import INOTIFY_LIMITS
 
 LINUX = sys.platform.startswith("linux")
 
