@@ -16,6 +16,7 @@ changed files; the rest is here and in :mod:`reloadkit.browser.livereload`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import html
 import json
 import os
@@ -74,6 +75,7 @@ class Failure:
     error: str | None = None
     raised: Summary | None = None  # the exception and the user's frames, from stderr's traceback
     base: str = ""
+    bind_failed: str | None = None  # it could not bind a held address: the fix is the command line (bindcheck.py)
 
     @property
     def summary(self) -> str:
@@ -108,6 +110,7 @@ def render_json(failure: Failure) -> bytes:
         "summary": failure.summary,
         "changed": list(failure.changed),
         "stderr": list(failure.stderr),
+        "bind_failed": failure.bind_failed,
         "exception": failure.raised.exception if failure.raised else None,
         "your_frames": [
             {"file": frame.file, "line": frame.line, "name": frame.name, "source": list(frame.source)}
@@ -132,6 +135,17 @@ def _raised_html(failure: Failure) -> str:
             f"<p>In your code (innermost first):</p>{frames}</section>")
 
 
+def _fix_html(failure: Failure) -> str:
+    """What to do: fix the code; or, when the command could not bind the held address, the
+    command line (no edit of the code brings the app back)."""
+    if failure.bind_failed:
+        return (f'<section id="bind-failed"><h2>The command could not bind its address</h2>'
+                f"<p>{html.escape(failure.bind_failed)}</p><p class=\"note\">Change the command line and restart"
+                " reloadkit: an edit of the code starts the same command, which fails the same way.</p></section>")
+    return ('<p class="note">reloadkit answers while the app is down. Fix the code: this page turns back into the\n'
+            "app by itself as soon as the new version is ready.</p>")
+
+
 def render_html(failure: Failure) -> bytes:
     esc = html.escape
     changed = "".join(f"<li><code>{esc(path)}</code></li>" for path in failure.changed) or "<li>(none: the first start)</li>"
@@ -143,8 +157,7 @@ def render_html(failure: Failure) -> bytes:
 {_raised_html(failure)}<p>Command: <code>{esc(shlex.join(failure.command))}</code></p>
 <p>Changed files that led here:</p><ul>{changed}</ul>
 <p>The last lines of its stderr:</p><pre id="stderr">{stderr}</pre>
-<p class="note">reloadkit answers while the app is down. Fix the code: this page turns back into the
-app by itself as soon as the new version is ready.</p>
+{_fix_html(failure)}
 <script data-token="{esc(failure.token)}" data-events="{ERROR_PAGE_EVENTS}">{CLIENT_JS}</script>
 </body></html>
 """
@@ -279,7 +292,8 @@ class Browser:
     def ready(self, generation: int) -> None:
         self.channel.set_state("ready", str(generation))
 
-    def down(self, status: int | None, stderr: Iterable[str], error: str | None = None) -> None:
+    def down(self, status: int | None, stderr: Iterable[str], error: str | None = None,
+             bind_failed: str | None = None) -> None:
         """No generation serves until the next change."""
         if self.error_page is None or not self.config.reload:
             return  # pages wait for the next ready generation
@@ -287,6 +301,8 @@ class Browser:
         token = f"down-{self.failures}"
         failure = Failure.build(self.config.command, status, self.changed, stderr, token, self.config.cwd, error,
                                 self.config.watch_roots)
+        if bind_failed:
+            failure = dataclasses.replace(failure, bind_failed=bind_failed)
         self.error_page.show(failure)
         self.channel.set_state("down", token)
 

@@ -23,13 +23,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from reloadkit.browser.errorpage import Browser
+from reloadkit.child.adopt import Address
 from reloadkit.child.notify import RELOAD_KEY, WATCH_KEY, NotifyListener, NotifyMessage
 from reloadkit.child.sockets import CONTRACT_VARIABLES, Listener, adopt_activation, contract_environment, open_listeners
 from reloadkit.child.tracker import MODULE_KEY
 from reloadkit.config.envfiles import EnvFiles
 from reloadkit.config.settings import Config
 from reloadkit.errors import ConfigError, SpawnError
-from reloadkit.net.adoption import AdoptService
+from reloadkit.net.adoption import AdoptService, held_address
+from reloadkit.net.bindcheck import BindCheck
 from reloadkit.net.drain import Drain
 from reloadkit.net.handover import Handover, Succession
 from reloadkit.net.readiness import Readiness, open_probe
@@ -124,6 +126,8 @@ class Supervisor:
         self.browser: Browser | None = None
         self.handover: Handover | None = None
         self.adopter: Adopter | None = None
+        self.bind_check = BindCheck(config.command)
+        self._bind_failed: str | None = None  # why the generation that just exited failed, if it could not bind
         self.exit_code: int | None = None
         self._spawn_error: SpawnError | None = None
         self._signal_read = -1
@@ -139,7 +143,8 @@ class Supervisor:
             KillTree: lambda action: self._child(action.pid).kill_tree(),
             SwitchTo: lambda action: self._handover.switch_to(action.pid),
             PagesReady: lambda action: self._browser.ready(action.generation),
-            PagesDown: lambda action: self._browser.down(action.code, action.tail, error=action.error),
+            PagesDown: lambda action: self._browser.down(action.code, action.tail, error=action.error,
+                                                         bind_failed=self._bind_failed),
             RestoreTerminal: lambda _action: self.terminal.restore(),
             Finish: self._finish,
             WarmFailed: self._warm_failed,
@@ -243,6 +248,21 @@ class Supervisor:
         if self.warm is not None:
             self.warm.expect(contract_environment(self.listeners))
 
+    def _look_where_it_listens(self, now: float) -> None:
+        """A generation not ready a while after its start, with sockets held: is it listening
+        elsewhere (another port than the held one)? Said once (bindcheck.py)."""
+        for pid in self.bind_check.due(now):
+            child = self.children.get(pid)
+            if child is None or not child.alive or self.readiness.is_ready(pid) or self.handover is None:
+                continue
+            inodes = socket_inodes([sock for s in self.handover.successions for sock in (s.current, *s.others)])
+            message = self.bind_check.look(pid, child.tree_pids(), self._held(), inodes)
+            if message:
+                self.warn(message)
+
+    def _held(self) -> list[Address]:
+        return [address for listener in self.listeners if (address := held_address(listener)) is not None]
+
     def _fd_of(self, listener: Listener) -> int:
         return self.listeners.index(listener) + 3
 
@@ -268,7 +288,7 @@ class Supervisor:
 
     def _timeout(self) -> float | None:
         deadlines = [self.machine.deadline()]
-        for timer in (self.warm, self.readiness, self.wrapper_check):
+        for timer in (self.warm, self.readiness, self.wrapper_check, self.bind_check):
             deadlines.append(timer.deadline() if timer is not None else None)
         due = [at for at in deadlines if at is not None]
         if not due:
@@ -282,6 +302,7 @@ class Supervisor:
         if self.wrapper_check is not None and (message := self.wrapper_check.tick(now)):
             self.warn(message)
         ready = [(pid, how) for pid, how in self.readiness.check(now) if self.children.alive(pid)]
+        self._look_where_it_listens(now)
         self._feed(Tick(tuple(ready)))
 
     # --- events in, actions out -----------------------------------------------------------
@@ -434,6 +455,7 @@ class Supervisor:
         self.handover.give(child.pid, socks)
         if self.adopter is not None:
             self.adopter.started(child.pid, learn=learn)
+        self.bind_check.started(child.pid, child.started)
         self._watch_readiness(child)
         if action.generation == 0 and socks and not self.config.through_wrapper:
             self.wrapper_check = WrapperCheck(child.pid, child.started, socket_inodes(socks))
@@ -497,10 +519,16 @@ class Supervisor:
 
     def _on_exit(self, child: Child, code: int) -> None:
         self.readiness.forget(child.pid)
+        self.bind_check.forget(child.pid)
         self.drains.pop(child.pid, None)
+        tail = tuple(self.tees.exited(child.pid))
+        self._bind_failed = self.bind_check.exited(code, tail, self._held())
+        if self._bind_failed:
+            self.warn(self._bind_failed)
         try:
-            self._feed(Exited(child.pid, code, tuple(self.tees.exited(child.pid))))
+            self._feed(Exited(child.pid, code, tail))
         finally:
+            self._bind_failed = None
             # After the next child started: its start must not wait for this sweep.
             self.children.end_tree(child)
             self._release_unheld()
@@ -519,11 +547,16 @@ class Supervisor:
 
 
 def rules_for(config: Config, *, drain: bool) -> Rules:
-    """The machine's rules from the options; ``drain``: there are held sockets."""
+    """The machine's rules from the options; ``drain``: there are held sockets.
+
+    Where nothing is held (``--no-adopt``, a server in another language, before the first
+    generation's bind is learned), the server binds its own port: the next generation starts
+    only once the old one has exited, or it would find the port taken (never two binders).
+    """
     return Rules(
         reload=config.reload,
         overlap=config.overlap,
-        strict_order=config.strict_order,
+        strict_order=config.strict_order or (not drain and not config.overlap),
         stop_signal=config.stop_signal,
         stop_timeout=config.stop_timeout,
         drain=drain,

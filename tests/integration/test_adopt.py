@@ -15,6 +15,7 @@ The apps are those of ``apps/servers`` and ``apps/adopt`` (copied into a tempora
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
@@ -24,7 +25,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from support import LoopingClient, Reloadkit, assert_all_gone, free_port, server_env, try_get, wait_for, write_file
+from support import (
+    LoopingClient,
+    Reloadkit,
+    assert_all_gone,
+    free_port,
+    http_get,
+    server_env,
+    try_get,
+    wait_for,
+    write_file,
+)
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -47,7 +58,7 @@ def _script(name: str) -> str:
 def project(server_project: Path) -> Path:
     """The real servers' apps with the ones that bind their own port beside them."""
     for item in (APPS / "adopt").iterdir():
-        if item.suffix == ".py":
+        if item.suffix in (".py", ".js"):
             shutil.copy(item, server_project / item.name)
     return server_project
 
@@ -81,13 +92,37 @@ ONE_RELOADER = {
 }
 
 
-def _reload_under_load(rk: Reloadkit, project: Path, url: str) -> LoopingClient:
+#: commands whose workers each import the app when they start (spawned): a worker still booting
+#: when the file changes loads the newer file, so the next edit waits until every worker of
+#: the generation answered (as test_servers does for gunicorn without --preload)
+WORKERS = {"uvicorn --workers 2": 2}
+
+
+def _every_worker_serves(url: str, generation: int, workers: int) -> None:
+    pids: set[int] = set()
+
+    def all_seen() -> bool:
+        body = try_get(url, "/info")
+        if body:
+            info = json.loads(body)
+            if info["version"] == f"v{generation}" and info["generation"] == str(generation):
+                pids.add(info["pid"])
+        return len(pids) >= workers
+
+    wait_for(all_seen, 30, f"{workers} workers of generation {generation} to serve v{generation}")
+
+
+def _reload_under_load(rk: Reloadkit, project: Path, url: str, workers: int = 0) -> LoopingClient:
     wait_for(lambda: try_get(url) == "v0", 40, f"{url} to serve v0")
+    if workers:
+        _every_worker_serves(url, 0, workers)
     with LoopingClient(url, max_requests=1_000_000, max_seconds=80) as client:
         client.wait_requests(5, timeout=20)
         for number in range(1, RELOADS + 1):
             write_file(project / "version.py", f"VERSION = 'v{number}'\n")
             wait_for(lambda n=number: client.last_body == f"v{n}", 30, f"the client to see v{number}")
+            if workers:
+                _every_worker_serves(url, number, workers)
             client.wait_requests(5, timeout=20)
     latencies = sorted(client.stats["latencies"]) or [0.0]
     print(f"\n{' '.join(rk.argv[rk.argv.index('--') + 1:])[-60:]}: ok={client.stats['ok']} failed={client.stats['failed']}"
@@ -119,7 +154,9 @@ def test_the_command_as_people_type_it_holds_its_own_port(project: Path, name: s
         else:
             rk.wait_for_output(rf"listening on http://127.0.0.1:{port} \(fd 3\)")
         url = f"http://127.0.0.1:{port}"
-        _reload_under_load(rk, project, url)
+        _reload_under_load(rk, project, url, WORKERS.get(name, 0))
+        # one restart per save (the log reader may lag behind the answer a moment)
+        wait_for(lambda: rk.generations() >= RELOADS + 1, 10, "the last start line")
         assert rk.generations() == RELOADS + 1, "one restart per save"
         output = rk.output
         assert "Address already in use" not in output and "address already in use" not in output
@@ -132,4 +169,51 @@ def test_the_command_as_people_type_it_holds_its_own_port(project: Path, name: s
         if warm:
             # The warm parent is built while generation 0 runs: the later generations fork from it.
             assert rk.count(r"generation [2-5] forked warm") >= 3, output
+        _stop_and_check_nothing_left(rk)
+
+
+# --- where nothing is held, or the server does not use what is ---------------------------------
+
+
+def _save(project: Path, number: int) -> None:
+    write_file(project / "version.py", f"VERSION = 'v{number}'\n")
+
+
+def test_where_nothing_is_held_the_next_generation_starts_once_the_old_one_is_gone(project: Path) -> None:
+    """--no-adopt and no -b: the server binds its own port in each generation. A new one started
+    beside the stopping one would find the port taken; this one exits with status 3 then (as
+    Datasette does), which used to read as "restart me" and grew a back-off with every save."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with _start(project, [PY, "exits3.py", str(port)], "--no-adopt") as rk:
+        wait_for(lambda: try_get(url) == "v0", 40, "v0")
+        for number in range(1, 4):
+            _save(project, number)
+            wait_for(lambda n=number: try_get(url) == f"v{n}", 30, f"v{number}")
+            rk.wait_for_output(rf"started pid \d+ \(generation {number}\)")
+        assert rk.generations() == 4
+        assert "ERROR" not in rk.output and "right after starting" not in rk.output, rk.output
+        _stop_and_check_nothing_left(rk)
+
+
+def test_a_node_server_on_a_held_port_gets_one_line(project: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    port = free_port()
+    with _start(project, [node, "server.js", str(port)], "-b", f"127.0.0.1:{port}") as rk:
+        line = rk.wait_for_output(rf"could not bind 127.0.0.1:{port}, which reloadkit holds.*", timeout=30).group(0)
+        assert "server.listen({fd: 3})" in line and "docs/servers.rst" in line, line
+        assert rk.count("could not bind") == 1
+        # The error page says so too: the fix is the command line, not the code.
+        status, body = http_get(f"http://127.0.0.1:{port}", "/", timeout=10)
+        assert status == 503 and "could not bind" in body and "bind-failed" in body, body[:2000]
+        _stop_and_check_nothing_left(rk)
+
+
+def test_a_server_listening_elsewhere_is_named(project: Path) -> None:
+    held, elsewhere = free_port(), free_port()
+    with _start(project, [PY, "serve_http.py", str(elsewhere)], "-b", f"127.0.0.1:{held}") as rk:
+        line = rk.wait_for_output(r"pid \d+ listens on .*", timeout=30).group(0)
+        assert f"127.0.0.1:{elsewhere}" in line and f"not on 127.0.0.1:{held}" in line, line
         _stop_and_check_nothing_left(rk)
