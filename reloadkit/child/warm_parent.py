@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     import ctypes
     import socket
     import types
+    from typing import Any
+
+    from reloadkit.child.warm_imports import Guard
 
 #: The module names a fresh ``-c`` ``__main__`` has: a generation's ``__main__`` starts so.
 _MAIN_KEYS = ("__name__", "__doc__", "__package__", "__loader__", "__spec__", "__annotations__", "__builtins__")
@@ -66,169 +69,6 @@ class _Fresh:
         return [first, *rest]
 
 
-def _threads() -> int:
-    try:
-        return len(os.listdir("/proc/self/task"))
-    except OSError:
-        threading = sys.modules.get("threading")
-        return threading.active_count() if threading is not None else 1
-
-
-def _fds() -> dict:
-    """The open descriptors and what they are (not the one listdir used: closed by now)."""
-    found: dict = {}
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return found
-    for name in names:
-        try:
-            found[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-        except OSError:
-            continue
-    return found
-
-
-def _describe(link: str) -> str:
-    if link.startswith("socket:"):
-        return "a socket"
-    if link.startswith("anon_inode:"):
-        return link[len("anon_inode:"):].strip("[]") + " descriptor"
-    return f"a file ({link})"
-
-
-#: Variables whose value differs in each generation: a module that reads one when imported
-#: would keep the warm parent's value, not the generation's.
-_PER_GENERATION = frozenset({"LISTEN_PID", "RELOADKIT_PID", "RELOADKIT_GENERATION", "RELOADKIT_CHANGED",
-                             "RELOADKIT_BINDS_HELD", "RELOADKIT_BINDS_LEARN"})
-
-
-#: Set up the terminal when imported (readline's line editor): the warm parent is not in the
-#: terminal's foreground group, and a generation must start them on its own terminal.
-_TERMINAL_MODULES = frozenset({"readline", "_curses", "curses", "_curses_panel"})
-
-
-class _LeftOut(BaseException):
-    """Raised by the guard for a module left out (not an ImportError: nobody may go on without it)."""
-
-
-def _importing_module() -> str | None:
-    """The module whose body is running (the innermost ``<module>`` frame), if any."""
-    try:
-        frame: types.FrameType | None = sys._getframe(2)
-    except ValueError:
-        return None
-    while frame is not None:
-        if frame.f_code.co_name == "<module>":
-            name = frame.f_globals.get("__name__")
-            return name if isinstance(name, str) else None
-        frame = frame.f_back
-    return None
-
-
-class _Guard:
-    """While warming: refuses the modules left out, and names the module that reads a
-    per-generation variable or starts a thread from Python when it is imported."""
-
-    def __init__(self, exclude: set) -> None:
-        self.exclude = exclude
-        self.blocked = 0
-        self.failed: set = set()  # left out with an import that failed in this build (exact names)
-        self.refused = 0
-        self.culprit: tuple | None = None
-        self.thread_starter: str | None = None
-        import threading  # nearly every program has it; here to see who starts a thread
-
-        self._patch_threads(threading)
-
-    def blocks(self, name: str) -> bool:
-        return any(name == left or name.startswith(left + ".") for left in self.exclude)
-
-    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        if name in self.failed:
-            self.refused += 1
-            raise _LeftOut(name)
-        if self.blocks(name):
-            self.blocked += 1
-            raise _LeftOut(name)
-        return None
-
-    def invalidate_caches(self) -> None:
-        pass
-
-    def _patch_threads(self, threading: object) -> None:
-        guard = self
-        thread = threading.Thread  # type: ignore[attr-defined]
-        self._threading, self._start = threading, thread.start
-
-        def start(this: object) -> None:
-            if guard.thread_starter is None:
-                guard.thread_starter = _importing_module()
-            guard._start(this)
-
-        thread.start = start
-
-    def environ(self, real: "os._Environ[str]") -> "os._Environ[str]":
-        guard = self
-
-        class _Watched(type(real)):  # type: ignore[misc]
-            def __getitem__(self, key: str) -> str:
-                if key in _PER_GENERATION and guard.culprit is None:
-                    module = _importing_module()
-                    if module is not None:
-                        guard.culprit = (module, f"reads {key} when imported")
-                return super().__getitem__(key)
-
-        real_ = real
-        return _Watched(real_._data, real_.encodekey, real_.decodekey, real_.encodevalue, real_.decodevalue)  # type: ignore[attr-defined]
-
-    def close(self) -> None:
-        self._threading.Thread.start = self._start  # type: ignore[attr-defined]
-        sys.meta_path[:] = [finder for finder in sys.meta_path if finder is not self]
-
-
-def _attempt(name: str, guard: "_Guard") -> tuple:
-    """Import ``name``; if that fails, undo it: (why, the modules it first imported) or (None, []).
-
-    An import that raises here may succeed in a generation (a Django app reads settings the
-    generation's own code configures), so nothing of the attempt may stay: every module first
-    imported during it is removed from ``sys.modules`` and from its package's attributes (a
-    package keeps a half-initialised submodule as an attribute, and ``from pkg import sub``
-    in a generation would then find it instead of importing it), and a module it replaced is
-    put back. An import that went on without a module left out so is undone too.
-    """
-    import importlib
-
-    before = sys.modules.copy()
-    refused = guard.refused
-    try:
-        importlib.import_module(name)
-    except _LeftOut as exc:
-        why = f"imports {exc}, left out"
-    except BaseException as exc:  # noqa: BLE001 - an import that fails here is the generation's to do
-        why = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-    else:
-        if guard.refused == refused:
-            return None, []
-        why = "went on without a module left out"
-    added = {key: module for key, module in sys.modules.items() if before.get(key) is not module}
-    for key in added:
-        sys.modules.pop(key, None)
-    for key, module in before.items():
-        if sys.modules.get(key) is not module:
-            sys.modules[key] = module
-    gone = {id(module) for module in added.values()}
-    for key in added:
-        package, _, attribute = key.rpartition(".")
-        holder = sys.modules.get(package)
-        if holder is not None and id(getattr(holder, attribute, None)) in gone:
-            try:
-                delattr(holder, attribute)
-            except (AttributeError, TypeError):
-                pass
-    return why, sorted(set(added) | {name})
-
-
 class WarmParent:
     def __init__(self, fd: int) -> None:
         import socket
@@ -237,6 +77,7 @@ class WarmParent:
         self.ctl = socket.socket(fileno=fd)
         self.plan: dict = {}
         self.libc: ctypes.CDLL | None = None
+        self.imports: Any = None  # warm_imports.py, loaded by path when warming
 
     # --- talking to the supervisor ------------------------------------------------------
 
@@ -271,11 +112,16 @@ class WarmParent:
         started = time.monotonic()
         sys.argv[:] = plan["argv"]
         sys.path[:] = self.fresh.path_for(plan["mode"], plan["target"])
-        exclude = set(plan.get("exclude", ())) | _TERMINAL_MODULES
-        threads, fds = _threads(), _fds()
+        imports: Any = self._load_tracker("_reloadkit_warm_imports", "warm_imports.py")
+        if imports is None:
+            self.send({"error": "cannot load warm_imports.py beside the warm parent"})
+            os._exit(1)
+        self.imports = imports
+        exclude = set(plan.get("exclude", ())) | imports.TERMINAL_MODULES
+        threads, fds = imports.threads(), imports.fds()
         imported = 0
         failed: list = []
-        guard = _Guard(exclude)
+        guard = imports.Guard(exclude)
         guard.failed.update(plan.get("skip", ()))
         sys.meta_path.insert(0, guard)
         real_environ = os.environ
@@ -288,7 +134,7 @@ class WarmParent:
                 if parent and parent not in sys.modules:
                     continue  # its package failed or was left out: so is it
                 blocked = guard.blocked
-                why, rolled_back = _attempt(name, guard)
+                why, rolled_back = imports.attempt(name, guard)
                 if why is not None:
                     failed.append([name, why, len(rolled_back) - 1])
                     guard.failed.update(rolled_back)  # first imported by an attempt that failed: out with it
@@ -302,15 +148,15 @@ class WarmParent:
             guard.close()
         self._finish_warming(started, imported, failed)
 
-    def _check(self, guard: "_Guard", name: str, threads: int, fds: dict) -> None:
+    def _check(self, guard: "Guard", name: str, threads: int, fds: dict) -> None:
         """Leave out what made the process unfit to fork: a thread, a descriptor, a variable read."""
         if guard.culprit is not None:
             self._retry(*guard.culprit)
-        if _threads() > threads:
+        if self.imports.threads() > threads:
             self._retry(guard.thread_starter or name, "starts a thread when imported")
-        new = [link for fd, link in sorted(_fds().items()) if fds.get(fd) != link]
+        new = [link for fd, link in sorted(self.imports.fds().items()) if fds.get(fd) != link]
         if new:
-            self._retry(name, f"opens {_describe(new[0])} when imported")
+            self._retry(name, f"opens {self.imports.describe(new[0])} when imported")
 
     def _finish_warming(self, started: float, imported: int, failed: list) -> None:
         import time

@@ -44,6 +44,7 @@ BY_PATH = (
     "reloadkit/child/_hook/sitecustomize.py",
     "reloadkit/child/tracker.py",
     "reloadkit/child/warm_parent.py",
+    "reloadkit/child/warm_imports.py",
     "reloadkit/py.typed",
 )
 
