@@ -15,15 +15,18 @@ The apps are those of ``apps/servers`` and ``apps/adopt`` (copied into a tempora
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import signal
 import statistics
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import psutil
 import pytest
 from support import (
     LoopingClient,
@@ -125,7 +128,8 @@ def _reload_under_load(rk: Reloadkit, project: Path, url: str, workers: int = 0)
                 _every_worker_serves(url, number, workers)
             client.wait_requests(5, timeout=20)
     latencies = sorted(client.stats["latencies"]) or [0.0]
-    print(f"\n{' '.join(rk.argv[rk.argv.index('--') + 1:])[-60:]}: ok={client.stats['ok']} failed={client.stats['failed']}"
+    command = rk.argv[rk.argv.index("--") + 1:] if "--" in rk.argv else rk.argv
+    print(f"\n{' '.join(command)[-60:]}: ok={client.stats['ok']} failed={client.stats['failed']}"
           f" p50={statistics.median(latencies) * 1000:.1f}ms max={latencies[-1] * 1000:.0f}ms generations={rk.generations()}")
     assert client.stats["failed"] == 0, (
         f"{client.stats['failed']} failed of {client.stats['ok'] + client.stats['failed']}: {client.stats['errors'][:5]}"
@@ -216,4 +220,74 @@ def test_a_server_listening_elsewhere_is_named(project: Path) -> None:
     with _start(project, [PY, "serve_http.py", str(elsewhere)], "-b", f"127.0.0.1:{held}") as rk:
         line = rk.wait_for_output(r"pid \d+ listens on .*", timeout=30).group(0)
         assert f"127.0.0.1:{elsewhere}" in line and f"not on 127.0.0.1:{held}" in line, line
+        _stop_and_check_nothing_left(rk)
+
+
+# --- Django's runserver keeps what it does in development ---------------------------------------
+
+
+def test_django_runserver_serves_the_admin_css_under_reloadkit(project: Path) -> None:
+    """The point of keeping runserver: django.contrib.staticfiles serves the admin's CSS and JS
+    (gunicorn mysite.wsgi answers 404 there), across reloads."""
+    port = free_port()
+    env = server_env(project, DJANGO_SETTINGS_MODULE="settings_admin")
+    command = ["--", PY, "manage.py", "runserver", str(port)]
+    with Reloadkit(command, cwd=project, env=env) as rk:
+        rk.wait_for_output(rf"holding 127.0.0.1:{port} \(bound by the command\)", timeout=40)
+        url = f"http://127.0.0.1:{port}"
+        for number in (1, 2):
+            status, body = http_get(url, "/static/admin/css/base.css", timeout=10)
+            assert status == 200 and "body" in body, (status, body[:200])
+            _save(project, number)
+            wait_for(lambda n=number: try_get(url) == f"v{n}", 30, f"v{number}")
+        assert http_get(url, "/static/admin/css/base.css", timeout=10)[0] == 200
+        _stop_and_check_nothing_left(rk)
+
+
+def _idle_cpu(rk: Reloadkit, url: str, seconds: float = 10.0) -> float:
+    """CPU seconds the whole tree (supervisor, generation, warm parent) uses while idle."""
+    wait_for(lambda: try_get(url) == "v0", 40, "v0")
+    rk.wait_for_output(r"warm parent pid \d+ ready", timeout=40)
+
+    def total() -> float:
+        used = 0.0
+        assert rk.proc is not None
+        for proc in [psutil.Process(rk.proc.pid), *psutil.Process(rk.proc.pid).children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                used += times.user + times.system
+        return used
+
+    before = total()
+    time.sleep(seconds)  # measuring idleness: nothing to wait for
+    return total() - before
+
+
+def test_runserver_idles_like_gunicorn(project: Path) -> None:
+    """No polling thread in the child: Django's autoreloader (StatReloader: a stat() of every
+    module each second) is off. Within 0.05 s of CPU per 10 s of the same app under gunicorn."""
+    port = free_port()
+    used = {}
+    for name, command in (("runserver", [PY, "manage.py", "runserver", str(port)]),
+                          ("gunicorn", [_script("gunicorn"), "-b", f"127.0.0.1:{port}", "djsite.wsgi"])):
+        with _start(project, command) as rk:
+            used[name] = _idle_cpu(rk, f"http://127.0.0.1:{port}")
+            _stop_and_check_nothing_left(rk)
+    print(f"\nidle CPU over 10 s: {used}")
+    assert used["runserver"] <= used["gunicorn"] + 0.05, used
+
+
+# --- the library face ---------------------------------------------------------------------------
+
+
+def test_run_with_reloader_without_bind_holds_what_main_binds(project: Path) -> None:
+    """``python library_main.py``: run_with_reloader(main) makes this process the supervisor;
+    main binds its own port, which is held from then on: no request fails over the reloads."""
+    port = free_port()
+    argv = [PY, "library_main.py", str(port)]
+    with Reloadkit([], cwd=project, env=server_env(project), argv=argv) as rk:
+        rk.wait_for_output(rf"holding 127.0.0.1:{port} \(bound by the command\)", timeout=40)
+        _reload_under_load(rk, project, f"http://127.0.0.1:{port}")
+        wait_for(lambda: rk.generations() >= RELOADS + 1, 10, "the last start line")
+        assert rk.generations() == RELOADS + 1
         _stop_and_check_nothing_left(rk)
