@@ -394,3 +394,21 @@ def test_pages_are_told_ready_only_once_no_older_generation_runs() -> None:
     h.settle()
     assert of(PagesReady, h.ready(h.pids[1])) == []
     assert of(PagesReady, h.exit(old, 0)) == [PagesReady(1)]
+
+
+def test_every_event_has_a_handler_and_every_action_a_performer() -> None:
+    """A new event or action is wired on both sides, or this fails (no process is started)."""
+    from reloadkit.config.settings import Config
+    from reloadkit.supervisor import events
+    from reloadkit.supervisor.loop import Supervisor
+
+    every_event = {kind for name in events.__all__ if isinstance(kind := getattr(events, name), type)
+                   and issubclass(kind, events.Event) and kind is not events.Event}
+    every_action = {kind for name in events.__all__ if isinstance(kind := getattr(events, name), type)
+                    and issubclass(kind, events.Action) and kind is not events.Action}
+    assert set(Harness().machine._handlers) == every_event
+    supervisor = Supervisor(Config(command=("true",)))
+    try:
+        assert set(supervisor._performers) == every_action
+    finally:
+        supervisor.selector.close()
