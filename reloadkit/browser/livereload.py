@@ -179,7 +179,7 @@ class LiveReloadServer:
 
     def __init__(self, host: str, port: int, selector: selectors.BaseSelector, channel: Channel) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        from reloadkit.child.sockets import listen_tcp
+        from reloadkit.net.binding import listen_tcp
 
         self.sock = listen_tcp(family, (host, port), 64)
         self.sock.setblocking(False)

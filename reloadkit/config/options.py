@@ -42,9 +42,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict, get_type_hints
 
-from reloadkit.child.sockets import parse_binds
 from reloadkit.config.settings import DEFAULT_POLL_INTERVAL, Config, parse_signal
 from reloadkit.errors import ConfigError
+from reloadkit.net.binding import parse_binds
 
 __all__ = [
     "GROUPS",

@@ -13,8 +13,8 @@ import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from reloadkit.child.sockets import BindSpec, parse_binds
 from reloadkit.errors import ConfigError
+from reloadkit.net.binding import BindSpec, parse_binds
 from reloadkit.watch.filters import glob_to_regex
 
 __all__ = ["Config", "merge_settings", "parse_signal"]

@@ -32,7 +32,7 @@ from reloadkit.child.adopt import (
     format_held,
     normalize,
 )
-from reloadkit.child.sockets import Listener, _other_tcp_listener, listen_tcp
+from reloadkit.net.binding import Listener, listen_tcp, other_tcp_listener
 
 __all__ = ["AdoptRequest", "AdoptService", "adopt_environment", "bind_learned", "held_address", "match"]
 
@@ -96,7 +96,7 @@ def bind_learned(address: Address, name: str, backlog: int) -> Listener:
     sockaddr = (address.host, address.port) if address.family == socket.AF_INET else (address.host, address.port, 0, 0)
     v6only = int(address.v6only) if address.family == socket.AF_INET6 else None
     sock = listen_tcp(address.family, sockaddr, backlog, reuseport=reuseport, v6only=v6only)
-    if reuseport and _other_tcp_listener(sock):
+    if reuseport and other_tcp_listener(sock):
         sock.close()
         raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
     return Listener(name, sock, backlog=backlog, reuseport=reuseport)

@@ -30,7 +30,7 @@ import struct
 import sys
 from collections.abc import Callable, Iterable
 
-from reloadkit.child.sockets import Listener, bind_unix_hidden, is_ours, link_over, listen_tcp, remove_if_ours
+from reloadkit.net.binding import Listener, bind_unix_hidden, is_ours, link_over, listen_tcp, remove_if_ours
 
 __all__ = ["Handover", "Relay", "Succession", "steer", "steer_port"]
 

@@ -6,7 +6,8 @@ import contextlib
 import os
 from collections.abc import Mapping, Sequence
 
-from reloadkit.child.sockets import CONTRACT_VARIABLES, Listener, contract_environment
+from reloadkit.child.protocol import CONTRACT_VARIABLES
+from reloadkit.net.binding import Listener, contract_environment
 from reloadkit.net.wrappers import ADOPT_VARIABLE
 
 __all__ = ["HOOK_DIR", "child_environment", "drop_stale_bytecode", "with_hook"]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from reloadkit.child.sockets import FIRST_FD
+from reloadkit.child.protocol import FIRST_FD
 from reloadkit.errors import SpawnError
 
 __all__ = [

@@ -9,8 +9,8 @@ import socket
 from collections.abc import Callable
 
 from reloadkit.child.adopt import Address
-from reloadkit.child.sockets import Listener, default_backlog
 from reloadkit.net.adoption import AdoptRequest, AdoptService, adopt_environment, bind_learned, held_address, match
+from reloadkit.net.binding import Listener, default_backlog
 from reloadkit.net.handover import Handover, Succession
 from reloadkit.proc.childenv import with_hook
 

@@ -24,16 +24,17 @@ from typing import Any
 
 from reloadkit.browser.errorpage import Browser
 from reloadkit.child.adopt import Address
-from reloadkit.child.notify import RELOAD_KEY, WATCH_KEY, NotifyListener, NotifyMessage
-from reloadkit.child.sockets import CONTRACT_VARIABLES, Listener, adopt_activation, contract_environment, open_listeners
+from reloadkit.child.protocol import CONTRACT_VARIABLES, RELOAD_KEY, WATCH_KEY
 from reloadkit.child.tracker import MODULE_KEY
 from reloadkit.config.envfiles import EnvFiles
 from reloadkit.config.settings import Config
 from reloadkit.errors import ConfigError, SpawnError
 from reloadkit.net.adoption import AdoptService, held_address
 from reloadkit.net.bindcheck import BindCheck
+from reloadkit.net.binding import Listener, adopt_activation, contract_environment, open_listeners
 from reloadkit.net.drain import Drain
 from reloadkit.net.handover import Handover, Succession
+from reloadkit.net.notifications import NotifyListener, NotifyMessage
 from reloadkit.net.readiness import Readiness, open_probe
 from reloadkit.net.wrappers import WrapperCheck, socket_inodes
 from reloadkit.proc import process

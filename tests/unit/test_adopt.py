@@ -14,8 +14,8 @@ import pytest
 
 import reloadkit.child.adopt as adopt
 from reloadkit.child.adopt import Address, conflicts, decode_request, encode_request, format_held, normalize, parse_held
-from reloadkit.child.sockets import Listener
 from reloadkit.net.adoption import AdoptService, held_address, match
+from reloadkit.net.binding import Listener
 from reloadkit.net.handover import Handover
 from reloadkit.supervisor.adopting import Adopter
 

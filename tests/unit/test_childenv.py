@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from reloadkit.child.sockets import Listener
+from reloadkit.net.binding import Listener
 from reloadkit.proc.childenv import HOOK_DIR, child_environment, drop_stale_bytecode
 
 pytestmark = pytest.mark.timeout(30)

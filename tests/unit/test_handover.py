@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from reloadkit.child.sockets import Listener, open_listeners, parse_binds
 from reloadkit.errors import BindError
+from reloadkit.net.binding import Listener, open_listeners, parse_binds
 from reloadkit.net.handover import Relay, Succession
 
 pytestmark = pytest.mark.timeout(30)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from reloadkit.child.sockets import Listener, open_listeners, parse_binds
+from reloadkit.net.binding import Listener, open_listeners, parse_binds
 from reloadkit.net.handover import Succession
 from reloadkit.net.readiness import ACCEPTING, NOTIFIED, TIMER, Probe, Readiness, diag_available, open_probe
 

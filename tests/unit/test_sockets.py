@@ -8,16 +8,16 @@ import socket
 
 import pytest
 
-from reloadkit.child.sockets import (
+from reloadkit.child.sockets import sockets_by_name
+from reloadkit.errors import BindError, BindSpecError, NoSocketsError
+from reloadkit.net.binding import (
     BindSpec,
     Listener,
     contract_environment,
     open_listeners,
     parse_bind,
     parse_binds,
-    sockets_by_name,
 )
-from reloadkit.errors import BindError, BindSpecError, NoSocketsError
 
 pytestmark = pytest.mark.timeout(30)
 
