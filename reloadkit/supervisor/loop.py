@@ -74,8 +74,9 @@ from reloadkit.supervisor.events import (
     Tick,
     WarmFailed,
 )
-from reloadkit.supervisor.machine import Machine, Rules
+from reloadkit.supervisor.machine import Machine
 from reloadkit.supervisor.policy import speaks_restart_protocol
+from reloadkit.supervisor.state import rules_for
 from reloadkit.watch.base import Watcher
 from reloadkit.watch.factory import create_watcher
 from reloadkit.watch.filters import FilterRules
@@ -545,25 +546,6 @@ class Supervisor:
         self.children.end_everything(self.guardian.pid if self.guardian is not None else None)
         self.tees.close()
         self.terminal.restore()
-
-
-def rules_for(config: Config, *, drain: bool) -> Rules:
-    """The machine's rules from the options; ``drain``: there are held sockets.
-
-    Where nothing is held (``--no-adopt``, a server in another language, before the first
-    generation's bind is learned), the server binds its own port: the next generation starts
-    only once the old one has exited, or it would find the port taken (never two binders).
-    """
-    return Rules(
-        reload=config.reload,
-        overlap=config.overlap,
-        strict_order=config.strict_order or (not drain and not config.overlap),
-        stop_signal=config.stop_signal,
-        stop_timeout=config.stop_timeout,
-        drain=drain,
-        debounce=config.debounce_ms / 1000.0,
-        cwd=config.cwd,
-    )
 
 
 def _make_watcher(config: Config, env_files: Sequence[str], warn: Callable[[str], None], static: Sequence[str]) -> Watcher:

@@ -8,9 +8,10 @@ import signal
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from reloadkit.config.settings import Config
 from reloadkit.net.readiness import TIMER
 
-__all__ = ["Facts", "Gen", "Restart", "Rules", "Stopping"]
+__all__ = ["Facts", "Gen", "Restart", "Rules", "Stopping", "rules_for"]
 
 
 @dataclass(frozen=True)
@@ -84,3 +85,22 @@ class Stopping:
     nudge_at: float | None = None  # when to send the stop signal after a terminal's Ctrl+C
     draining: bool = False  # waiting for no request in flight before the signal
     drain_at: float | None = None  # the next look of the drain
+
+
+def rules_for(config: Config, *, drain: bool) -> Rules:
+    """The machine's rules from the options; ``drain``: there are held sockets.
+
+    Where nothing is held (``--no-adopt``, a server in another language, before the first
+    generation's bind is learned), the server binds its own port: the next generation starts
+    only once the old one has exited, or it would find the port taken (never two binders).
+    """
+    return Rules(
+        reload=config.reload,
+        overlap=config.overlap,
+        strict_order=config.strict_order or (not drain and not config.overlap),
+        stop_signal=config.stop_signal,
+        stop_timeout=config.stop_timeout,
+        drain=drain,
+        debounce=config.debounce_ms / 1000.0,
+        cwd=config.cwd,
+    )
