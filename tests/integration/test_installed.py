@@ -1,9 +1,8 @@
 """Under tox the tests test the installed package, not the checkout beside them.
 
 tox installs reloadkit from the sdist it builds (so a file the sdist or the wheel misses is
-missing here too), runs pytest from its own temporary directory with
-``--import-mode=importlib`` (neither the working directory nor pytest's rootdir insertion puts
-the checkout on ``sys.path``), and sets ``TEST_INSTALLED_PACKAGE=1``. Without it (a
+missing here too), runs pytest in ``tests/`` with ``--import-mode=importlib`` (neither the
+working directory nor pytest's rootdir insertion puts the checkout on ``sys.path``), and sets ``TEST_INSTALLED_PACKAGE=1``. Without it (a
 developer's ``python -m pytest`` in the checkout, an editable install) these are skipped.
 A file missing from the built package then fails the tests that use it: removing
 ``child/_hook/sitecustomize.py`` or ``child/warm_parent.py`` from the wheel fails the bind

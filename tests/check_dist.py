@@ -12,7 +12,7 @@
    127.0.0.1:0 --imports -- python app.py``, an edit of app.py, the new response, SIGTERM to
    reloadkit (by pid), and no process of its tree left.
 
-Usage: ``python tests/packaging/check_dist.py WORKDIR`` (WORKDIR is emptied first).
+Usage: ``python tests/check_dist.py WORKDIR`` (WORKDIR is emptied first).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import TypeVar
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
 #: Files of the package that reloadkit runs or loads by path (not imported by name), so only a
@@ -243,7 +243,7 @@ def _alive(processes: dict[int, psutil.Process]) -> list[int]:
 
 def main(argv: Sequence[str]) -> int:
     if len(argv) != 1:
-        print("usage: python tests/packaging/check_dist.py WORKDIR", file=sys.stderr)
+        print("usage: python tests/check_dist.py WORKDIR", file=sys.stderr)
         return 2
     workdir = Path(argv[0]).resolve()
     shutil.rmtree(workdir, ignore_errors=True)
