@@ -108,6 +108,10 @@ def main(argv: Sequence[str]) -> int:
     if options:
         print(f"reloadkit: error: doctor takes paths, not options: {' '.join(options)}", file=sys.stderr)
         return 2
-    for name, value in facts(list(argv) or ["."]):
-        print(f"{name}: {value}")
+    text = "".join(f"{name}: {value}\n" for name, value in facts(list(argv) or ["."]))
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `reloadkit doctor | head -3`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
     return 0

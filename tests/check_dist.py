@@ -38,15 +38,20 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
-#: Files of the package that reloadkit runs or loads by path (not imported by name), so only a
-#: real run notices when one is missing; and the marker that ships the type hints.
-BY_PATH = (
-    "reloadkit/child/_hook/sitecustomize.py",
-    "reloadkit/child/tracker.py",
-    "reloadkit/child/warm_parent.py",
-    "reloadkit/child/warm_imports.py",
-    "reloadkit/py.typed",
-)
+def package_files() -> tuple[str, ...]:
+    """Every file of the package in the checkout: its modules, those that reloadkit runs or
+    loads by path in its children (child/_hook/sitecustomize.py, child/warm_parent.py,
+    child/warm_imports.py, child/tracker.py...: only a real run notices one missing, and a
+    new one needs no entry here), and py.typed."""
+    package = ROOT / "reloadkit"
+    return tuple(sorted(
+        path.relative_to(ROOT).as_posix()
+        for path in package.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".typed")
+    ))
+
+
+BY_PATH = package_files()
 
 APP = '''\
 import http.server
@@ -147,7 +152,7 @@ def check_contents(wheel: Path, sdist: Path, version: str) -> None:
         raise CheckError("no 'Typing :: Typed' classifier")
     if not {"Source", "Documentation", "Issues"} <= set(urls) or not metadata.get("Author") or not metadata.get("Keywords"):
         raise CheckError(f"incomplete metadata: authors, keywords and Source/Documentation/Issues URLs (have {urls})")
-    print(f"check_dist: wheel and sdist hold {', '.join(BY_PATH)} and LICENSE; metadata complete", flush=True)
+    print(f"check_dist: wheel and sdist hold the {len(BY_PATH)} files of reloadkit/ and LICENSE; metadata complete", flush=True)
 
 
 def fresh_venv(workdir: Path, wheel: Path, version: str) -> Path:
