@@ -257,9 +257,25 @@ def _bind(self: socket.socket, address: Any, /) -> None:
         os.dup2(fd, self.fileno(), inheritable=self.get_inheritable())
         self.settimeout(timeout)  # O_NONBLOCK is the open file's: as this socket had it
         state.adopted[self.fileno()] = os.fstat(fd).st_ino
+        if self.family == socket.AF_UNIX:
+            _relink(self, address)
     finally:
         if owned:
             os.close(fd)
+
+
+def _relink(sock: socket.socket, address: Any) -> None:
+    """asyncio (and others) remove a stale socket file before they bind: the held socket's path
+    is gone. Its other name (the hidden one reloadkit bound it to, beside it) gives it back."""
+    path = os.fsdecode(address) if isinstance(address, (bytes, str)) else ""
+    if not path or os.path.lexists(path):
+        return
+    try:
+        hidden = sock.getsockname()
+        if isinstance(hidden, str) and hidden and hidden != path:
+            os.link(hidden, path)
+    except OSError:
+        pass
 
 
 def _listen(self: socket.socket, *args: int) -> None:

@@ -82,6 +82,8 @@ COMMANDS: dict[str, tuple[list[str], bool]] = {
     "gunicorn -b -w 2 --preload": ([_script("gunicorn"), "-w", "2", "--preload", "-b", "127.0.0.1:{port}", "wsgi_app:app"], True),
     "uvicorn --reload": ([_script("uvicorn"), "asgi_app:app", "--reload", "--port", "{port}"], True),
     "hypercorn -b": ([_script("hypercorn"), "-b", "127.0.0.1:{port}", "asgi_app:app"], True),
+    "hypercorn --reload": ([_script("hypercorn"), "--reload", "-b", "127.0.0.1:{port}", "asgi_app:app"], True),
+    "fastapi dev": ([_script("fastapi"), "dev", "fastapi_app.py", "--port", "{port}"], True),
     "uvicorn --workers 2": ([_script("uvicorn"), "asgi_app:app", "--workers", "2", "--port", "{port}"], True),
     "aiohttp run_app(port=)": ([PY, "aiohttp_port.py", "{port}"], True),
     "waitress serve(port=)": ([PY, "waitress_port.py", "{port}"], True),
@@ -92,6 +94,8 @@ COMMANDS: dict[str, tuple[list[str], bool]] = {
 ONE_RELOADER = {
     "manage.py runserver": "Django's autoreloader is off",
     "uvicorn --reload": "uvicorn's reloader is off",
+    "hypercorn --reload": "hypercorn's reloader is off",
+    "fastapi dev": "uvicorn's reloader is off",
 }
 
 
@@ -290,4 +294,15 @@ def test_run_with_reloader_without_bind_holds_what_main_binds(project: Path) -> 
         _reload_under_load(rk, project, f"http://127.0.0.1:{port}")
         wait_for(lambda: rk.generations() >= RELOADS + 1, 10, "the last start line")
         assert rk.generations() == RELOADS + 1
+        _stop_and_check_nothing_left(rk)
+
+
+def test_a_unix_socket_bind_takes_the_held_one_and_keeps_its_path(project: Path, sockdir: Path) -> None:
+    """-b unix:PATH and a server that binds PATH itself (asyncio removes the file first): the
+    bind takes the held socket, and the path is its name again."""
+    path = sockdir / "app.sock"
+    with _start(project, [PY, "aiohttp_unix.py", str(path)], "-b", f"unix:{path}") as rk:
+        rk.wait_for_output(rf"listening on unix:{re.escape(str(path))}")
+        _reload_under_load(rk, project, f"unix:{path}")
+        assert "Address already in use" not in rk.output
         _stop_and_check_nothing_left(rk)
