@@ -435,9 +435,11 @@ class Machine:
             self._maybe_finish()
             return
         self.last_status = code
-        if self._retry_cold(gen, code):
-            return
+        # An older generation still stopping explains a failure first (it holds what the new
+        # one needs); only a warm start that fails on its own is retried cold.
         if gen is self.current and self._retry_beside_stopping(gen, code):
+            return
+        if self._retry_cold(gen, code):
             return
         if gen is self.pending:
             self._pending_failed(gen, code, tail)

@@ -64,3 +64,18 @@ def test_a_warm_failure_is_not_retried_before_a_cold_generation_served() -> None
     h.exit(h.pids[0], 1)  # generation 0 (cold) never served
     out = _warm_generation_fails(h, 1)
     assert not of(WarmFailed, out) and not starts(out)
+
+
+def test_a_warm_failure_while_the_old_generation_stops_waits_for_it_not_for_a_cold_start() -> None:
+    """test_parallel::test_an_app_with_a_port_of_its_own_comes_back_after_each_reload, warm: the
+    old one holds the app's second port; a cold start at once would fail the same way."""
+    h = Harness()
+    h.warm_from = 1
+    first = h.begin()
+    h.change("app.py")
+    h.settle()
+    out = h.exit(h.pids[1], 1)  # the old one still stops
+    assert "while an older generation was stopping" in logs(out)[0]
+    assert not starts(out)
+    (start,) = starts(h.exit(first, 0))
+    assert start == Start(1, ("/app/app.py",), restart=True, beside=None)  # warm again, once the old one is gone
