@@ -32,7 +32,6 @@ __all__ = [
     "ImportTracker",
     "PathFilter",
     "application_files",
-    "child_argv",
     "current_tracker",
     "send_lines",
     "send_modules",
@@ -50,109 +49,11 @@ WATCH_KEY = "RELOADKIT_WATCH"
 MODULE_KEY = "RELOADKIT_MODULE"
 #: Set to ``1`` when the supervisor wants installed modules reported (``--warm``).
 WARM_REPORT_ENV = "RELOADKIT_WARM_REPORT"
-RELOADER_TYPES = ("auto", "stat", "watchdog")
 _MAX_DATAGRAM_TEXT = 30_000
 _RESCAN_INTERVAL = 1.0
 #: Modules a warm parent had imported before it forked this process: not reported again.
 WARM_MODULES: frozenset[str] = frozenset()
 _LIBRARY_DIR_NAMES = frozenset({"site-packages", "dist-packages"})
-_OPTIONS_WITH_VALUE = frozenset("WX")
-_LONG_OPTIONS_WITH_VALUE = frozenset({"--check-hash-based-pycs"})
-
-
-# --- the child's command line ------------------------------------------------------------
-
-
-def _split_interpreter_args(orig_argv: Sequence[str]) -> tuple[str, int]:
-    """Find how Python was told what to run: ``("script"|"-m"|"-c"|"-"|"", index)``.
-
-    ``index`` is the position in ``orig_argv`` of the script, module name or code.
-    """
-    index = 1
-    while index < len(orig_argv):
-        arg = orig_argv[index]
-        if arg == "--":
-            return ("script", index + 1) if index + 1 < len(orig_argv) else ("", index + 1)
-        if arg == "-":
-            return "-", index
-        if arg.startswith("--"):
-            index += 2 if arg in _LONG_OPTIONS_WITH_VALUE else 1
-            continue
-        if not arg.startswith("-"):
-            return "script", index
-        for position, flag in enumerate(arg[1:], start=1):
-            attached = arg[position + 1 :]
-            if flag in "cm":
-                return (f"-{flag}", index) if attached else (f"-{flag}", index + 1)
-            if flag in _OPTIONS_WITH_VALUE:
-                index += 0 if attached else 1
-                break
-        index += 1
-    return "", index
-
-
-def _absolute_script(script: str, main_file: str | None) -> str:
-    """The script's absolute path, right even if the program changed directory since."""
-    if os.path.isabs(script):
-        return script
-    relative = os.path.normpath(script)
-    if main_file and os.path.isabs(main_file):
-        main = os.path.normpath(main_file)
-        for candidate in (main, os.path.dirname(main)):  # a file, or a directory/zip with __main__.py
-            if candidate == relative or candidate.endswith(os.sep + relative):
-                return candidate
-    return os.path.abspath(script)
-
-
-def child_argv(
-    orig_argv: Sequence[str] | None = None,
-    *,
-    executable: str | None = None,
-    argv: Sequence[str] | None = None,
-    main_file: str | None = None,
-    main_spec_name: str | None = None,
-) -> list[str]:
-    """The command that runs this program again: the same interpreter, options and arguments.
-
-    From ``sys.orig_argv`` (``-X``, ``-W``, ``-m pkg``, ``-c`` and console scripts all
-    survive); the script path is made absolute. Without it (an embedded interpreter), rebuilt
-    from ``sys.argv`` and ``__main__.__spec__`` as werkzeug does. Raises
-    :class:`~reloadkit.ConfigError` for an interactive interpreter or a script read from
-    stdin, which cannot be run twice.
-    """
-    from reloadkit.errors import ConfigError
-
-    main = sys.modules.get("__main__")
-    if orig_argv is None:
-        orig_argv = list(getattr(sys, "orig_argv", []) or [])
-    if executable is None:
-        executable = sys.executable
-    if argv is None:
-        argv = list(sys.argv)
-    if main_file is None:
-        main_file = getattr(main, "__file__", None)
-    if main_spec_name is None:
-        spec = getattr(main, "__spec__", None)
-        main_spec_name = getattr(spec, "name", None)
-    if orig_argv:
-        command = [executable or orig_argv[0], *orig_argv[1:]]
-        mode, index = _split_interpreter_args(command)
-        if mode == "script":
-            command[index] = _absolute_script(command[index], main_file)
-            return command
-        if mode in ("-m", "-c") and index < len(command):
-            return command
-        if mode == "-":
-            raise ConfigError("run_with_reloader cannot re-run a program read from stdin; save it to a file")
-        raise ConfigError("run_with_reloader needs a script, -m module or -c code to re-run, not an interactive interpreter")
-    if not executable:
-        raise ConfigError("run_with_reloader cannot find the Python interpreter (sys.executable is empty)")
-    if main_spec_name and main_spec_name != "__main__":
-        module = main_spec_name[: -len(".__main__")] if main_spec_name.endswith(".__main__") else main_spec_name
-        return [executable, "-m", module, *argv[1:]]
-    if not argv or argv[0] in ("", "-c", "-"):
-        raise ConfigError("run_with_reloader needs a script or -m module to re-run")
-    return [executable, _absolute_script(argv[0], main_file), *argv[1:]]
 
 
 # --- which files are the application's ---------------------------------------------------

@@ -289,14 +289,7 @@ class WarmParent:
             os.environ.update(env)
             _show_environment(env)
             os.chdir(job["cwd"])
-            signal.set_wakeup_fd(-1)
-            for number, handler in self.fresh.signals.items():
-                try:
-                    if signal.getsignal(number) is not handler:
-                        signal.signal(number, handler)
-                except (OSError, ValueError, TypeError):
-                    pass
-            signal.pthread_sigmask(signal.SIG_SETMASK, self.fresh.mask)
+            self._fresh_signals()
             mode, target = job["mode"], job["target"]
             sys.argv[:] = job["argv"]
             sys.orig_argv[:] = job["orig_argv"]
@@ -306,20 +299,7 @@ class WarmParent:
             main = sys.modules["__main__"].__dict__
             main.clear()
             main.update(self.fresh.main)
-            tracker = getattr(self, "tracker", None)
-            if tracker is not None and "1" in (env.get("RELOADKIT_IMPORTS"), env.get("RELOADKIT_WARM_REPORT")):
-                try:
-                    tracker.WARM_MODULES = frozenset(sys.modules)  # the warm parent's: known
-                    tracker.start_tracking()
-                except Exception as exc:  # noqa: BLE001 - as the --imports hook does
-                    sys.stderr.write(f"reloadkit: not tracking imports in this process: {type(exc).__name__}: {exc}\n")
-            for attribute, variable, value in (("adopt", "RELOADKIT_BINDS_ASK", None), ("reloaders", "RELOADKIT_ONE_RELOADER", "1")):
-                module = getattr(self, attribute, None)
-                if module is not None and env.get(variable) and value in (None, env[variable]):
-                    try:
-                        module.install()  # as the hook does (child/_hook/sitecustomize.py)
-                    except Exception as exc:  # noqa: BLE001 - never stop the program for these
-                        sys.stderr.write(f"reloadkit: {attribute} not installed: {type(exc).__name__}: {exc}\n")
+            self._hooks(env)
             ctl.send(b'{"started": %d}' % os.getpid())
             ctl.close()
         except BaseException as exc:  # noqa: BLE001 - report anything, then leave
@@ -327,6 +307,36 @@ class WarmParent:
                 self.send({"error": f"{type(exc).__name__}: {exc}"})
             finally:
                 os._exit(127)
+
+    def _fresh_signals(self) -> None:
+        """The signal dispositions and mask of a fresh interpreter (the parent's may differ)."""
+        import signal
+
+        signal.set_wakeup_fd(-1)
+        for number, handler in self.fresh.signals.items():
+            try:
+                if signal.getsignal(number) is not handler:
+                    signal.signal(number, handler)
+            except (OSError, ValueError, TypeError):
+                pass
+        signal.pthread_sigmask(signal.SIG_SETMASK, self.fresh.mask)
+
+    def _hooks(self, env: dict) -> None:
+        """What the ``--imports`` hook starts in a cold child: the tracker, bind adoption, one reloader."""
+        tracker = getattr(self, "tracker", None)
+        if tracker is not None and "1" in (env.get("RELOADKIT_IMPORTS"), env.get("RELOADKIT_WARM_REPORT")):
+            try:
+                tracker.WARM_MODULES = frozenset(sys.modules)  # the warm parent's: known
+                tracker.start_tracking()
+            except Exception as exc:  # noqa: BLE001 - as the --imports hook does
+                sys.stderr.write(f"reloadkit: not tracking imports in this process: {type(exc).__name__}: {exc}\n")
+        for attribute, variable, value in (("adopt", "RELOADKIT_BINDS_ASK", None), ("reloaders", "RELOADKIT_ONE_RELOADER", "1")):
+            module = getattr(self, attribute, None)
+            if module is not None and env.get(variable) and value in (None, env[variable]):
+                try:
+                    module.install()  # as the hook does (child/_hook/sitecustomize.py)
+                except Exception as exc:  # noqa: BLE001 - never stop the program for these
+                    sys.stderr.write(f"reloadkit: {attribute} not installed: {type(exc).__name__}: {exc}\n")
 
     def _place_fds(self, fds: list) -> "socket.socket":
         """``fds`` = stdin, stdout, stderr, sockets...: at 0, 1, 2, 3...; every other fd closed.

@@ -18,15 +18,13 @@ from reloadkit.child.tracker import (
     EXCLUDE_ENV,
     ImportTracker,
     PathFilter,
-    _split_interpreter_args,
-    child_argv,
     current_tracker,
     send_watch,
     source_file,
 )
 from reloadkit.errors import ConfigError
 from reloadkit.proc.childenv import child_environment
-from reloadkit.reloader import _parent_config
+from reloadkit.reloader import _parent_config, _split_interpreter_args, child_argv
 
 PY = "/usr/bin/python3.12"
 
