@@ -17,7 +17,12 @@ import sysconfig
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Frame", "Summary", "is_user_file", "summarize"]
+__all__ = ["Frame", "Summary", "is_user_file", "load_failure", "summarize"]
+
+#: Exceptions that say a module of the user's cannot be compiled: never a request's own fault.
+COMPILE_ERRORS = ("SyntaxError", "IndentationError", "TabError")
+#: Exceptions that say a module cannot be imported: the app's when raised in a changed file.
+IMPORT_ERRORS = ("ImportError", "ModuleNotFoundError")
 
 _TRACEBACK = "Traceback (most recent call last):"
 _FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<name>.+))?\s*$')
@@ -124,4 +129,24 @@ def summarize(stderr: Sequence[str], roots: Sequence[str], base: str) -> Summary
         mine = [frame for frame in frames if is_user_file(frame.file, roots, base)]
         if mine and exception:
             return Summary(exception, tuple(reversed(mine)))
+    return None
+
+
+def load_failure(stderr: Sequence[str], changed: Sequence[str], roots: Sequence[str], base: str) -> str | None:
+    """Does the running server's stderr say its app cannot load? The reason, or None.
+
+    True of a traceback (a request's, a worker's boot) whose exception is a compile error in
+    the user's code, or an import error raised in a file of the change that started this
+    generation: gunicorn then answers every request with a bare 500, a worker that cannot
+    boot is retried for ever, Django answers with an error page of its own that fails too.
+    Any other exception is left to the app: servers log them and go on.
+    """
+    summary = summarize(stderr, roots, base)
+    if summary is None:
+        return None
+    kind = summary.exception.split(":", 1)[0].strip().rsplit(".", 1)[-1]
+    frame = summary.frames[0]
+    full = os.path.realpath(os.path.join(base, frame.file))
+    if kind in COMPILE_ERRORS or (kind in IMPORT_ERRORS and full in {os.path.realpath(os.path.join(base, path)) for path in changed}):
+        return f"{summary.exception} ({frame.display(base).splitlines()[0]})"
     return None

@@ -54,6 +54,7 @@ class StderrTee:
         self.terminal = terminal
         os.set_blocking(self.read_fd, False)
         self.keep_lines = lines
+        self.errored = False  # "Error" went by since the last look: a traceback may have ended
         self._recent = bytearray()  # the last bytes, split into lines only when asked: a chatty child costs a copy
 
     def _read(self) -> bytes | None:
@@ -90,6 +91,8 @@ class StderrTee:
             while view:
                 view = view[os.write(2, view):]
         self._recent += data
+        if b"Error" in data:
+            self.errored = True
         if len(self._recent) > 2 * _KEEP:  # trimmed now and then, not on every line
             del self._recent[:-_KEEP]
 
@@ -122,9 +125,11 @@ class StderrTees:
     readable until the child has been reaped and the tee reached its end.
     """
 
-    def __init__(self, selector: selectors.BaseSelector, is_running: Callable[[int], bool]) -> None:
+    def __init__(self, selector: selectors.BaseSelector, is_running: Callable[[int], bool],
+                 on_error: Callable[[int, list[str]], None] | None = None) -> None:
         self.selector = selector
         self.is_running = is_running
+        self.on_error = on_error  # told a running child's last lines when "Error" went by
         self.tees: dict[int, StderrTee] = {}
 
     def open(self) -> StderrTee:
@@ -138,7 +143,13 @@ class StderrTees:
 
     def pump(self, pid: int, *, drain: bool = False) -> None:
         tee = self.tees.get(pid)
-        if tee is None or tee.read_fd < 0 or (tee.drain() if drain else tee.pump()):
+        if tee is None or tee.read_fd < 0:
+            return
+        more = tee.drain() if drain else tee.pump()
+        if tee.errored and not drain and self.on_error is not None and self.is_running(pid):
+            tee.errored = False
+            self.on_error(pid, tee.lines())
+        if more:
             return
         self.selector.unregister(tee.read_fd)
         tee.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
-    "Action", "Begin", "Changed", "DrainNow", "Drained", "Event", "Exited", "Fail", "Finish", "KillTree", "Log",
+    "Action", "AppBroken", "Begin", "Changed", "DrainNow", "Drained", "Event", "Exited", "Fail", "Finish", "KillTree", "Log",
     "PagesDown", "PagesReady", "Ready", "RestartAsked", "RestoreTerminal", "Shutdown", "Signal", "SpawnFailed",
     "Spawned", "Start", "StepDrain", "Stop", "SwitchTo", "Tick", "WarmFailed",
 ]
@@ -76,6 +76,15 @@ class Exited(Event):
     pid: int
     code: int
     tail: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AppBroken(Event):
+    """The running child's stderr says its app cannot load (``reason``): a compile error in
+    the user's code, an import error in a changed file (see ``tracebacks.load_failure``)."""
+
+    pid: int
+    reason: str
 
 
 @dataclass(frozen=True)

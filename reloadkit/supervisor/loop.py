@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from reloadkit.browser.errorpage import Browser
+from reloadkit.browser.tracebacks import load_failure
 from reloadkit.child.adopt import Address
 from reloadkit.child.protocol import CONTRACT_VARIABLES, RELOAD_KEY, WATCH_KEY
 from reloadkit.child.tracker import MODULE_KEY
@@ -48,6 +49,7 @@ from reloadkit.supervisor.adopting import Adopter
 from reloadkit.supervisor.children import Children
 from reloadkit.supervisor.events import (
     Action,
+    AppBroken,
     Begin,
     Changed,
     Drained,
@@ -124,7 +126,7 @@ class Supervisor:
         self.wrapper_check: WrapperCheck | None = None
         self.terminal = Terminal()
         self.selector = selectors.DefaultSelector()
-        self.tees = StderrTees(self.selector, self.children.alive)
+        self.tees = StderrTees(self.selector, self.children.alive, self._on_stderr_error)
         self.browser: Browser | None = None
         self.handover: Handover | None = None
         self.adopter: Adopter | None = None
@@ -308,6 +310,14 @@ class Supervisor:
         self._feed(Tick(tuple(ready)))
 
     # --- events in, actions out -----------------------------------------------------------
+
+    def _on_stderr_error(self, pid: int, lines: list[str]) -> None:
+        """A running child printed an error: if its app cannot load, the machine hears it."""
+        if self.browser is None or self.browser.error_page is None:
+            return
+        reason = load_failure(lines, self.browser.changed, self.config.watch_roots, self.config.cwd)
+        if reason is not None:
+            self._feed(AppBroken(pid, reason))
 
     def _feed(self, event: Event) -> None:
         for action in self.machine.handle(event):

@@ -40,6 +40,7 @@ from collections.abc import Callable
 
 from reloadkit.supervisor.events import (
     Action,
+    AppBroken,
     Begin,
     Changed,
     Drained,
@@ -73,6 +74,7 @@ from reloadkit.watch.debounce import DEFAULT_QUICK, Debouncer
 __all__ = ["RESTART_STATUS", "Facts", "Gen", "Machine", "Restart", "Rules", "Stopping"]
 
 RESTART_STATUS = 3
+BROKEN_GRACE = 0.5  # a server whose app cannot load is stopped if it still runs this long after saying so
 DEBOUNCE_CAP = 1.0
 CTRL_C_GRACE = 1.0
 _KILLED_WAIT = 3600.0  # after SIGKILL: only the reap is awaited
@@ -113,6 +115,7 @@ class Machine:
             Ready: self._on_ready,
             Exited: self._on_exited,
             Drained: self._on_drained,
+            AppBroken: self._on_app_broken,
             Shutdown: self._on_shutdown,
             Tick: self._on_tick,
         }
@@ -130,7 +133,8 @@ class Machine:
     def deadline(self) -> float | None:
         """When a :class:`Tick` has something to do (None: nothing is timed)."""
         times = [at for stop in self.stopping for at in (stop.kill_at, stop.nudge_at, stop.drain_at) if at is not None]
-        for at in (self.debouncer.deadline(), self.restart_at):
+        broken = self.current.broken_at if self.current is not None else None
+        for at in (self.debouncer.deadline(), self.restart_at, broken):
             if at is not None:
                 times.append(at)
         finite = [at for at in times if not math.isinf(at)]
@@ -188,6 +192,24 @@ class Machine:
             self._begin_stop(self.current, self.rules.stop_signal, drain=self.rules.drain)
             self.current = None
 
+    def _on_app_broken(self, event: AppBroken) -> None:
+        """A server that runs but cannot load the app answers a bare 500, or nothing, until
+        the code is fixed: stop it and show the error page instead, until the next change."""
+        gen = self.find(event.pid)
+        if gen is None or gen is not self.current or not gen.alive or gen.broken or not self.rules.reload:
+            return
+        gen.broken = event.reason
+        if gen.ready_at is not None:  # else once it is: one that fails while it starts is left to its exit
+            gen.broken_at = self._now + BROKEN_GRACE  # (a crash, a cold retry); the first request can beat the probe
+
+    def _stop_broken(self, gen: Gen) -> None:
+        gen.broken_at = None
+        if self.shutdown_signal is not None or self.restart is not None or self.debouncer:
+            return  # on its way out already, or replaced by a change anyway
+        self._warn(f"pid {gen.pid} cannot load the app: {gen.broken}; showing the error page until a change")
+        self.current = None
+        self._begin_stop(gen, self.rules.stop_signal)
+
     def _on_restart_asked(self, event: RestartAsked) -> None:
         self._request_restart(event.reason, set(), now=True)
 
@@ -204,6 +226,9 @@ class Machine:
             self._start(restart)
         for pid, how in event.ready:
             self._on_ready(Ready(pid, how))
+        gen = self.current
+        if gen is not None and gen.broken_at is not None and now >= gen.broken_at:
+            self._stop_broken(gen)
         for stop in list(self.stopping):
             self._tick_stop(stop, now)
 
@@ -255,6 +280,8 @@ class Machine:
             self._emit(WarmFailed(gen.number, off=off if self.warm_blame.off else None))
         if gen.served:
             self.backoff.reset()  # a request to restart that follows is not a start-up loop
+        if gen.broken and gen is self.current:
+            gen.broken_at = self._now + BROKEN_GRACE
         if gen is self.pending:
             old = self.current
             self.current, self.pending = gen, None
@@ -430,6 +457,8 @@ class Machine:
             self._emit(RestoreTerminal())
         if stop is not None:
             self._after_stop(stop, code)
+            if gen.broken and self.shutdown_signal is None and self.restart is None and not self.debouncer:
+                self._emit(PagesDown(None, tail, error=f"cannot load the app: {gen.broken}"))
             return
         if self.shutdown_signal is not None:
             self._maybe_finish()

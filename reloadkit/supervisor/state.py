@@ -67,6 +67,8 @@ class Gen:
     stop_sent_at: float | None = None
     returncode: int | None = None
     while_stopping: Restart | None = None  # started while an older one stopped: why (for a retry)
+    broken: str | None = None  # up, but its app cannot load: stopped, and the error page shown
+    broken_at: float | None = None  # ... if it still runs then (one that exits is a crash as usual)
 
     @property
     def alive(self) -> bool:

@@ -45,7 +45,7 @@ def test_a_syntax_error_in_the_app_module_gets_the_error_page(tmp_path: Path, se
         wait_for(lambda: try_get(url) == "v0", 30, "v0")
         good = (project / module).read_text()
         write_file(project / module, good + "\ndef broken(:\n    pass\n")
-        rk.wait_for_output(r"exited with status \d+; waiting for a change")
+        rk.wait_for_output(r"exited with status \d+; waiting for a change|cannot load the app: .*; showing the error page")
         status, body = http_get(url, timeout=10)
         assert status == 503
         top, _, rest = body.partition('<pre id="stderr">')
@@ -70,3 +70,32 @@ def _json(url: str) -> str:
         return conn.getresponse().read().decode()
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize("mode", ["--no-warm", "--warm"])
+def test_django_under_gunicorn_whose_urlconf_fails_at_the_first_request(tmp_path: Path, mode: str) -> None:
+    """gunicorn boots (Django imports the URLconf at the first request, not before), answers
+    that request with its bare 500 and logs the SyntaxError: reloadkit stops it and shows the
+    error page until the fix."""
+    pytest.importorskip("django")
+    project = tmp_path / "app"
+    shutil.copytree(APPS, project, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    write_file(project / "version.py", "VERSION = 'v0'\n")
+    (tmp_path / "run").mkdir()
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', os.defpath)}"}
+    command = [str(BIN / "gunicorn"), "djsite.wsgi:application"]
+    with Reloadkit(["-b", "127.0.0.1:0", mode, "--", *command], cwd=project, env=env) as rk:
+        url = rk.wait_listening()[0]
+        wait_for(lambda: try_get(url) == "v0", 30, "v0")
+        good = (project / "djsite" / "urls.py").read_text()
+        write_file(project / "djsite" / "urls.py", good + "\ndef broken(:\n    pass\n")
+        rk.wait_for_output(r"restarting \(djsite/urls.py changed\)")
+        wait_for(lambda: http_get(url, timeout=10)[0] != 200, 30, "the broken URLconf to be imported")
+        rk.wait_for_output(r"cannot load the app: SyntaxError.*; showing the error page until a change")
+        _, body = wait_for(lambda: (answer := http_get(url, timeout=10))[0] == 503 and answer, 30,
+                                "the error page once gunicorn has stopped")
+        top = body.partition('<pre id="stderr">')[0]
+        assert "SyntaxError" in top and "djsite/urls.py, line " in top, body
+        write_file(project / "djsite" / "urls.py", good)
+        wait_for(lambda: try_get(url) == "v0", 30, "the fixed app")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from reloadkit.browser.errorpage import Failure, render_html, render_json
-from reloadkit.browser.tracebacks import is_user_file, summarize
+from reloadkit.browser.tracebacks import is_user_file, load_failure, summarize
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -27,15 +27,15 @@ def load(name, depth=12):
 def _crash(tmp_path: Path, models: str, module: str = "home.views") -> list[str]:
     """Run a framework (in a site-packages directory) that imports the project's module."""
     site = tmp_path / "venv" / "lib" / "site-packages"
-    (site / "fw").mkdir(parents=True)
+    (site / "fw").mkdir(parents=True, exist_ok=True)
     (site / "fw" / "__init__.py").write_text(LOADER)
     project = tmp_path / "project"
-    (project / "home").mkdir(parents=True)
+    (project / "home").mkdir(parents=True, exist_ok=True)
     (project / "home" / "__init__.py").write_text("")
     (project / "home" / "models.py").write_text(models)
     (project / "home" / "views.py").write_text("from home.models import Page\n")
     done = subprocess.run([sys.executable, "-c", f"import fw; fw.load({module!r})"], cwd=project,
-                          env={"PYTHONPATH": f"{site}:{project}"}, capture_output=True, text=True, timeout=30)
+                          env={"PYTHONPATH": f"{site}:{project}", "PYTHONDONTWRITEBYTECODE": "1"}, capture_output=True, text=True, timeout=30)
     assert done.returncode == 1
     return done.stderr.splitlines()
 
@@ -80,3 +80,16 @@ def test_no_traceback_or_no_user_frame_means_no_summary(tmp_path: Path) -> None:
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     (tmp_path / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
     assert not is_user_file(str(tmp_path / ".venv" / "bin" / "uvicorn"), [str(tmp_path)], str(tmp_path))
+
+
+def test_a_load_failure_is_a_compile_error_or_an_import_error_in_a_changed_file(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    compiled = _crash(tmp_path, "class Page:\n    def broken(:\n        pass\n")
+    reason = load_failure(compiled, [], [str(project)], str(project))
+    assert reason is not None and reason.startswith("SyntaxError") and "home/models.py, line 2" in reason
+    imported = _crash(tmp_path, "from home.nowhere import thing\n")
+    assert load_failure(imported, [], [str(project)], str(project)) is None  # an app may log those
+    changed = [str(project / "home" / "models.py")]
+    assert (load_failure(imported, changed, [str(project)], str(project)) or "").startswith("ModuleNotFoundError")
+    raised = _crash(tmp_path, "{}['DEBUG']\n")
+    assert load_failure(raised, changed, [str(project)], str(project)) is None  # a request's own error
