@@ -26,6 +26,7 @@ import socket
 from collections.abc import Iterable, Sequence
 
 from reloadkit.browser.httpio import Connection, RequestHead, response
+from reloadkit.child.protocol import URL_VARIABLE  # set in the child's environment: HOST:PORT of the channel
 from reloadkit.watch.filters import glob_to_regex
 
 __all__ = [
@@ -50,8 +51,6 @@ DEFAULT_STATIC: tuple[str, ...] = (
 EVENTS_PATH = "/reloadkit/events"
 SCRIPT_PATH = "/reloadkit/livereload.js"
 ERROR_PAGE_EVENTS = "/.reloadkit/events"
-#: Set in the child's environment: ``HOST:PORT`` of the channel; the middleware needs it.
-URL_VARIABLE = "RELOADKIT_LIVERELOAD_URL"
 _RETRY_MS = 1000
 
 #: The page side. Configured by its own tag: ``data-token`` (what served this page; without

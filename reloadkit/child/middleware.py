@@ -23,6 +23,8 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
+from reloadkit.child.protocol import URL_VARIABLE
+
 __all__ = [
     "ASGILiveReloadMiddleware",
     "DjangoLiveReloadMiddleware",
@@ -31,7 +33,6 @@ __all__ = [
     "script_tag",
 ]
 
-URL_VARIABLE = "RELOADKIT_LIVERELOAD_URL"  # the same as reloadkit.browser.livereload's; not imported: cheap
 _BODY_END = re.compile(rb"</body\s*>", re.IGNORECASE)
 _HTML_END = re.compile(rb"</html\s*>", re.IGNORECASE)
 _WILDCARDS = ("0.0.0.0", "::", "[::]", "")

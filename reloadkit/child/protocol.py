@@ -2,7 +2,7 @@
 
 Standard library only and import-free (it defines strings), so that the child's side can use
 it at no cost. Two child modules cannot import it: :mod:`reloadkit.child.tracker` and
-:mod:`reloadkit.child.warm_parent` are loaded by path into the user's interpreter, where the
+:mod:`reloadkit.child.warm_imports` (the warm parent's) are loaded by path into the user's interpreter, where the
 package may not be importable. They keep a copy, and ``tests/unit/test_architecture.py``
 fails when a copy and the definition here differ.
 """

@@ -6,7 +6,7 @@ import contextlib
 import os
 from collections.abc import Mapping, Sequence
 
-from reloadkit.child.protocol import CONTRACT_VARIABLES
+from reloadkit.child.protocol import CONTRACT_VARIABLES, URL_VARIABLE
 from reloadkit.net.binding import Listener, contract_environment
 from reloadkit.net.wrappers import ADOPT_VARIABLE
 
@@ -25,7 +25,7 @@ _OWN_VARIABLES = (
     "RELOADKIT_IMPORTS_EXCLUDE",
     "RELOADKIT_WARM_REPORT",
     ADOPT_VARIABLE,
-    "RELOADKIT_LIVERELOAD_URL",
+    URL_VARIABLE,
     "RELOADKIT_BINDS_ASK",
     "RELOADKIT_BINDS_HELD",
     "RELOADKIT_BINDS_LEARN",

@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from reloadkit.child.protocol import GENERATION_VARIABLES
 from reloadkit.errors import SpawnError
 from reloadkit.proc import process
 
@@ -37,15 +38,7 @@ BOOTSTRAP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 #: The variables that differ from one generation to the next: not the warm parent's own.
 #: The others are (its ``/proc/PID/environ`` is what a warm generation's shows there), and
 #: the hook does nothing in a process with ``RELOADKIT_WARM_FD``.
-PER_GENERATION = (
-    "LISTEN_PID",
-    "RELOADKIT_PID",
-    "RELOADKIT_GENERATION",
-    "RELOADKIT_CHANGED",
-    "RELOADKIT_WARM_FD",
-    "RELOADKIT_BINDS_HELD",  # the inodes of the sockets this generation was given (bind adoption)
-    "RELOADKIT_BINDS_LEARN",
-)
+PER_GENERATION = (*GENERATION_VARIABLES, "RELOADKIT_WARM_FD")
 #: Files whose change means the installed packages may have changed.
 PROJECT_FILES = (
     "pyproject.toml",
