@@ -42,7 +42,7 @@ from reloadkit.browser.livereload import (
 )
 from reloadkit.browser.tracebacks import Summary, summarize
 from reloadkit.config.settings import Config
-from reloadkit.net.handover import Succession, _take_queued
+from reloadkit.net.handover import Succession, take_queued
 
 __all__ = ["Browser", "ErrorPage", "Failure", "describe_exit", "render_html", "render_json"]
 
@@ -203,7 +203,7 @@ class ErrorPage:
         self.waiting.clear()
 
     def _accept(self, succession: Succession) -> None:
-        for sock in _take_queued(succession.current):
+        for sock in take_queued(succession.current):
             conn = Connection(sock, self.selector, on_head=self._on_head, on_not_http=self._on_not_http,
                               on_close=self._forget)
             self.waiting[conn] = succession

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 
 from reloadkit.net.binding import Listener, bind_unix_hidden, is_ours, link_over, listen_tcp, remove_if_ours
 
-__all__ = ["Handover", "Relay", "Succession", "steer", "steer_port"]
+__all__ = ["Handover", "Relay", "Succession", "steer", "steer_port", "take_queued"]
 
 _SO_ATTACH_REUSEPORT_CBPF = 51
 _BPF_RET_K = 0x06
@@ -92,7 +92,7 @@ def _tcp_sibling(model: socket.socket, backlog: int) -> socket.socket:
     return listen_tcp(model.family, model.getsockname(), backlog, reuseport=True, v6only=v6only)
 
 
-def _take_queued(sock: socket.socket) -> list[socket.socket]:
+def take_queued(sock: socket.socket) -> list[socket.socket]:
     """Accept whatever waits in ``sock``'s queue, without blocking.
 
     O_NONBLOCK belongs to the open file description, which the child shares: it is set
@@ -187,7 +187,7 @@ class Succession:
         """Connections waiting in the queues of ``socks`` (a stopping generation's old
         sockets): nobody else should accept them. The current socket is left alone."""
         chosen = [sock for sock in socks if sock in self.others]
-        return [conn for sock in chosen for conn in _take_queued(sock)]
+        return [conn for sock in chosen for conn in take_queued(sock)]
 
     def release(self, held: Iterable[socket.socket]) -> list[socket.socket]:
         """Close the old sockets no running child holds; returns the connections that were
@@ -205,7 +205,7 @@ class Succession:
         if any(sock in self.members for sock in self.others if sock in keep):
             closing = [sock for sock in closing if sock not in self.members]
         for sock in closing:
-            leftovers.extend(_take_queued(sock))
+            leftovers.extend(take_queued(sock))
             self._close(sock)
         return leftovers
 
