@@ -122,7 +122,8 @@ def render_json(failure: Failure) -> bytes:
 _STYLE = """body{font:15px/1.4 system-ui,sans-serif;margin:2rem auto;max-width:70rem;padding:0 1rem;color:#222}
 h1{font-size:1.3rem;color:#a00}code,pre{font:13px/1.35 ui-monospace,monospace}
 pre{background:#f6f6f6;border:1px solid #ddd;padding:.8rem;overflow-x:auto;white-space:pre-wrap}
-.note{color:#666;font-size:.9rem}h2{font-size:1.15rem}#raised pre{border-color:#d99;background:#fff6f6}"""
+.note{color:#666;font-size:.9rem}h2{font-size:1.15rem}#raised pre{border-color:#d99;background:#fff6f6}
+#raised h2 code{font-size:1.1rem;color:#a00}"""
 
 
 def _raised_html(failure: Failure) -> str:
