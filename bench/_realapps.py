@@ -45,6 +45,10 @@ class RealApp:
     framework_variants: tuple[tuple[str, str, dict[str, str]], ...] = ()
     framework_env: dict[str, str] = field(default_factory=dict)  # for the main framework row
     path: str = "/version"
+    #: the command as people type it, binding its own port, under plain ``reloadkit run --``
+    #: (no -b, no --fd 3: bind adoption holds what it binds), and its label
+    plain: Callable[[int], list[str]] | None = None
+    plain_label: str = ""
 
     @property
     def root(self) -> Path:
@@ -71,6 +75,7 @@ APPS: list[RealApp] = [
         [script("uvicorn"), "shop.main:app", "--fd", "3"], _fastapi_port,
         lambda port: [*_fastapi_port(port), "--reload"], "uvicorn --reload",
         "uvicorn (h11); under reloadkit `uvicorn shop.main:app --fd 3`",
+        plain=_fastapi_port, plain_label="reloadkit run -- uvicorn --port",
     ),
     RealApp(
         "django", "Django (own app, 11 models, admin on, templates)", "django",
@@ -82,6 +87,8 @@ APPS: list[RealApp] = [
         "gunicorn (sync, 1 worker): runserver binds its own port and cannot take a socket, gunicorn adopts"
         " LISTEN_FDS and is Django's usual WSGI server",
         migrate=[PYTHON, "manage.py", "migrate", "--no-input"],
+        plain=lambda port: [PYTHON, "manage.py", "runserver", f"127.0.0.1:{port}"],
+        plain_label="reloadkit run -- manage.py runserver",
     ),
     RealApp(
         "flask", "Flask + Flask-SQLAlchemy (11 tables, 5 blueprints, templates)", "flask",
@@ -152,6 +159,12 @@ def tools_for(app: RealApp) -> list[AppTool]:
     tools.append(AppTool("watchfiles", "watchfiles CLI", watchfiles))
     for suffix, label, options in reloadkit_modes():
         tools.append(AppTool(f"reloadkit{suffix}", label, under_reloadkit(options), reloadkit=True))
+    plain = app.plain
+    if plain is not None and "--no-adopt" in reloadkit_options():
+        def plain_launch(port: int) -> Launch:
+            return Launch([PYTHON, "-m", "reloadkit", "run", "--", *plain(port)], reloadkit_env())
+
+        tools.append(AppTool("reloadkit-plain", app.plain_label, plain_launch, reloadkit=True))
     return tools
 
 

@@ -58,10 +58,48 @@ def _reloadkit_adopt_binds(here: str) -> None:
     every Python process of the generation; not in the warm parent (its children install it)."""
     if not os.environ.get("RELOADKIT_BINDS_ASK") or os.environ.get("RELOADKIT_WARM_FD"):
         return
-    try:
-        _reloadkit_load(here, "_reloadkit_adopt", "adopt.py").install()  # type: ignore[attr-defined]
-    except Exception as exc:  # noqa: BLE001 - never stop the program for adoption
-        sys.stderr.write(f"reloadkit: not adopting binds in this process: {type(exc).__name__}: {exc}\n")
+    if not os.environ.get("RELOADKIT_BINDS_HELD") and os.environ.get("RELOADKIT_BINDS_LEARN") != "1":
+        return  # nothing held, nothing to learn: not even loaded
+
+    def install() -> None:
+        try:
+            _reloadkit_load(here, "_reloadkit_adopt", "adopt.py").install()  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - never stop the program for adoption
+            sys.stderr.write(f"reloadkit: not adopting binds in this process: {type(exc).__name__}: {exc}\n")
+
+    if "socket" in sys.modules:
+        install()
+    else:  # a program that never imports socket binds nothing: it pays nothing
+        sys.meta_path.insert(0, _ReloadkitAfterSocket(install))  # type: ignore[arg-type]
+
+
+class _ReloadkitAfterSocket:
+    """Runs ``then`` right after the ``socket`` module is imported (its bind is what adoption patches)."""
+
+    def __init__(self, then: object) -> None:
+        self.then = then
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> object:
+        if name != "socket":
+            return None
+        sys.meta_path.remove(self)  # type: ignore[arg-type]
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        loader = getattr(spec, "loader", None)
+        real = getattr(loader, "exec_module", None)
+        if real is not None:
+            then = self.then
+
+            def exec_module(module: object) -> None:
+                real(module)
+                then()  # type: ignore[operator]
+
+            loader.exec_module = exec_module  # type: ignore[union-attr]
+        return spec
+
+    def invalidate_caches(self) -> None:
+        pass
 
 
 def _reloadkit_one_reloader(here: str) -> None:
