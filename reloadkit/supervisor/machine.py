@@ -366,7 +366,8 @@ class Machine:
         if restart is None or restart.again != self.generation:
             self.generation += 1
         beside = self.current if self.rules.overlap and self.current is not None and self.current.alive else None
-        gen = Gen(self.generation, beside=beside.pid if beside is not None else None, started=self._now)
+        gen = Gen(self.generation, beside=beside.pid if beside is not None else None, started=self._now,
+                  changed=frozenset(restart.changed) if restart else frozenset())
         if self.stopping and beside is None:
             gen.while_stopping = restart or Restart("")
         self._starting = (gen, restart)
@@ -538,7 +539,7 @@ class Machine:
             return False
         self._warn(f"pid {gen.pid} (generation {gen.number}, started warm) exited with status {code} before it was"
                    " ready, where the last cold start served; starting it again cold")
-        restart = Restart(f"generation {gen.number} failed warm", again=gen.number, cold=True)
+        restart = Restart(f"generation {gen.number} failed warm", set(gen.changed), again=gen.number, cold=True)
         if gen is self.pending:
             self.pending = None
             self._start(restart)

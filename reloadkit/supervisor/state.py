@@ -60,6 +60,7 @@ class Gen:
     pid: int = 0  # 0 until Spawned
     started: float = 0.0
     beside: int | None = None  # pid of the live generation it was started beside (overlap)
+    changed: frozenset[str] = frozenset()  # the files whose change started it (a retry starts with them too)
     speaks_restart: bool = False  # started under a "status 3 = restart me" protocol (run_with_reloader, RUN_MAIN)
     warm: bool = False
     ready_at: float | None = None

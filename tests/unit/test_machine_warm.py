@@ -30,13 +30,13 @@ def test_a_warm_generation_that_fails_where_cold_served_starts_again_cold_at_onc
     h.warm_from = 1
     h.begin()  # generation 0, cold, serves
     out = _warm_generation_fails(h, 1, 3)  # gunicorn's boot error: 3, not a restart request here
-    assert starts(out) == [Start(1, (), restart=True, beside=None, cold=True)]  # the same generation, at once
+    assert starts(out) == [Start(1, ("/app/app.py",), restart=True, beside=None, cold=True)]  # the same one, at once
     assert any("started warm) exited with status 3 before it was ready" in text for text in logs(out, "warn"))
     assert not of(PagesDown, out) and not of(WarmFailed, out)  # the parent is told once cold serves
     assert h.machine.restart_at is None  # no back-off
     assert of(WarmFailed, h.ready(h.pids[1])) == [WarmFailed(1)]  # warm's fault, once: rebuild, stay on
     out = _warm_generation_fails(h, 2)
-    assert starts(out) == [Start(2, (), restart=True, beside=None, cold=True)]
+    assert starts(out) == [Start(2, ("/app/app.py",), restart=True, beside=None, cold=True)]
     out = h.ready(h.pids[2])
     assert [action.off is not None for action in of(WarmFailed, out)] == [True]  # the second time: off
     out = _warm_generation_fails(h, 3)  # off: a failure of a (cold) generation is the code's
@@ -79,3 +79,16 @@ def test_a_warm_failure_while_the_old_generation_stops_waits_for_it_not_for_a_co
     assert not starts(out)
     (start,) = starts(h.exit(first, 0))
     assert start == Start(1, ("/app/app.py",), restart=True, beside=None)  # warm again, once the old one is gone
+
+
+def test_the_cold_retry_starts_with_the_changes_that_started_the_warm_one() -> None:
+    """test_error_page::test_a_crashed_app_gets_a_503_page_with_the_escaped_stderr_tail, warm:
+    the page lists the changed files, and RELOADKIT_CHANGED names them, on the cold retry too."""
+    h = Harness()
+    h.warm_from = 1
+    first = h.begin()
+    h.change("view.py")
+    h.settle()
+    h.exit(first, 0)
+    (start,) = starts(h.exit(h.pids[1], 1))
+    assert start == Start(1, ("/app/view.py",), restart=True, beside=None, cold=True)
