@@ -507,6 +507,7 @@ _NO_THREAD_SCRIPT = textwrap.dedent(
     report["after read"] = (threading.active_count(), inotify_fds())
     watcher.close()
     report["after close"] = (threading.active_count(), inotify_fds())
+    report["watchdog imported"] = sorted(m for m in sys.modules if m.split(".")[0] == "watchdog")
     print(json.dumps(report))
     """
 )
@@ -528,6 +529,7 @@ def test_inotify_backend_starts_no_thread(tmp_path: Path) -> None:
     assert report["after create"] == [1, 1]  # still one thread; our own inotify fd
     assert report["after read"] == [1, 1]
     assert report["after close"] == [1, 0]
+    assert report["watchdog imported"] == []  # our own inotify binding: nothing of watchdog on Linux
 
 
 @needs_inotify
