@@ -473,9 +473,11 @@ class Machine:
             return
         if gen is self.pending:
             self._pending_failed(gen, code, tail)
-            return
-        if gen is not self.current:
-            return
+        elif gen is self.current:
+            self._current_exited(gen, code, tail)
+
+    def _current_exited(self, gen: Gen, code: int, tail: tuple[str, ...]) -> None:
+        """The serving generation exited on its own (no retry applies)."""
         if not self.rules.reload:
             self.shutdown_signal = 0
             self.exit_code = code
