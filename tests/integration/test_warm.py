@@ -227,6 +227,29 @@ def test_a_warm_traceback_starts_at_the_users_code_as_a_cold_one(project: Path) 
         assert warm == cold
 
 
+INTERRUPTED = r"Traceback \(most recent call last\):\n(?:  .*\n)+KeyboardInterrupt\n"
+
+
+def test_a_warm_generations_ctrl_c_traceback_starts_at_the_users_code(project: Path) -> None:
+    """SIGINT in a server waiting in select(): the interpreter prints the KeyboardInterrupt
+    and exits by SIGINT, warm as cold, with the same traceback (none of the warm parent's
+    frames, nor its bootstrap's ``<string>``)."""
+    with _start_pitfalls(project, "quietlib") as rk:
+        _serving(rk, "v0", 0)
+        rk.wait_for_output(READY)
+        os.kill(rk.child_pid(0), signal.SIGINT)
+        rk.wait_for_output(r"exited with status 130")
+        write_file(project / "project_mod.py", "VERSION = 'v0'\n\n")
+        rk.wait_for_output(r"generation 1 forked warm")
+        _serving(rk, "v0", 1)
+        os.kill(rk.child_pid(1), signal.SIGINT)
+        rk.wait_for_output(r"exited with status 130", count=2)
+        cold, warm = re.findall(INTERRUPTED, rk.output)
+        assert "warm_parent" not in warm and "<string>" not in warm
+        first = [traceback.splitlines()[1].split(", line")[0] for traceback in (cold, warm)]
+        assert first == [f'  File "{project / "pitfalls.py"}"'] * 2  # where it was interrupted may differ
+
+
 def test_without_a_child_subreaper_every_generation_starts_cold(project: Path) -> None:
     """Where the kernel refuses PR_SET_CHILD_SUBREAPER (a seccomp filter here, as a platform
     without it answers), a warm generation could never re-parent to reloadkit: warm is off
