@@ -829,7 +829,8 @@ def test_child_sees_exactly_the_documented_variables(tmp_path: Path) -> None:
     stale = {"LISTEN_FDS": "9", "LISTEN_PID": "1", "LISTEN_FDNAMES": "stale", "LISTEN_FDS_FIRST_FD": "7",
              "WERKZEUG_SERVER_FD": "9", "WERKZEUG_RUN_MAIN": "false", "NOTIFY_SOCKET": "/stale",
              "RELOADKIT_PID": "1", "RELOADKIT_GENERATION": "99", "RELOADKIT_TREE": "stale",
-             "RELOADKIT_CHANGED": "/stale", "RELOADKIT_IMPORTS": "1"}
+             "RELOADKIT_CHANGED": "/stale", "RELOADKIT_IMPORTS": "1", "RELOADKIT_BINDS_ASK": "@stale",
+             "RELOADKIT_BINDS_HELD": "9 1 2 80 10.0.0.1", "RELOADKIT_BINDS_LEARN": "1", "RELOADKIT_ONE_RELOADER": "0"}
     args = _tree_args(record, binds=("web=127.0.0.1:0", "unix:" + str(tmp_path / "a.sock")), options=_watched(tmp_path))
     with Reloadkit(args, cwd=tmp_path, env=stale) as rk:
         rk.wait_listening()
@@ -844,11 +845,15 @@ def test_child_sees_exactly_the_documented_variables(tmp_path: Path) -> None:
             cookies.add(cookie)
             notify = env.pop("NOTIFY_SOCKET")
             assert notify.startswith(f"@reloadkit-{rk.proc.pid}-")
+            assert env.pop("RELOADKIT_BINDS_ASK").startswith(f"@reloadkit-adopt-{rk.proc.pid}-")
+            held = env.pop("RELOADKIT_BINDS_HELD").split("\n")  # bind adoption: fd, inode, family, port, address
+            assert re.fullmatch(r"3 \d+ 2 \d+ 127\.0\.0\.1", held[0]) and held[1].endswith(f" 1 0 {tmp_path / 'a.sock'}")
             assert env == {
                 "LISTEN_FDS": "2", "LISTEN_PID": str(child), "LISTEN_FDNAMES": "web:unix", "LISTEN_FDS_FIRST_FD": "3",
                 "WERKZEUG_SERVER_FD": "3", "WERKZEUG_RUN_MAIN": "true",
                 "RELOADKIT_PID": str(child), "RELOADKIT_GENERATION": str(generation),
                 "RELOADKIT_WARM_REPORT": "1",  # warm is the default for a Python command
+                "RELOADKIT_ONE_RELOADER": "1",  # the frameworks' own reloaders are off
             }
         assert len(cookies) == 1  # one tree cookie for the supervisor's life
 
@@ -862,7 +867,9 @@ def test_without_bind_the_child_sees_no_socket_variables(tmp_path: Path) -> None
     with Reloadkit(_tree_args(record, binds=(), options=["--no-reload"]), cwd=tmp_path, env=stale) as rk:
         child = _tree(record, 0)["child"].pid
         env = _ours(_environ(child))
-        assert sorted(env) == ["NOTIFY_SOCKET", "RELOADKIT_GENERATION", "RELOADKIT_PID", "RELOADKIT_TREE"]
+        # bind adoption: where to ask, and generation 0 learns what it binds (nothing is held)
+        assert sorted(env) == ["NOTIFY_SOCKET", "RELOADKIT_BINDS_ASK", "RELOADKIT_BINDS_LEARN", "RELOADKIT_GENERATION",
+                               "RELOADKIT_PID", "RELOADKIT_TREE"]
         assert sorted(_fds(child)) == [0, 1, 2]
         assert "listening on" not in rk.output
 
@@ -896,7 +903,8 @@ def test_a_path_the_child_took_over_is_never_removed(tmp_path: Path, replacement
     created itself (same inode), never what is at the path now."""
     record, sock = tmp_path / "record.txt", tmp_path / "app.sock"
     flag = f"--replace={sock}" if replacement == "file" else f"--replace-socket={sock}"
-    args = _tree_args(record, "--sockets", flag, binds=(f"unix:{sock}",), options=_watched(tmp_path))
+    # --no-adopt: the child's bind() to the held path would otherwise take the held socket
+    args = _tree_args(record, "--sockets", flag, binds=(f"unix:{sock}",), options=[*_watched(tmp_path), "--no-adopt"])
     with Reloadkit(args, cwd=tmp_path) as rk:
         rk.wait_listening()
         procs = _tree(record, 0)
