@@ -276,6 +276,9 @@ def test_runserver_idles_like_gunicorn(project: Path) -> None:
                           ("gunicorn", [_script("gunicorn"), "-b", f"127.0.0.1:{port}", "djsite.wsgi"])):
         with _start(project, command) as rk:
             used[name] = _idle_cpu(rk, f"http://127.0.0.1:{port}")
+            if name == "runserver":  # no autoreloader: no second process, no polling thread beside the server
+                generation = psutil.Process(rk.child_pid())
+                assert generation.children(recursive=True) == [] and generation.num_threads() == 1
             _stop_and_check_nothing_left(rk)
     print(f"\nidle CPU over 10 s: {used}")
     assert used["runserver"] <= used["gunicorn"] + 0.05, used
