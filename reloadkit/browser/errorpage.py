@@ -140,7 +140,7 @@ def _fix_html(failure: Failure) -> str:
     """What to do: fix the code; or, when the command could not bind the held address, the
     command line (no edit of the code brings the app back)."""
     if failure.bind_failed:
-        return (f'<section id="bind-failed"><h2>The command could not bind its address</h2>'
+        return (f'<section id="bind-failed"><h2>The command does not serve the address reloadkit holds</h2>'
                 f"<p>{html.escape(failure.bind_failed)}</p><p class=\"note\">Change the command line and restart"
                 " reloadkit: an edit of the code starts the same command, which fails the same way.</p></section>")
     return ('<p class="note">reloadkit answers while the app is down. Fix the code: this page turns back into the\n'

@@ -263,6 +263,9 @@ class Supervisor:
             message = self.bind_check.look(pid, child.tree_pids(), self._held(), inodes)
             if message:
                 self.warn(message)
+                # Requests to the held address would wait for nothing: the page answers them.
+                self._browser.down(None, (), error="listens elsewhere than the address reloadkit holds",
+                                   bind_failed=message)
 
     def _held(self) -> list[Address]:
         return [address for listener in self.listeners if (address := held_address(listener)) is not None]

@@ -224,6 +224,9 @@ def test_a_server_listening_elsewhere_is_named(project: Path) -> None:
     with _start(project, [PY, "serve_http.py", str(elsewhere)], "-b", f"127.0.0.1:{held}") as rk:
         line = rk.wait_for_output(r"pid \d+ listens on .*", timeout=30).group(0)
         assert f"127.0.0.1:{elsewhere}" in line and f"not on 127.0.0.1:{held}" in line, line
+        # The held address answers with the error page, which says so (instead of silence).
+        status, body = http_get(f"http://127.0.0.1:{held}", "/", timeout=10)
+        assert status == 503 and f"listens on 127.0.0.1:{elsewhere}" in body and "bind-failed" in body, body[:2000]
         _stop_and_check_nothing_left(rk)
 
 
