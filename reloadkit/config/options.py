@@ -370,6 +370,10 @@ class RunOptions(TypedDict, total=False):
         Number(), "where no probe of its sockets works, a child that sent no READY=1 counts as ready this long"
         " after it started (default 1); given explicitly, also an upper bound beside the probe", flags=("--ready-after",),
         metavar=_SEC, env="RELOADKIT_READY_AFTER")]
+    ready_path: Annotated[str | None, Option(
+        Text(), "a child is ready when GET PATH on its socket answers below 500 (not when it first"
+        " accepts): a broken version that accepts but cannot load the app never replaces a working one",
+        flags=("--ready-path",), metavar="URLPATH", env="RELOADKIT_READY_PATH", example="/healthz")]
     env_files: Annotated[str | Iterable[str], Option(
         Strings(), "variables for the child from a dotenv file (the real environment wins); repeatable, later wins;"
         " watched", flags=("--env-file",), metavar="PATH")]

@@ -60,6 +60,7 @@ class Config:
     overlap: bool = False
     strict_order: bool = False  # the next generation starts only once the old one has exited
     ready_after: float | None = None
+    ready_path: str | None = None  # readiness is an HTTP answer below 500 to GET ready_path
     env_files: tuple[str, ...] = ()
     through_wrapper: bool = False  # no LISTEN_PID; the hook claims the sockets (wrappers.py)
     imports: bool = False
@@ -88,6 +89,8 @@ class Config:
             raise ConfigError("--stop-timeout must not be negative")
         if self.ready_after is not None and self.ready_after < 0:
             raise ConfigError("--ready-after must not be negative")
+        if self.ready_path is not None and (not self.ready_path.startswith("/") or any(c.isspace() for c in self.ready_path)):
+            raise ConfigError(f"--ready-path {self.ready_path!r} is not a path: it starts with / and has no spaces")
         for pattern in self.livereload_static:
             glob_to_regex(pattern)
         if not 0 <= self.livereload_port <= 65535:

@@ -31,12 +31,25 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["ACCEPTING", "NOTIFIED", "TIMER", "Probe", "Readiness", "diag_available", "open_probe", "tcp_bytes_received"]
+__all__ = [
+    "ACCEPTING",
+    "ANSWERING",
+    "NOTIFIED",
+    "TIMER",
+    "HttpProbe",
+    "Probe",
+    "Readiness",
+    "diag_available",
+    "open_http_probe",
+    "open_probe",
+    "tcp_bytes_received",
+]
 
 ACCEPTING = "accepting"
+ANSWERING = "answering"
 NOTIFIED = "READY=1"
 TIMER = "timer"
 
@@ -198,6 +211,8 @@ def diag_available() -> bool:
 class Probe:
     """One connection of ours in ``listener``'s queue, until the server takes it."""
 
+    signal = ACCEPTING
+
     def __init__(self, client: socket.socket, listener: socket.socket) -> None:
         self.client = client
         client.setblocking(False)
@@ -236,11 +251,118 @@ class Probe:
         self.client.close()
 
 
+_HTTP_RETRY = 0.1  # a refused or 5xx answer is asked again this long after its connection closed,
+_HTTP_RETRY_MAX = 1.0  # ... twice as long each time up to this (each 500 may print a traceback)
+_HTTP_WAIT_CLOSE = 1.0  # ... or this long after a 5xx answer whose server keeps the connection
+_HTTP_KEEP = 1024  # bytes of an answer kept: its status line is all that matters
+
+
+class HttpProbe:
+    """``GET path`` on a generation's own socket, asked again until it answers below 500.
+
+    Django under gunicorn and ``flask run`` accept before they import the app: a broken
+    version accepts and answers 500 (or closes the connection). Asking over HTTP makes such
+    a version never ready, so in ``--overlap`` the working one keeps serving until a fix.
+    ``connect`` reaches this socket alone (``Succession.connect_to``: SO_REUSEPORT steering,
+    a Unix socket's hidden name) and raises ``OSError`` where it cannot.
+    """
+
+    signal = ANSWERING
+
+    def __init__(self, connect: Callable[[], socket.socket], path: str) -> None:
+        self._connect = connect
+        self.path = path
+        self.client: socket.socket | None = None
+        self.status: int | None = None  # of the current attempt
+        self.answered = False  # below 500
+        self._buffer = b""
+        self._next_try = 0.0
+        self._retry = _HTTP_RETRY
+        self._give_up_at: float | None = None
+        self._open()
+
+    def _open(self) -> None:
+        client = self._connect()
+        try:
+            if client.family == socket.AF_UNIX:
+                host = "localhost"
+            else:
+                address, port = client.getpeername()[:2]
+                host = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+            request = f"GET {self.path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: reloadkit-ready\r\n"
+            client.sendall(request.encode("latin-1") + b"Connection: close\r\n\r\n")
+            client.setblocking(False)
+        except OSError:
+            client.close()
+            raise
+        self.client, self.status, self._buffer, self._give_up_at = client, None, b"", None
+
+    def _read(self) -> bool:
+        """Read what arrived; True at the end of the connection (an end of file or a reset)."""
+        assert self.client is not None
+        try:
+            while chunk := self.client.recv(65536):
+                if len(self._buffer) < _HTTP_KEEP:
+                    self._buffer += chunk[: _HTTP_KEEP - len(self._buffer)]
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+        return True
+
+    def _parse_status(self) -> None:
+        line, found, _ = self._buffer.partition(b"\r\n")
+        if self.status is None and found:
+            parts = line.split()
+            ok = len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1].isdigit()
+            self.status = int(parts[1]) if ok else 500  # not HTTP: not ready either
+
+    def taken(self) -> bool:
+        """Has the generation answered below 500 (asking again after a failed answer)?"""
+        if self.answered:
+            return True
+        now = time.monotonic()
+        if self.client is None:
+            if now < self._next_try:
+                return False
+            try:
+                self._open()
+            except OSError:
+                self._next_try = now + self._retry
+                self._retry = min(_HTTP_RETRY_MAX, self._retry * 2)
+                return False
+        ended = self._read()
+        self._parse_status()
+        if self.status is not None and self.status < 500:
+            self.answered = True  # the rest of the answer is read and dropped as it lingers
+            return True
+        if self.status is not None and self._give_up_at is None:
+            self._give_up_at = now + _HTTP_WAIT_CLOSE
+        if ended or (self._give_up_at is not None and now >= self._give_up_at):
+            self.close()
+            self._next_try = now + self._retry
+            self._retry = min(_HTTP_RETRY_MAX, self._retry * 2)
+        return False
+
+    def finished(self) -> bool:
+        if self.client is None or self.client.fileno() < 0:
+            return True
+        if self._read():
+            self.close()
+            return True
+        return False
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
 @dataclass
 class _Lingering:
     """A probe that is ours no longer to judge, open until its server end closes."""
 
-    probe: Probe
+    probe: Probe | HttpProbe
     until: float
     next_check: float
     every: float = _LINGER_FIRST
@@ -249,7 +371,7 @@ class _Lingering:
 @dataclass
 class _State:
     started: float
-    probes: list[Probe]
+    probes: list[Probe | HttpProbe]
     timer: float | None  # seconds after the start; None: no timer (a probe can tell)
     notified: bool = False
     ready: str | None = None
@@ -272,7 +394,7 @@ class Readiness:
         self._states: dict[int, _State] = {}
         self._lingering: list[_Lingering] = []
 
-    def watch(self, key: int, started: float, probes: list[Probe]) -> None:
+    def watch(self, key: int, started: float, probes: Sequence[Probe | HttpProbe]) -> None:
         """Follow a new generation; ``probes`` may be empty (then READY=1, else the timer)."""
         usable = [probe for probe in probes if probe.taken() is not None]
         self._linger([probe for probe in probes if probe not in usable], started)  # queued all the same
@@ -287,7 +409,7 @@ class Readiness:
             self._linger(state.probes, time.monotonic() if now is None else now)
             state.probes = []
 
-    def _linger(self, probes: list[Probe], now: float) -> None:
+    def _linger(self, probes: Sequence[Probe | HttpProbe], now: float) -> None:
         self._lingering += [_Lingering(probe, now + _LINGER_MAX, now + _LINGER_FIRST) for probe in probes]
 
     def is_ready(self, key: int) -> bool:
@@ -332,8 +454,9 @@ class Readiness:
             if state.probes:
                 if now >= state.next_check:
                     state.checks += 1
-                    if any(probe.taken() for probe in state.probes):
-                        found.append((key, self._ready(state, ACCEPTING, now)))
+                    taken = [probe for probe in state.probes if probe.taken()]
+                    if taken:
+                        found.append((key, self._ready(state, taken[0].signal, now)))
                         continue
                     elapsed = now - state.started
                     state.next_check = now + min(_CHECK_MAX, max(_CHECK_MIN, elapsed / 50))
@@ -387,4 +510,12 @@ def open_probe(listener: socket.socket, connect: Callable[[], socket.socket]) ->
         return Probe(client, listener)
     except OSError:
         client.close()
+        return None
+
+
+def open_http_probe(connect: Callable[[], socket.socket], path: str) -> HttpProbe | None:
+    """An HTTP probe through ``connect``; None where the socket cannot be reached alone."""
+    try:
+        return HttpProbe(connect, path)
+    except OSError:
         return None

@@ -36,7 +36,7 @@ from reloadkit.net.binding import Listener, adopt_activation, contract_environme
 from reloadkit.net.drain import Drain
 from reloadkit.net.handover import Handover, Succession
 from reloadkit.net.notifications import NotifyListener, NotifyMessage
-from reloadkit.net.readiness import Readiness, open_probe
+from reloadkit.net.readiness import HttpProbe, Probe, Readiness, open_http_probe, open_probe
 from reloadkit.net.wrappers import WrapperCheck, socket_inodes
 from reloadkit.proc import process
 from reloadkit.proc.childenv import HOOK_DIR, child_environment, drop_stale_bytecode
@@ -119,6 +119,7 @@ class Supervisor:
         self.children = Children(self._our_helpers)
         self.drains: dict[int, Drain] = {}
         self.readiness = Readiness(config.effective_ready_after, timer_beside_probes=config.ready_after is not None)
+        self._said: set[str] = set()  # messages said once
         self.watcher: Watcher | None = None
         self.notifier: NotifyListener | None = None
         self.guardian: Guardian | None = None
@@ -483,7 +484,16 @@ class Supervisor:
         """Probe each socket only this child holds (on a shared one, another might take it)."""
         assert self.handover is not None
         own = self.handover.own(child.pid)
-        probes = [probe for succession, sock in own if (probe := open_probe(sock, functools.partial(succession.connect_to, sock)))]
+        probes: list[Probe | HttpProbe] = []
+        if self.config.ready_path is not None:  # an HTTP answer below 500, not an accept
+            connects = [functools.partial(succession.connect_to, sock) for succession, sock in own]
+            probes += [probe for connect in connects if (probe := open_http_probe(connect, self.config.ready_path))]
+            message = "--ready-path: this child's socket cannot be reached alone; its readiness is its accept()"
+            if not probes and own and message not in self._said:
+                self._said.add(message)
+                self.warn(message)
+        if not probes:
+            probes += [accept for succession, sock in own if (accept := open_probe(sock, functools.partial(succession.connect_to, sock)))]
         self.readiness.watch(child.pid, child.started, probes)
 
     def _release_unheld(self) -> None:

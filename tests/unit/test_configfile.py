@@ -136,7 +136,7 @@ def test_bad_values_name_the_file_and_the_key(tmp_path: Path, table: str, messag
 #: A valid value for each kind of option value (by metavar); a new kind of option adds one here.
 _SAMPLES: dict[str, object] = {
     "SPEC": "127.0.0.1:0", "PATH": "(the test's directory)", "GLOB": "*.txt", "LIST": "py", "SIG": "INT",
-    "N": 5, "MS": 10, "SECONDS": 2.5, "PORT": 1, "URL": "http://127.0.0.1:1/",
+    "N": 5, "MS": 10, "SECONDS": 2.5, "PORT": 1, "URL": "http://127.0.0.1:1/", "URLPATH": "/healthz",
 }
 
 
