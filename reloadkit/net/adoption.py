@@ -16,9 +16,7 @@ from __future__ import annotations
 import array
 import errno
 import os
-import secrets
 import socket
-import struct
 import sys
 from collections.abc import Sequence
 
@@ -33,11 +31,9 @@ from reloadkit.child.adopt import (
     normalize,
 )
 from reloadkit.net.binding import Listener, listen_tcp, other_tcp_listener
+from reloadkit.net.datagram import PrivateDatagramSocket
 
 __all__ = ["AdoptRequest", "AdoptService", "adopt_environment", "bind_learned", "held_address", "match"]
-
-_HAS_CREDENTIALS = hasattr(socket, "SO_PASSCRED") and hasattr(socket, "SCM_CREDENTIALS")
-
 
 class AdoptRequest:
     """One child's question: which process asks (``pid``, None where the kernel cannot tell),
@@ -102,45 +98,15 @@ def bind_learned(address: Address, name: str, backlog: int) -> Listener:
     return Listener(name, sock, backlog=backlog, reuseport=reuseport)
 
 
-class AdoptService:
+class AdoptService(PrivateDatagramSocket):
     """The private datagram socket children ask on; non-blocking, for the selector loop."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        try:
-            if not sys.platform.startswith("linux"):
-                raise OSError(errno.EOPNOTSUPP, "bind adoption asks over an abstract socket (Linux)")
-            name = f"reloadkit-adopt-{os.getpid()}-{secrets.token_hex(8)}"
-            self.sock.bind("\0" + name)
-            self.address = "@" + name
-            if _HAS_CREDENTIALS:
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-            self.sock.setblocking(False)
-        except BaseException:
-            self.sock.close()
-            raise
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
+        super().__init__("reloadkit-adopt", abstract_only=True)
 
     def receive(self) -> list[AdoptRequest]:
         """Drain the queued requests, without blocking."""
-        found = []
-        ancillary = socket.CMSG_SPACE(struct.calcsize("3i")) if _HAS_CREDENTIALS else 0
-        while True:
-            try:
-                data, cmsgs, _flags, sender = self.sock.recvmsg(1024, ancillary)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                break
-            pid = None
-            for level, kind, payload in cmsgs:
-                if level == socket.SOL_SOCKET and _HAS_CREDENTIALS and kind == socket.SCM_CREDENTIALS:
-                    pid = struct.unpack("3i", payload[: struct.calcsize("3i")])[0]
-            if sender:
-                found.append(AdoptRequest(pid, decode_request(data), sender))
-        return found
+        return [AdoptRequest(pid, decode_request(data), sender) for pid, data, sender in self.receive_all(1024) if sender]
 
     def answer(self, request: AdoptRequest, sock: socket.socket | None) -> None:
         """The descriptor of ``sock``, or a refusal (the child then binds as usual)."""
@@ -152,9 +118,6 @@ class AdoptService:
                 self.sock.sendmsg([b"OK"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)], 0, request.reply_to)  # type: ignore[arg-type]
         except OSError:
             pass  # the asking process is gone (or not waiting any more)
-
-    def close(self) -> None:
-        self.sock.close()
 
     def __enter__(self) -> AdoptService:
         return self
