@@ -149,6 +149,7 @@ def _stop_and_check_nothing_left(rk: Reloadkit) -> None:
     assert_all_gone(rk.tree_pids(), timeout=5)
 
 
+@pytest.mark.matrix
 @pytest.mark.parametrize("mode", ["no flags", "-b"])
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_the_command_as_people_type_it_holds_its_own_port(project: Path, name: str, mode: str) -> None:

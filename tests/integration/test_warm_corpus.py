@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from support import BIN, Reloadkit, free_port, http_get, needs, server_env, wait_for, write_file
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.matrix]
 
 RELOADS = 5
 READY = r"warm parent pid \d+ ready"
