@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterable, Sequence
 
 from reloadkit.child.adopt import Address, conflicts
+from reloadkit.net.wrappers import process_socket_inodes
 
 __all__ = ["BindCheck", "bind_failure", "elsewhere_message", "listening_elsewhere", "server_flag", "tree_listeners"]
 
@@ -76,23 +77,6 @@ def bind_failure(stderr: Iterable[str], held: Sequence[Address], command: Sequen
             f" socket. Let it use the held one: {server_flag(command)}; or leave out -b (see {DOCS})")
 
 
-def _socket_inodes(pid: int) -> set[int]:
-    found: set[int] = set()
-    fd_dir = f"/proc/{pid}/fd"
-    try:
-        names = os.listdir(fd_dir)
-    except OSError:
-        return found
-    for name in names:
-        try:
-            target = os.readlink(os.path.join(fd_dir, name))
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            found.add(int(target[8:-1]))
-    return found
-
-
 def _parse_address(text: str, family: int) -> tuple[str, int]:
     """``0100007F:1F40`` (each 32-bit word in host order) -> ``("127.0.0.1", 8000)``."""
     hex_host, _, hex_port = text.partition(":")
@@ -107,7 +91,7 @@ def tree_listeners(pids: Iterable[int]) -> dict[int, Address]:
     first = None
     for pid in pids:
         first = first or pid
-        inodes |= _socket_inodes(pid)
+        inodes |= process_socket_inodes(pid)
     found: dict[int, Address] = {}
     if first is None or not inodes:
         return found

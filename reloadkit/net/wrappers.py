@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import psutil
 
-__all__ = ["ADOPT_VARIABLE", "WrapperCheck", "socket_inodes", "wrapped_holder"]
+__all__ = ["ADOPT_VARIABLE", "WrapperCheck", "process_socket_inodes", "socket_inodes", "wrapped_holder"]
 
 #: Set in the child's environment by ``--through-wrapper``: the hook's cue to adopt LISTEN_PID.
 ADOPT_VARIABLE = "RELOADKIT_ADOPT_SOCKETS"
@@ -34,21 +34,22 @@ def socket_inodes(socks: Sequence[socket.socket]) -> frozenset[int]:
     return frozenset(os.fstat(sock.fileno()).st_ino for sock in socks)
 
 
-def _holds(pid: int, inodes: frozenset[int]) -> bool:
-    """Does the process have one of these sockets among its fds? (Linux: /proc/PID/fd.)"""
+def process_socket_inodes(pid: int) -> set[int]:
+    """The inodes of the sockets among a process's fds (Linux: /proc/PID/fd); empty when gone."""
+    found: set[int] = set()
     fd_dir = f"/proc/{pid}/fd"
     try:
         names = os.listdir(fd_dir)
     except OSError:
-        return False
+        return found
     for name in names:
         try:
             target = os.readlink(os.path.join(fd_dir, name))
         except OSError:
             continue
-        if target.startswith("socket:[") and int(target[8:-1]) in inodes:
-            return True
-    return False
+        if target.startswith("socket:["):
+            found.add(int(target[8:-1]))
+    return found
 
 
 def wrapped_holder(child_pid: int, inodes: frozenset[int]) -> tuple[psutil.Process, psutil.Process] | None:
@@ -61,7 +62,7 @@ def wrapped_holder(child_pid: int, inodes: frozenset[int]) -> tuple[psutil.Proce
         return None
     for proc in descendants:
         try:
-            if proc.exe() != child_exe and _holds(proc.pid, inodes):
+            if proc.exe() != child_exe and not inodes.isdisjoint(process_socket_inodes(proc.pid)):
                 return child, proc
         except (psutil.Error, OSError):
             continue

@@ -11,7 +11,7 @@ from serve_http import Handler
 
 
 def _graceful(number, frame):
-    time.sleep(0.5)
+    time.sleep(0.5)  # the thing under test: a graceful stop that keeps the port a moment
     sys.exit(0)
 
 
