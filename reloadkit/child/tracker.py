@@ -49,6 +49,9 @@ WATCH_KEY = "RELOADKIT_WATCH"
 MODULE_KEY = "RELOADKIT_MODULE"
 #: Set to ``1`` when the supervisor wants installed modules reported (``--warm``).
 WARM_REPORT_ENV = "RELOADKIT_WARM_REPORT"
+#: The names reloadkit's child side is loaded under by path (this tracker, adopt.py,
+#: reloaders.py): no import by name finds them, so they are never reported for --warm.
+PRIVATE_PREFIX = "_reloadkit_"
 _MAX_DATAGRAM_TEXT = 30_000
 _RESCAN_INTERVAL = 1.0
 #: Modules a warm parent had imported before it forked this process: not reported again.
@@ -317,6 +320,8 @@ class ImportTracker:
         """Note an installed module (by name, for the warm parent), once."""
         if name in self._modules_seen or name in WARM_MODULES or name == "__main__" or " " in name:
             return
+        if name.startswith(PRIVATE_PREFIX):
+            return  # reloadkit's child side, loaded by path under a private name: not importable by it
         self._modules_seen.add(name)
         try:
             real = self.filter.resolve(source_file(raw))

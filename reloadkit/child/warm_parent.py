@@ -136,7 +136,7 @@ class WarmParent:
                 blocked = guard.blocked
                 why, rolled_back = imports.attempt(name, guard)
                 if why is not None:
-                    failed.append([name, why, len(rolled_back) - 1])
+                    failed.append([name, why, [other for other in rolled_back if other != name]])
                     guard.failed.update(rolled_back)  # first imported by an attempt that failed: out with it
                 else:
                     imported += 1

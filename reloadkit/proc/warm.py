@@ -127,6 +127,7 @@ class WarmParent:
         self.build_at: float | None = None
         self.base_env: dict[str, str] | None = None
         self.failures = 0
+        self.tainted_builds = 0  # parents discarded because an import failed in them
         self.learning_builds = 0
         self.given_up: str | None = None
         self._said: set[str] = set()
@@ -339,13 +340,24 @@ class WarmParent:
             return
         self._unregister(parent)
         self.building = None
-        if "ready" in message:
+        if "ready" in message and self._left_out(message.get("failed")):
+            # An import that failed there may have changed a module that stays (Django 6 raises
+            # for a URL converter registered twice): never fork from it; the next parent does
+            # not attempt those modules at all.
+            self._discard(parent)
+            self.tainted_builds += 1
+            if self.tainted_builds > _MAX_BUILDS:
+                self._give_up("imports kept failing in the warm parent")
+            else:
+                self.debug(f"--warm: discarded warm parent pid {parent.pid}: an import failed in it; building one without")
+                self._build()
+        elif "ready" in message:
             parent.ready = True
             old, self.parent = self.parent, parent
             if old is not None:
                 self._discard(old)
             self.failures = 0
-            self._left_out(message.get("failed"))
+            self.tainted_builds = 0
             self.info(
                 f"warm parent pid {parent.pid} ready: {message.get('imported', 0)} modules imported"
                 f" in {message.get('ms', 0)} ms; the next generations start from it"
@@ -363,21 +375,30 @@ class WarmParent:
             parent.close()
             self._failed(str(message.get("error") or "the warm parent exited while importing"))
 
-    def _left_out(self, failed: object) -> None:
-        """Modules whose import raised in the parent (rolled back there): said in one line, the
-        names at ``-v``; the next builds skip them (each generation imports them, as cold)."""
+    def _left_out(self, failed: object) -> bool:
+        """Whether imports raised in the parent (``[name, why, [modules it first imported]]``):
+        they and the modules they took along are skipped by every later build (each generation
+        imports them itself, as a cold one does). The first is said in one line, all at ``-v``."""
         new: dict[str, str] = {}
         for entry in failed if isinstance(failed, list) else ():
-            if isinstance(entry, list) and len(entry) == 3 and str(entry[0]) not in self.failed_imports:
-                new[str(entry[0])] = str(entry[1])
+            if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], list)):
+                continue
+            name, why = str(entry[0]), str(entry[1])
+            new.setdefault(name, why)
+            for other in entry[2]:
+                new.setdefault(str(other), f"first imported by {name}, whose import failed there")
         if not new:
-            return
-        self.failed_imports.update(new)
-        first, why = next(iter(new.items()))
-        others = f" (and {len(new) - 1} more that failed the same way or needed it)" if len(new) > 1 else ""
-        self.info(f"--warm: {first} is left out of the warm parent{others}: its import failed there"
-                  f" ({_first_sentence(why)}); each generation imports it itself, as a cold one does")
-        self.debug(f"--warm: left out: {', '.join(new)}")
+            return False
+        fresh = [name for name in new if name not in self.failed_imports]
+        self.failed_imports.update((name, new[name]) for name in fresh)
+        if fresh:
+            first = fresh[0]
+            others = f"; so are {len(fresh) - 1} more modules (-v names them)" if len(fresh) > 1 else ""
+            self.info(f"--warm: {first} is left out of the warm parent: its import failed there"
+                      f" ({_first_sentence(new[first])}); each generation imports it itself, as a cold"
+                      f" one does{others}")
+            self.debug(f"--warm: left out: {', '.join(fresh)}")
+        return True
 
     def _failed(self, why: str) -> None:
         self.failures += 1

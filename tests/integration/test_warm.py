@@ -134,6 +134,17 @@ LIBS = {
     ),
     "fw/admin/rich_text/features.py": "VALUE = 1\n",
     "fwuser.py": "import fw.admin.rich_text.features as features\n",
+    # A registry that refuses a second registration (Django 6's URL converters), and a module
+    # that registers before it reads the settings (django-ninja's signature utils, which
+    # Wagtail imports): its failed import in the warm parent leaves the registration behind.
+    "fwregistry.py": (
+        "NAMES = set()\n\n\ndef register(name):\n    if name in NAMES:\n"
+        "        raise ValueError(f'Converter {name!r} is already registered.')\n    NAMES.add(name)\n"
+    ),
+    "fwurls.py": (
+        "import os\n\nimport fwregistry\n\nfwregistry.register('uuidstr')\n"
+        "if 'FW_SETTINGS' not in os.environ:\n    raise RuntimeError('settings are not configured')\n"
+    ),
 }
 
 
@@ -206,6 +217,23 @@ def test_a_module_whose_import_fails_in_the_parent_is_rolled_back_and_left_out(p
         assert rk.count(r"fwuser is left out of the warm parent: its import failed there"
                         r" \(RuntimeError: settings are not configured\)") == 1, rk.output
         assert "ImportError" not in rk.output
+        assert "starts cold" not in rk.output
+
+
+def test_no_generation_forks_from_a_parent_where_an_import_failed(project: Path) -> None:
+    """Rolling a failed import back cannot undo what it did to a module that stays (a converter
+    registered in Django 6's registry, which then refuses the generation's own registration):
+    the parent it failed in is discarded, and the next one never attempts that import."""
+    with _start_pitfalls(project, "fwregistry,fwurls", FW_SETUP="1") as rk:
+        _serving(rk, "v0", 0)
+        rk.wait_for_output(READY)
+        for generation in (1, 2):
+            _bump(rk, project, generation)
+        assert rk.count(r"fwurls is left out of the warm parent: its import failed there"
+                        r" \(RuntimeError: settings are not configured\)") == 1, rk.output
+        assert rk.count(r"discarded warm parent pid \d+: an import failed in it") == 1, rk.output
+        assert "already registered" not in rk.output
+        assert "failed warm" not in rk.output
         assert "starts cold" not in rk.output
 
 
