@@ -21,7 +21,7 @@ TYPE_CHECKING = False  # typing itself costs milliseconds in the hook
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from importlib.machinery import ModuleSpec
-    from types import ModuleType, TracebackType
+    from types import FrameType, ModuleType, TracebackType
     from typing import Any
 
 
@@ -93,6 +93,20 @@ def _library_roots() -> list[str]:
                 continue
             roots.extend([found] if isinstance(found, str) else list(found))
     return roots
+
+
+def _importing_module() -> str | None:
+    """The module whose body is running the import (the innermost ``<module>`` frame)."""
+    try:
+        frame: FrameType | None = sys._getframe(3)
+    except ValueError:
+        return None
+    while frame is not None:
+        if frame.f_code.co_name == "<module>":
+            name = frame.f_globals.get("__name__")
+            return name if isinstance(name, str) else None
+        frame = frame.f_back
+    return None
 
 
 class PathFilter:
@@ -304,7 +318,7 @@ class ImportTracker:
             if isinstance(origin, str) and (spec.has_location or os.path.isabs(origin)):  # type: ignore[union-attr]
                 self._consider(origin)
                 if self._send_modules is not None:
-                    self._consider_module(fullname, origin)
+                    self._consider_module(fullname, origin, _importing_module())
             self._maybe_rescan()
             self.flush()
         except Exception as exc:  # noqa: BLE001 - tracking must never break an import
@@ -316,8 +330,11 @@ class ImportTracker:
 
     # bookkeeping
 
-    def _consider_module(self, name: str, raw: str) -> None:
-        """Note an installed module (by name, for the warm parent), once."""
+    def _consider_module(self, name: str, raw: str, importer: str | None = None) -> None:
+        """Note a module (by name, for the warm parents), once: an installed one, or one of the
+        project's, marked by the module whose body imported it (``NAME:IMPORTER PATH``; the
+        importer may be empty), from which
+        the supervisor knows what each project module imports when it is imported."""
         if name in self._modules_seen or name in WARM_MODULES or name == "__main__" or " " in name:
             return
         if name.startswith(PRIVATE_PREFIX):
@@ -327,8 +344,13 @@ class ImportTracker:
             real = self.filter.resolve(source_file(raw))
         except (OSError, ValueError):
             return
-        if "\n" not in real and self.filter.is_library(real):
+        if "\n" in real or (self.filter.own_dir is not None and real.startswith(self.filter.own_dir)):
+            return
+        if self.filter.is_library(real):
             self._modules_pending.append(f"{MODULE_KEY}={name} {real}")
+        elif os.path.isfile(real) and not self.filter.excluded(real):
+            by = importer if importer and importer != name and " " not in importer else ""
+            self._modules_pending.append(f"{MODULE_KEY}={name}:{by} {real}")
 
     def _consider(self, raw: str) -> None:
         if raw in self._considered or not self._watch:

@@ -117,6 +117,13 @@ class WarmParent:
             self.send({"error": "cannot load warm_imports.py beside the warm parent"})
             os._exit(1)
         self.imports = imports
+        if plan.get("quiet"):
+            # The project checkpoint: what its imports print, the first generation printed, and
+            # the installed-modules parent too. The generations get the supervisor's stdio.
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            os.close(null)
         exclude = set(plan.get("exclude", ())) | imports.TERMINAL_MODULES
         threads, fds = imports.threads(), imports.fds()
         imported = 0
@@ -126,9 +133,13 @@ class WarmParent:
         sys.meta_path.insert(0, guard)
         real_environ = os.environ
         os.environ = guard.environ(real_environ)  # noqa: B003 - the same variables, watched
+        # `python -m X` runs X (or X.__main__) itself: imported before, runpy warns, as no cold start does.
+        command_module = {plan["target"], plan["target"] + ".__main__"} if plan.get("mode") == "-m" else set()
         try:
             for name in plan["modules"]:
                 if name in sys.modules or name in guard.failed or guard.blocks(name) or name.startswith("__main__"):
+                    continue
+                if name in command_module:
                     continue
                 parent = name.rpartition(".")[0]
                 if parent and parent not in sys.modules:

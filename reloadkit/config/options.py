@@ -363,6 +363,9 @@ class RunOptions(TypedDict, total=False):
     warm: Annotated[bool, Option(
         Flag(), "start each new Python child from a warm parent that already imported the installed modules",
         flags=("--warm",), off=("--no-warm",), off_help="start every child cold", env="RELOADKIT_WARM")]
+    checkpoint: Annotated[bool, Option(
+        Flag(), "", off=("--no-checkpoint",), off_help="warm parents hold installed modules only, not the project's"
+        " unedited modules too (the project checkpoint)", env="RELOADKIT_CHECKPOINT")]
     strict_order: Annotated[bool, Option(
         Flag(), "start the new child only once the old one has exited (no overlap)", flags=("--strict-order",),
         env="RELOADKIT_STRICT_ORDER")]

@@ -66,6 +66,7 @@ class Config:
     imports: bool = False
     ignore_vcs: bool = True  # skip what git's ignore files and .ignore files ignore
     warm: bool = True
+    checkpoint: bool = True  # with warm: a second parent holds the project's unedited modules (proc/checkpoint.py)
     adopt: bool = True  # a Python child's bind() to a held address takes the held socket (child/adopt.py)
     reload: bool = True
     error_page: bool = True

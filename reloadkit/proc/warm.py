@@ -41,6 +41,7 @@ from reloadkit.proc.warmplan import (
     PER_GENERATION,
     ColdOnlyError,
     Fingerprint,
+    ProjectImports,
     PythonCommand,
     eligible,
     parent_environment,
@@ -63,6 +64,7 @@ __all__ = [
 
 _REPLY_TIMEOUT = 10.0
 _BUILD_QUIET = 0.3  # build this long after the last report of a new module
+_CHECKPOINT_QUIET = 0.5  # the checkpoint is rebuilt this long after the reload that made it stale
 _BUILD_WAIT = 5.0  # a reload waits this long for a parent being built, then starts cold
 _MAX_RETRIES = 12  # modules left out (a thread, a descriptor) before warm is given up
 _MAX_BUILDS = 8  # builds that die before warm is given up
@@ -131,6 +133,8 @@ class WarmParent:
         self.learning_builds = 0
         self.given_up: str | None = None
         self._said: set[str] = set()
+        #: Set for the project checkpoint (checkpoint.py): it also holds the project's modules.
+        self.project: ProjectImports | None = None
         if enabled and unsupported is not None:
             self.debug(f"--warm: every generation starts cold: {unsupported}")
         elif enabled:
@@ -180,8 +184,13 @@ class WarmParent:
         if not self.reporting:
             return
         new = False
-        for name, path in parse_module_lines(values):
-            if name in self.modules or name in self.excluded or not eligible(path, self.watch_roots):
+        for name, path, importer in parse_module_lines(values):
+            if name in self.modules or name in self.excluded:
+                continue
+            if importer is None:  # an installed module
+                if not eligible(path, self.watch_roots):
+                    continue
+            elif self.project is None or not self.project.learn(name, path, importer):
                 continue
             self.modules[name] = path
             current = self.building or self.parent
@@ -247,6 +256,51 @@ class WarmParent:
         self.debug(f"generation {generation} forked warm from pid {parent.pid} in {(time.monotonic() - started) * 1000:.1f} ms")
         return Child(pid=pid, generation=generation, argv=self.argv)
 
+    def spawn_checkpoint(
+        self,
+        env: Mapping[str, str],
+        socket_fds: Sequence[int],
+        *,
+        generation: int,
+        own_group: bool,
+        stderr_fd: int | None,
+        changed: Sequence[str],
+    ) -> Child | None:
+        """The next generation forked from the project checkpoint, or None (never waits):
+        not built yet, or ``changed`` touches what it holds; then the edited modules turn hot
+        and it is rebuilt in the background."""
+        project = self.project
+        if project is None or self.command is None or self.given_up is not None:
+            return None
+        self.base_env = parent_environment(env)
+        if generation == 0:
+            return None  # it learns from this one
+        names, _unknown = project.names_of(changed)
+        parent = self.parent
+        reason = "it is not built yet" if parent is None else (
+            project.unusable(parent.modules, changed) or self._stale(parent))
+        if project.heat(names) or reason is not None:
+            if parent is not None and reason is not None:
+                self._discard(parent)
+            if reason is not None:
+                self.debug(f"generation {generation} does not start from the project checkpoint: {reason}")
+            if (self.building is not None or reason is not None) and self.build_at is None:
+                self.build_at = time.monotonic() + _CHECKPOINT_QUIET
+        if reason is not None or parent is None:
+            return None
+        started = time.monotonic()
+        try:
+            pid = self._fork(parent, env, socket_fds, own_group, stderr_fd)
+        except OSError as exc:
+            self._discard(parent)
+            self.debug(f"generation {generation} does not start from the project checkpoint: {exc}")
+            self.build_at = self.build_at or time.monotonic() + _CHECKPOINT_QUIET
+            return None
+        self.debug(f"generation {generation} forked warm from pid {parent.pid} (the project checkpoint:"
+                   f" {len(parent.modules & set(project.files))} of the project's modules) in"
+                   f" {(time.monotonic() - started) * 1000:.1f} ms")
+        return Child(pid=pid, generation=generation, argv=self.argv)
+
     def failed(self, generation: int, *, off: str | None = None) -> None:
         """A generation forked from the parent failed where cold ones served (the supervisor's
         machine decides): rebuild the parent without the modules it imported first, or, with
@@ -278,6 +332,10 @@ class WarmParent:
 
     # --- building --------------------------------------------------------------------------------
 
+    @property
+    def label(self) -> str:
+        return "the project checkpoint" if self.project is not None else "the warm parent"
+
     def _say(self, message: str) -> None:
         if message not in self._said:
             self._said.add(message)
@@ -295,7 +353,9 @@ class WarmParent:
         env = dict(self.base_env)
         # Room for each generation's own environment in /proc/PID/environ (warm_parent.py).
         env["RELOADKIT_WARM_FD"] = str(theirs.fileno()) + " " * _ENVIRON_ROOM
+        skip = set(self.failed_imports) | (self.project.skipped() if self.project is not None else set())
         names = [name for name in self.modules if name not in self.excluded]
+        held = [name for name in names if name not in skip]
         try:
             child = process.spawn(
                 self.command.parent_argv(), env, keep_fds=[theirs.fileno()], own_group=True, generation=-1
@@ -307,15 +367,16 @@ class WarmParent:
         finally:
             theirs.close()
         fingerprint = Fingerprint.take(
-            [self.modules[name] for name in names], self.cwd, self.command.interpreter
+            [self.modules[name] for name in held], self.cwd, self.command.interpreter
         )
-        parent = _Parent(child.pid, mine, dict(self.base_env), set(names), fingerprint)
+        parent = _Parent(child.pid, mine, dict(self.base_env), set(held), fingerprint)
         if self.parent is not None:
             parent.added = parent.modules - self.parent.modules
         plan = {
             "modules": names,
             "exclude": sorted(self.excluded),
-            "skip": sorted(self.failed_imports),
+            "skip": sorted(skip),
+            "quiet": self.project is not None,
             "mode": self.command.mode,
             "target": self.command.file or self.command.target,
             "argv": list(self.command.argv),
@@ -329,7 +390,8 @@ class WarmParent:
         self.building = parent
         self.selector.register(mine, selectors.EVENT_READ, self._on_building)
         parent.registered = True
-        self.debug(f"building a warm parent (pid {child.pid}): {len(names)} modules")
+        what = "the project checkpoint" if self.project is not None else "a warm parent"
+        self.debug(f"building {what} (pid {child.pid}): {len(held)} modules")
 
     def _on_building(self) -> None:
         parent = self.building
@@ -349,7 +411,7 @@ class WarmParent:
             if self.tainted_builds > _MAX_BUILDS:
                 self._give_up("imports kept failing in the warm parent")
             else:
-                self.debug(f"--warm: discarded warm parent pid {parent.pid}: an import failed in it; building one without")
+                self.debug(f"--warm: discarded {self.label} pid {parent.pid}: an import failed in it; building one without")
                 self._build()
         elif "ready" in message:
             parent.ready = True
@@ -358,15 +420,16 @@ class WarmParent:
                 self._discard(old)
             self.failures = 0
             self.tainted_builds = 0
+            mine = f" ({len(parent.modules & set(self.project.files))} of the project's)" if self.project is not None else ""
             self.info(
-                f"warm parent pid {parent.pid} ready: {message.get('imported', 0)} modules imported"
+                f"{self.label.removeprefix('the ')} pid {parent.pid} ready: {message.get('imported', 0)} modules imported{mine}"
                 f" in {message.get('ms', 0)} ms; the next generations start from it"
             )
         elif "retry" in message:
             name, why = str(message["retry"]), str(message.get("why", ""))
             parent.close()
             self.excluded[name] = why
-            self.info(f"--warm: {name} is left out of the warm parent: it {why}")
+            self.info(f"--warm: {name} is left out of {self.label}: it {why}")
             if len(self.excluded) > _MAX_RETRIES:
                 self._give_up("too many modules left out")
                 return
@@ -380,21 +443,30 @@ class WarmParent:
         they and the modules they took along are skipped by every later build (each generation
         imports them itself, as a cold one does). The first is said in one line, all at ``-v``."""
         new: dict[str, str] = {}
+        tainted = False
         for entry in failed if isinstance(failed, list) else ():
             if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], list)):
                 continue
             name, why = str(entry[0]), str(entry[1])
+            tainted = True
+            if self.project is not None and name in self.project.files:
+                # A project module fails because it imports a hot one, or needs what only the
+                # program sets up (Django's models): for this hot set only, and alone (what it
+                # imported first is tried by itself).
+                self.project.failed.add(name)
+                self.debug(f"--warm: {name} stays out of the project checkpoint: {_first_sentence(why)}")
+                continue
             new.setdefault(name, why)
             for other in entry[2]:
                 new.setdefault(str(other), f"first imported by {name}, whose import failed there")
         if not new:
-            return False
+            return tainted
         fresh = [name for name in new if name not in self.failed_imports]
         self.failed_imports.update((name, new[name]) for name in fresh)
         if fresh:
             first = fresh[0]
             others = f"; so are {len(fresh) - 1} more modules (-v names them)" if len(fresh) > 1 else ""
-            self.info(f"--warm: {first} is left out of the warm parent: its import failed there"
+            self.info(f"--warm: {first} is left out of {self.label}: its import failed there"
                       f" ({_first_sentence(new[first])}); each generation imports it itself, as a cold"
                       f" one does{others}")
             self.debug(f"--warm: left out: {', '.join(fresh)}")

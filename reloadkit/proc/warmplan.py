@@ -29,6 +29,7 @@ __all__ = [
     "PythonCommand",
     "eligible",
     "parent_environment",
+    "ProjectImports",
     "parse_module_lines",
     "python_command",
     "warm_unsupported",
@@ -230,12 +231,15 @@ def _interpreter_command(path: str, argv: Sequence[str], cwd: str) -> PythonComm
 # --- what stays warm ---------------------------------------------------------------------------
 
 
-def parse_module_lines(values: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """``NAME PATH`` report lines (``RELOADKIT_MODULE``) as (name, path)."""
+def parse_module_lines(values: Iterable[str]) -> Iterator[tuple[str, str, str | None]]:
+    """``NAME PATH`` (an installed module) or ``NAME:IMPORTER PATH`` (the project's; IMPORTER,
+    the module whose body imported it, may be empty) report lines (``RELOADKIT_MODULE``) as
+    (name, path, importer): None for an installed module."""
     for value in values:
-        name, _, path = value.partition(" ")
+        head, _, path = value.partition(" ")
+        name, colon, importer = head.partition(":")
         if name and path and os.path.isabs(path):
-            yield name, path
+            yield name, path, importer if colon else None
 
 
 def _under(path: str, root: str) -> bool:
@@ -305,3 +309,77 @@ class Fingerprint:
 def parent_environment(env: Mapping[str, str]) -> dict[str, str]:
     """The generation's environment without what differs between generations."""
     return {key: value for key, value in env.items() if key not in PER_GENERATION}
+
+
+# --- the project checkpoint (checkpoint.py) -------------------------------------------------------
+
+#: Distinct modules kept hot (most recently edited): an older one is held again.
+HOT_LIMIT = 8
+
+
+@dataclass
+class ProjectImports:
+    """The project's modules in first-import order, who imported each, and what is hot."""
+
+    files: dict[str, str] = field(default_factory=dict)  # name -> file
+    importer: dict[str, str] = field(default_factory=dict)  # name -> the module whose body imported it
+    hot: list[str] = field(default_factory=list)  # most recent last
+    failed: set[str] = field(default_factory=set)  # failed in a checkpoint with this hot set
+
+    def learn(self, name: str, path: str, importer: str) -> bool:
+        """A project module a generation imported; True if it is new."""
+        if name in self.files or name == "__main__" or name.startswith("__main__."):
+            return False
+        self.files[name] = path
+        if importer:
+            self.importer[name] = importer
+        return True
+
+    def names_of(self, paths: Iterable[str]) -> tuple[list[str], list[str]]:
+        """(the modules whose files these are, the paths that are no known module's file)."""
+        by_file = {os.path.realpath(path): name for name, path in self.files.items()}
+        names: list[str] = []
+        unknown: list[str] = []
+        for path in paths:
+            name = by_file.get(os.path.realpath(path))
+            if name is None:
+                unknown.append(path)
+            elif name not in names:
+                names.append(name)
+        return names, unknown
+
+    def heat(self, names: Iterable[str]) -> bool:
+        """Make ``names`` hot (the oldest beyond :data:`HOT_LIMIT` cool down); True if the
+        hot set changed, which also forgets the failures seen with the old one."""
+        before = set(self.hot)
+        for name in names:
+            if name in self.hot:
+                self.hot.remove(name)
+            self.hot.append(name)
+        del self.hot[:-HOT_LIMIT]
+        if set(self.hot) == before:
+            return False
+        self.failed.clear()
+        return True
+
+    def skipped(self) -> set[str]:
+        """Hot modules, those that failed, and every module whose import imports one of
+        them (its importers up the chain): a checkpoint never imports them."""
+        skip: set[str] = set()
+        for name in [*self.hot, *self.failed]:
+            while name in self.files and name not in skip:
+                skip.add(name)
+                name = self.importer.get(name, "")
+        return skip
+
+    def unusable(self, held: Iterable[str], changed: Iterable[str]) -> str | None:
+        """Why a checkpoint holding ``held`` cannot start the next generation after
+        ``changed``; None if every changed file is a module it does not hold."""
+        names, unknown = self.names_of(changed)
+        if unknown:
+            return f"{os.path.basename(unknown[0])} changed, which it may have read"
+        held_set = set(held)
+        stale = [name for name in names if name in held_set]
+        if stale:
+            return f"it holds {stale[0]}, which changed"
+        return None

@@ -39,11 +39,11 @@ from reloadkit.net.notifications import NotifyListener, NotifyMessage
 from reloadkit.net.readiness import HttpProbe, Probe, Readiness, open_http_probe, open_probe
 from reloadkit.net.wrappers import WrapperCheck, socket_inodes
 from reloadkit.proc import process
+from reloadkit.proc.checkpoint import WarmParents
 from reloadkit.proc.childenv import HOOK_DIR, child_environment, drop_stale_bytecode
 from reloadkit.proc.output import StderrTees
 from reloadkit.proc.process import Child, Guardian
 from reloadkit.proc.terminal import Terminal
-from reloadkit.proc.warm import WarmParent
 from reloadkit.proc.warmplan import warm_unsupported
 from reloadkit.supervisor.adopting import Adopter
 from reloadkit.supervisor.children import Children
@@ -123,7 +123,7 @@ class Supervisor:
         self.watcher: Watcher | None = None
         self.notifier: NotifyListener | None = None
         self.guardian: Guardian | None = None
-        self.warm: WarmParent | None = None
+        self.warm: WarmParents | None = None
         self.wrapper_check: WrapperCheck | None = None
         self.terminal = Terminal()
         self.selector = selectors.DefaultSelector()
@@ -201,7 +201,7 @@ class Supervisor:
             self.adopter = self._open_adopter(stack)
             self.notifier = stack.enter_context(NotifyListener())
             self.selector.register(self.notifier, selectors.EVENT_READ, self._on_notify)
-            self.warm = stack.enter_context(WarmParent.for_config(self.config, self.selector, self.environ, self.info, self.debug,
+            self.warm = stack.enter_context(WarmParents.for_config(self.config, self.selector, self.environ, self.info, self.debug,
                                                                   unsupported=warm_unsupported(subreaper=subreaper)))
             if self.config.reload:
                 self.watcher = stack.enter_context(
@@ -457,7 +457,8 @@ class Supervisor:
         tee = self.tees.open() if self.config.overlap or self.browser.wants_stderr else None
         fds, own_group, stderr_fd = [sock.fileno() for sock in socks], not self.terminal.foreground, tee.write_fd if tee else None
         try:
-            warm = not action.cold and self.warm and self.warm.spawn(env, fds, generation=action.generation, own_group=own_group, stderr_fd=stderr_fd)
+            warm = not action.cold and self.warm and self.warm.spawn(env, fds, generation=action.generation, own_group=own_group, stderr_fd=stderr_fd,
+                                                                                       changed=changed)
             child = warm or process.spawn(self.config.command, env, fds, generation=action.generation, own_group=own_group,
                                           stderr_fd=stderr_fd, listen_pid=not self.config.through_wrapper)
         except SpawnError as exc:

@@ -94,8 +94,12 @@ def test_what_stays_warm(tmp_path: Path) -> None:
     assert eligible("/usr/lib/python3.12/json/__init__.py", [root])
     assert not eligible(f"{root}/app/models.py", [root])
     assert eligible(f"{root}/.venv/lib/python3.12/site-packages/fastapi/__init__.py", [root])
-    assert list(parse_module_lines(["json /usr/lib/python3.12/json/__init__.py", "bad", "x relative.py"])) == [
-        ("json", "/usr/lib/python3.12/json/__init__.py")
+    lines = ["json /usr/lib/python3.12/json/__init__.py", "bad", "x relative.py", f"app.views:app.urls {root}/app/views.py",
+             f"app: {root}/app/__init__.py"]
+    assert list(parse_module_lines(lines)) == [
+        ("json", "/usr/lib/python3.12/json/__init__.py", None),
+        ("app.views", f"{root}/app/views.py", "app.urls"),
+        ("app", f"{root}/app/__init__.py", ""),
     ]
 
 

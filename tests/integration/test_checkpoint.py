@@ -1,0 +1,132 @@
+"""The project checkpoint: a warm generation imports only the edited module and the modules
+that import it; everything else comes from the checkpoint, and what it serves is what a
+cold start of the same code serves.
+
+A small project whose every module records the pid that ran its body: the server answers
+with the modules imported by the serving process itself, and with values from each module.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import SOURCE_PATH, Reloadkit, try_get, wait_for, write_file
+
+pytestmark = pytest.mark.timeout(120)
+
+CHECKPOINT_READY = r"project checkpoint pid (\d+) ready"
+
+RECORD = "import os as _os\nimport app.ran as _ran\n_ran.RAN.append((__name__, _os.getpid()))\n"
+
+FILES = {
+    "app/__init__.py": "",
+    "app/ran.py": "RAN = []\n",
+    "app/models.py": RECORD + "MODEL = 'model-v0'\n",
+    "app/views_a.py": RECORD + "from app.models import MODEL\n\nVIEW = 'a-v0'\n",
+    "app/views_b.py": RECORD + "from app.models import MODEL\n\nVIEW = 'b-v0'\n",
+    "app/main.py": RECORD + "from app import views_a, views_b\n\nROUTES = [views_a, views_b]\n",
+    "serve.py": '''\
+import json
+import os
+import select
+import signal
+import sys
+
+import app.main
+import app.models
+import app.ran
+import reloadkit
+
+wakeup_read, wakeup_write = os.pipe()
+os.set_blocking(wakeup_write, False)
+signal.set_wakeup_fd(wakeup_write)
+signal.signal(signal.SIGTERM, lambda *_: None)
+sock = reloadkit.sockets()[0]
+while True:
+    ready, _, _ = select.select([sock, wakeup_read], [], [])
+    if wakeup_read in ready:
+        sys.exit(0)
+    conn, _ = sock.accept()
+    with conn:
+        request = b""
+        while b"\\r\\n\\r\\n" not in request:
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            request += chunk
+        mine = sorted(name for name, pid in app.ran.RAN if pid == os.getpid())
+        views = [(view.VIEW, view.MODEL) for view in app.main.ROUTES]
+        body = json.dumps({"generation": os.environ["RELOADKIT_GENERATION"], "imported_here": mine,
+                           "views": views, "model": app.models.MODEL}).encode()
+        conn.sendall(b"HTTP/1.0 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n%s" % (len(body), body))
+''',
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for name, text in FILES.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def _answer(rk: Reloadkit, generation: int) -> dict[str, Any]:
+    def answer() -> dict[str, Any] | None:
+        body = try_get(rk.url)
+        data: dict[str, Any] | None = json.loads(body) if body else None
+        return data if data is not None and data["generation"] == str(generation) else None
+
+    return wait_for(answer, 30, f"generation {generation} to serve")
+
+
+def _edit(rk: Reloadkit, project: Path, name: str, old: str, new: str, generation: int) -> dict[str, Any]:
+    path = project / name
+    write_file(path, path.read_text().replace(old, new))
+    rk.wait_for_output(rf"generation {generation} forked warm")
+    return _answer(rk, generation)
+
+
+def test_a_generation_from_the_checkpoint_imports_only_what_changed_and_its_importers(project: Path) -> None:
+    env = {"PYTHONPATH": ":".join(SOURCE_PATH), "PYTHONDONTWRITEBYTECODE": "1"}
+    with Reloadkit(["-v", "-b", "127.0.0.1:0", "--", sys.executable, "serve.py"], cwd=project, env=env) as rk:
+        cold = _answer(rk, 0)
+        assert cold["imported_here"] == ["app.main", "app.models", "app.views_a", "app.views_b"]
+        rk.wait_for_output(CHECKPOINT_READY)
+        # The checkpoint holds views_b: this start forks from the installed-modules parent,
+        # and the checkpoint is rebuilt with views_b hot.
+        first = _edit(rk, project, "app/views_b.py", "b-v0", "b-v1", 1)
+        assert first["views"] == [["a-v0", "model-v0"], ["b-v1", "model-v0"]]
+        assert first["imported_here"] == cold["imported_here"]
+        assert rk.count(r"generation 1 does not start from the project checkpoint: it holds app.views_b") == 1
+        rk.wait_for_output(CHECKPOINT_READY, count=2)
+        second = _edit(rk, project, "app/views_b.py", "b-v1", "b-v2", 2)
+        assert second["views"] == [["a-v0", "model-v0"], ["b-v2", "model-v0"]]
+        assert second["imported_here"] == ["app.main", "app.views_b"]
+        assert rk.count(r"generation 2 forked warm from pid \d+ \(the project checkpoint") == 1
+        # A model edit: everything that imports it is imported again, from the next checkpoint.
+        third = _edit(rk, project, "app/models.py", "model-v0", "model-v1", 3)
+        assert third["views"] == [["a-v0", "model-v1"], ["b-v2", "model-v1"]]
+        rk.wait_for_output(CHECKPOINT_READY, count=3)
+        fourth = _edit(rk, project, "app/models.py", "model-v1", "model-v2", 4)
+        assert fourth["views"] == [["a-v0", "model-v2"], ["b-v2", "model-v2"]]
+        assert fourth["model"] == "model-v2"
+        assert fourth["imported_here"] == ["app.main", "app.models", "app.views_a", "app.views_b"]
+        assert rk.count(r"generation 4 forked warm from pid \d+ \(the project checkpoint") == 1
+        assert "starts cold" not in rk.output
+
+
+def test_no_checkpoint_turns_it_off(project: Path) -> None:
+    env = {"PYTHONPATH": ":".join(SOURCE_PATH), "RELOADKIT_CHECKPOINT": "0"}
+    with Reloadkit(["-v", "-b", "127.0.0.1:0", "--", sys.executable, "serve.py"], cwd=project, env=env) as rk:
+        _answer(rk, 0)
+        rk.wait_for_output(r"warm parent pid \d+ ready")
+        for generation in (1, 2):
+            answer = _edit(rk, project, "app/views_b.py", f"b-v{generation - 1}", f"b-v{generation}", generation)
+            assert answer["imported_here"] == ["app.main", "app.models", "app.views_a", "app.views_b"]
+        assert "project checkpoint" not in rk.output

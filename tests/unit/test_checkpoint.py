@@ -1,0 +1,73 @@
+"""The project checkpoint's decisions (reloadkit/proc/warmplan.py: ProjectImports), without
+processes: what it holds for a hot set, and whether a change leaves it usable."""
+
+from __future__ import annotations
+
+from reloadkit.proc.warmplan import HOT_LIMIT, ProjectImports
+
+
+def _shop(root: str) -> ProjectImports:
+    """uvicorn imports shop.main, which imports each router, which imports its model and
+    schema; r1 also uses m0, already imported (by r0) when r1 ran."""
+    imports = ProjectImports()
+    pairs: list[tuple[str, str]] = [
+        ("shop", "__main__"),
+        ("shop.main", "__main__"),
+        ("shop.routers", "shop.main"),
+        ("shop.routers.r0", "shop.main"),
+        ("shop.models", "shop.routers.r0"),
+        ("shop.models.m0", "shop.routers.r0"),
+        ("shop.routers.r1", "shop.main"),
+        ("shop.models.m1", "shop.routers.r1"),
+        ("shop.urls", ""),
+    ]
+    for name, importer in pairs:
+        path = f"{root}/{name.replace('.', '/')}.py"
+        assert imports.learn(name, path, importer)
+    return imports
+
+
+def test_a_hot_module_and_every_module_whose_import_imports_it_stay_out() -> None:
+    imports = _shop("/p")
+    assert imports.skipped() == set()
+    assert imports.heat(["shop.routers.r1"])
+    assert imports.skipped() == {"shop.routers.r1", "shop.main"}
+    assert imports.heat(["shop.models.m0"])
+    assert imports.skipped() == {"shop.routers.r1", "shop.main", "shop.models.m0", "shop.routers.r0"}
+
+
+def test_a_module_that_failed_stays_out_with_its_importers_until_the_hot_set_changes() -> None:
+    imports = _shop("/p")
+    imports.failed.add("shop.routers.r1")  # it imported m0, hot, which r0 had imported first
+    assert imports.skipped() == {"shop.routers.r1", "shop.main"}
+    assert not imports.heat([])
+    assert imports.failed == {"shop.routers.r1"}
+    assert imports.heat(["shop.models.m1"])
+    assert imports.failed == set()
+
+
+def test_the_hot_set_keeps_the_latest_edits() -> None:
+    imports = ProjectImports()
+    names = [f"app.m{number}" for number in range(HOT_LIMIT + 2)]
+    for name in names:
+        imports.learn(name, f"/p/{name}.py", "")
+        imports.heat([name])
+    assert imports.hot == names[-HOT_LIMIT:]
+    assert not imports.heat([names[-3]])  # the same set, in another order
+    assert imports.hot[-1] == names[-3]
+
+
+def test_a_change_to_a_module_it_holds_or_to_any_other_file_makes_it_unusable() -> None:
+    imports = _shop("/p")
+    held = set(imports.files) - {"shop.routers.r1", "shop.main"}
+    assert imports.unusable(held, ["/p/shop/routers/r1.py", "/p/shop/main.py"]) is None
+    assert imports.unusable(held, ["/p/shop/models/m1.py"]) == "it holds shop.models.m1, which changed"
+    assert imports.unusable(held, ["/p/settings.toml"]) == "settings.toml changed, which it may have read"
+    assert imports.unusable(held, ["/p/shop/routers/r2.py"]) is not None  # a new module: a package may list it
+
+
+def test_the_command_itself_is_never_a_project_module() -> None:
+    imports = ProjectImports()
+    assert not imports.learn("__main__", "/p/serve.py", "")
+    assert imports.learn("shop", "/p/shop/__init__.py", "__main__")
+    assert not imports.learn("shop", "/p/shop/__init__.py", "__main__")
