@@ -49,6 +49,9 @@ WATCH_KEY = "RELOADKIT_WATCH"
 MODULE_KEY = "RELOADKIT_MODULE"
 #: Set to ``1`` when the supervisor wants installed modules reported (``--warm``).
 WARM_REPORT_ENV = "RELOADKIT_WARM_REPORT"
+#: The importer reported for what ``django.setup()`` imports (with the settings module's name
+#: after it): the project checkpoint makes that call itself when nothing it imports is hot.
+DJANGO_SETUP = "@django.setup/"
 #: The names reloadkit's child side is loaded under by path (this tracker, adopt.py,
 #: reloaders.py): no import by name finds them, so they are never reported for --warm.
 PRIVATE_PREFIX = "_reloadkit_"
@@ -95,18 +98,29 @@ def _library_roots() -> list[str]:
     return roots
 
 
-def _importing_module() -> str | None:
-    """The module whose body is running the import (the innermost ``<module>`` frame)."""
+def _importing_module() -> tuple[str | None, str | None]:
+    """(the module whose body is running the import: the innermost ``<module>`` frame, the
+    module that called ``django.setup()`` when that runs in between, else None).
+
+    Inside ``django.setup()`` the importer is that call (:data:`DJANGO_SETUP` and the
+    settings module): it imports the settings, the apps and their models, which can only be
+    imported by it, and the checkpoint can make the same call.
+    """
     try:
         frame: FrameType | None = sys._getframe(3)
     except ValueError:
-        return None
+        return None, None
+    setup: str | None = None
     while frame is not None:
-        if frame.f_code.co_name == "<module>":
+        code = frame.f_code
+        if code.co_name == "<module>":
             name = frame.f_globals.get("__name__")
-            return name if isinstance(name, str) else None
+            caller = name if isinstance(name, str) else None
+            return (setup, caller) if setup is not None else (caller, None)
+        if setup is None and code.co_name == "setup" and frame.f_globals.get("__name__") == "django":
+            setup = DJANGO_SETUP + os.environ.get("DJANGO_SETTINGS_MODULE", "")
         frame = frame.f_back
-    return None
+    return setup, None
 
 
 class PathFilter:
@@ -318,7 +332,10 @@ class ImportTracker:
             if isinstance(origin, str) and (spec.has_location or os.path.isabs(origin)):  # type: ignore[union-attr]
                 self._consider(origin)
                 if self._send_modules is not None:
-                    self._consider_module(fullname, origin, _importing_module())
+                    importer, caller = _importing_module()
+                    if importer is not None and importer.startswith(DJANGO_SETUP):
+                        self._consider_setup(importer, caller)
+                    self._consider_module(fullname, origin, importer)
             self._maybe_rescan()
             self.flush()
         except Exception as exc:  # noqa: BLE001 - tracking must never break an import
@@ -329,6 +346,16 @@ class ImportTracker:
         """Nothing cached here (``importlib.invalidate_caches`` calls every finder)."""
 
     # bookkeeping
+
+    def _consider_setup(self, name: str, caller: str | None) -> None:
+        """Report the ``django.setup()`` call as a project module imported by its caller."""
+        django = sys.modules.get("django")
+        path = getattr(django, "__file__", None)
+        if name in self._modules_seen or not isinstance(path, str) or name == DJANGO_SETUP:
+            return
+        self._modules_seen.add(name)
+        by = caller if caller and " " not in caller else ""
+        self._modules_pending.append(f"{MODULE_KEY}={name}:{by} {os.path.abspath(path)}")
 
     def _consider_module(self, name: str, raw: str, importer: str | None = None) -> None:
         """Note a module (by name, for the warm parents), once: an installed one, or one of the

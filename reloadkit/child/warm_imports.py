@@ -135,6 +135,20 @@ class Guard:
         sys.meta_path[:] = [finder for finder in sys.meta_path if finder is not self]
 
 
+#: What the tracker reports for ``django.setup()`` (see tracker.py), the settings module after it.
+DJANGO_SETUP = "@django.setup/"
+
+
+def _django_setup(settings: str) -> None:
+    """The project checkpoint's ``django.setup()``: the settings, the apps and their models,
+    as the program's own call imports them (which then finds the registry ready). The
+    generation gets its own environment, so the variable set here does not reach it."""
+    import importlib
+
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings
+    importlib.import_module("django").setup(set_prefix=False)
+
+
 def attempt(name: str, guard: "Guard") -> tuple:
     """Import ``name``; if that fails, undo it: (why, the modules it first imported) or (None, []).
 
@@ -153,7 +167,10 @@ def attempt(name: str, guard: "Guard") -> tuple:
     previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
     why: str | None = None
     try:
-        importlib.import_module(name)
+        if name.startswith(DJANGO_SETUP):
+            _django_setup(name[len(DJANGO_SETUP):])
+        else:
+            importlib.import_module(name)
     except LeftOut as exc:
         why = f"imports {exc}, left out"
     except BaseException as exc:  # noqa: BLE001 - an import that fails here is the generation's to do

@@ -129,7 +129,8 @@ class WarmParent:
         imported = 0
         failed: list = []
         guard = imports.Guard(exclude)
-        guard.failed.update(plan.get("skip", ()))
+        skip = set(plan.get("skip", ()))  # not imported by themselves
+        guard.failed.update(plan.get("refuse", skip))  # not imported at all
         sys.meta_path.insert(0, guard)
         real_environ = os.environ
         os.environ = guard.environ(real_environ)  # noqa: B003 - the same variables, watched
@@ -137,12 +138,12 @@ class WarmParent:
         command_module = {plan["target"], plan["target"] + ".__main__"} if plan.get("mode") == "-m" else set()
         try:
             for name in plan["modules"]:
-                if name in sys.modules or name in guard.failed or guard.blocks(name) or name.startswith("__main__"):
+                if name in sys.modules or name in skip or name in guard.failed or guard.blocks(name):
                     continue
-                if name in command_module:
+                if name in command_module or name.startswith("__main__"):
                     continue
                 parent = name.rpartition(".")[0]
-                if parent and parent not in sys.modules:
+                if parent and parent not in sys.modules and not name.startswith(imports.DJANGO_SETUP):
                     continue  # its package failed or was left out: so is it
                 blocked = guard.blocked
                 why, rolled_back = imports.attempt(name, guard)

@@ -353,7 +353,11 @@ class WarmParent:
         env = dict(self.base_env)
         # Room for each generation's own environment in /proc/PID/environ (warm_parent.py).
         env["RELOADKIT_WARM_FD"] = str(theirs.fileno()) + " " * _ENVIRON_ROOM
-        skip = set(self.failed_imports) | (self.project.skipped() if self.project is not None else set())
+        # Skipped: not imported by themselves. Refused: not imported at all; the checkpoint's
+        # django.setup() imports installed modules that failed alone (no settings then).
+        project_skip = self.project.skipped() if self.project is not None else set()
+        skip = set(self.failed_imports) | project_skip
+        refuse = project_skip if self.project is not None else skip
         names = [name for name in self.modules if name not in self.excluded]
         held = [name for name in names if name not in skip]
         try:
@@ -376,6 +380,7 @@ class WarmParent:
             "modules": names,
             "exclude": sorted(self.excluded),
             "skip": sorted(skip),
+            "refuse": sorted(refuse),
             "quiet": self.project is not None,
             "mode": self.command.mode,
             "target": self.command.file or self.command.target,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -29,6 +30,7 @@ pytestmark = [pytest.mark.timeout(300), pytest.mark.matrix]
 
 RELOADS = 5
 READY = r"warm parent pid \d+ ready"
+CHECKPOINT_READY = r"project checkpoint pid \d+ ready"
 
 
 @dataclass
@@ -189,6 +191,8 @@ def _reloads_warm_as_cold(project: Project, *binds: str) -> None:
         cold_pages = {path: _get(url, path) for path in project.compare}
         rk.wait_for_output(READY, timeout=120)
         for number in range(1, RELOADS + 1):
+            if number == 2:
+                _checkpoint_rebuilt(rk)
             _version(project.version_file, number)
             rk.wait_for_output(rf"generation {number} forked warm", timeout=60)
             warm = wait_for(lambda n=number: _answer(url, project.page, f"v{n}"), 60, f"generation {number} to serve")
@@ -200,6 +204,19 @@ def _reloads_warm_as_cold(project: Project, *binds: str) -> None:
         assert "failed warm" not in output, output
         assert "Traceback" not in output, output
         assert output.count("forked warm") == RELOADS
+        # The first edit finds VERSION's module in the project checkpoint (it falls back to the
+        # installed-modules parent); the checkpoint rebuilt with it hot starts all the others.
+        assert len(re.findall(r"forked warm from pid \d+ \(the project checkpoint", output)) == RELOADS - 1, output
+
+
+def _checkpoint_rebuilt(rk: Reloadkit) -> None:
+    """Wait for the checkpoint rebuilt after the first edit (which made it unusable)."""
+    def rebuilt() -> bool:
+        output = rk.output
+        first = output.find("generation 1 does not start from the project checkpoint")
+        return first >= 0 and re.search(CHECKPOINT_READY, output[first:]) is not None
+
+    wait_for(rebuilt, 120, "the project checkpoint rebuilt with the edited module hot")
 
 
 @pytest.fixture

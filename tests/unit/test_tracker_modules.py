@@ -3,6 +3,7 @@ by name, never reloadkit's own child side, which is loaded by path under private
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from collections.abc import Iterator, Sequence
@@ -55,3 +56,52 @@ def test_the_warm_report_names_installed_modules_but_not_the_private_by_path_one
     names = {line.split("=", 1)[1].split(" ", 1)[0] for line in reported}
     assert "rk_test_installed_pkg" in names
     assert not {name for name in names if name.startswith("_reloadkit_")}
+
+
+SETUP_SCRIPT = """
+import importlib.util, os, sys
+spec = importlib.util.spec_from_file_location("_rk_tracker", sys.argv[1])
+tracker = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tracker)
+lines = []
+path_filter = tracker.PathFilter([sys.argv[2]], base=os.getcwd())
+imports = tracker.ImportTracker(lambda batch: None, path_filter, watch=False, modules=lines.extend)
+imports.install()
+os.environ["DJANGO_SETTINGS_MODULE"] = "proj.settings"
+import proj.wsgi
+imports.flush()
+print("\\n".join(lines))
+"""
+
+
+@pytest.mark.timeout(30)
+def test_what_django_setup_imports_is_reported_as_imported_by_that_call(tmp_path: Path, site_packages: Path) -> None:
+    """The checkpoint can make the same call only if it knows which modules the call brings in
+    (settings, apps, models: none of them importable alone) and who called it."""
+    import subprocess
+
+    (site_packages / "django").mkdir()
+    (site_packages / "django" / "__init__.py").write_text(
+        "import importlib\nimport os\n\n\ndef setup(set_prefix=True):\n"
+        "    importlib.import_module(os.environ['DJANGO_SETTINGS_MODULE'])\n    importlib.import_module('proj.models')\n"
+    )
+    project = tmp_path / "project"
+    (project / "proj").mkdir(parents=True)
+    (project / "proj" / "__init__.py").write_text("")
+    (project / "proj" / "settings.py").write_text("")
+    (project / "proj" / "models.py").write_text("from proj import fields\n")
+    (project / "proj" / "fields.py").write_text("")
+    (project / "proj" / "wsgi.py").write_text("import django\n\ndjango.setup(set_prefix=False)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site_packages), str(project)])}
+    result = subprocess.run(
+        [sys.executable, "-c", SETUP_SCRIPT, tracker.__file__, str(site_packages)],
+        cwd=project, env=env, capture_output=True, text=True, timeout=20, check=True,
+    )
+    reported = [line.partition("=")[2].partition(" ")[0] for line in result.stdout.splitlines()]
+    setup = "@django.setup/proj.settings"
+    assert reported[reported.index(f"{setup}:proj.wsgi"):] == [
+        f"{setup}:proj.wsgi",
+        f"proj.settings:{setup}",
+        f"proj.models:{setup}",
+        "proj.fields:proj.models",
+    ], result.stdout
