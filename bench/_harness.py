@@ -352,3 +352,49 @@ def reloadkit_memory(tool: ToolProcess) -> dict[str, float | None]:
         "supervisor_mb": round(supervisor / 2**20, 1),
         "warm_parent_mb": None if warm_rss is None else round(warm_rss / 2**20, 1),
     }
+
+
+def reloadkit_roles(tool: ToolProcess, serving: int | None) -> dict[str, list[psutil.Process]]:
+    """reloadkit's processes by role: ``supervisor`` (with its guardian, a fork with the same
+    command line), ``generation`` (the serving one, ``serving``, and its descendants) and
+    ``warm_parents`` (every other child of the supervisor).
+
+    A warm generation is a fork of a warm parent and keeps its command line, so the serving
+    generation is told apart by pid (reloadkit's ``started pid N`` line), not by command line.
+    """
+    roles: dict[str, list[psutil.Process]] = {"supervisor": [], "warm_parents": [], "generation": []}
+    main = tool.main
+    if main is None or not alive(main):
+        return roles
+    try:
+        command = main.cmdline()
+        roles["supervisor"].append(main)
+        for child in main.children():
+            if child.pid == serving:
+                roles["generation"] += [child, *child.children(recursive=True)]
+            elif child.cmdline() == command:
+                roles["supervisor"].append(child)
+            elif alive(child):
+                roles["warm_parents"].append(child)
+    except psutil.Error:
+        pass
+    tool.registry.remember([proc for procs in roles.values() for proc in procs])
+    return roles
+
+
+def memory_mb(procs: Iterable[psutil.Process]) -> dict[str, float | int | None]:
+    """Summed RSS and PSS in MB (PSS shares each shared page among the processes mapping it,
+    so the PSS of several forks adds up to what they cost together)."""
+    rss = pss = 0
+    count = 0
+    for proc in procs:
+        try:
+            info = proc.memory_full_info()
+        except psutil.Error:
+            continue
+        rss += info.rss
+        pss += getattr(info, "pss", 0)
+        count += 1
+    if not count:
+        return {"count": 0, "rss_mb": None, "pss_mb": None}
+    return {"count": count, "rss_mb": round(rss / 2**20, 1), "pss_mb": round(pss / 2**20, 1)}

@@ -8,7 +8,8 @@ a schema (a field added), a setting, a route added, a route removed, a router mo
 (main.py updated), a syntax error and its fix. After each edit, once the new generation
 serves it, EVERY endpoint is fetched, then a cold ``uvicorn shop.main:app --port`` of the same
 files (no reloadkit) is started and fetched the same way: status and body must be identical.
-Every reload is forked warm from the same warm parent; none starts cold or fails warm, but for
+Every reload is forked warm (from the installed-modules parent or the project checkpoint);
+none starts cold or fails warm, but for
 the syntax error's generation, which reloadkit starts again cold, as docs/warm.rst says.
 ``GET /`` lists the tables in the order the models were imported: a warm start that imports
 the project's modules in another order than a cold start shows here.
@@ -144,7 +145,7 @@ def test_warm_reloads_serve_what_a_cold_start_serves(tmp_path: Path) -> None:
             assert_as_cold(url, project)
         # A syntax error: the warm generation that imports it exits before it is ready, is
         # started again cold (docs/warm.rst: "a second line of defence"), fails the same way,
-        # and reloadkit shows the error page; the parent is untouched and the fix reloads warm.
+        # and reloadkit shows the error page; the fix reloads warm.
         before_break = len(rk.output)
         good = shopgen.break_syntax(project, "r_3")
         _serves(url, "/", lambda s, b: s == 503 and "SyntaxError" in b, "the error page for the syntax error")
@@ -161,9 +162,5 @@ def test_warm_reloads_serve_what_a_cold_start_serves(tmp_path: Path) -> None:
         assert line not in outside, output
     generations = _generations(output)
     assert len(generations) >= len(_corpus(project)) + 3, output  # generation 0, the broken one, the fix
-    parents = set()
     for generation in generations[1:]:
-        match = re.search(rf"generation {generation} forked warm from pid (\d+)", output)
-        assert match, (generation, output)
-        parents.add(match.group(1))
-    assert len(parents) == 1, output  # the syntax error left the warm parent alone
+        assert re.search(rf"generation {generation} forked warm from pid \d+", output), (generation, output)
