@@ -111,7 +111,10 @@ class WarmParent:
         plan = self.plan
         started = time.monotonic()
         sys.argv[:] = plan["argv"]
-        sys.path[:] = self.fresh.path_for(plan["mode"], plan["target"])
+        # The project checkpoint: where the project's modules were found (the program may add
+        # its directory only when it runs); a generation gets its own sys.path again.
+        fresh_path = self.fresh.path_for(plan["mode"], plan["target"])
+        sys.path[:] = [*[root for root in plan.get("path", ()) if root not in fresh_path], *fresh_path]
         imports: Any = self._load_tracker("_reloadkit_warm_imports", "warm_imports.py")
         if imports is None:
             self.send({"error": "cannot load warm_imports.py beside the warm parent"})
@@ -194,6 +197,7 @@ class WarmParent:
             "imported": imported,
             "failed": failed,
             "ms": round((time.monotonic() - started) * 1000),
+            "project": sum(1 for name in self.plan.get("project", ()) if name in sys.modules),
         })
 
     def _retry(self, name: str, why: str) -> None:

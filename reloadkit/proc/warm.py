@@ -279,13 +279,17 @@ class WarmParent:
         parent = self.parent
         reason = "it is not built yet" if parent is None else (
             project.unusable(parent.modules, changed) or self._stale(parent))
-        if project.heat(names) or reason is not None:
-            if parent is not None and reason is not None:
+        rebuild = False
+        if project.heat(names) and self.building is not None:
+            self._discard(self.building)  # built for the hot set before these edits
+            rebuild = True
+        if reason is not None:
+            if parent is not None:
                 self._discard(parent)
-            if reason is not None:
-                self.debug(f"generation {generation} does not start from the project checkpoint: {reason}")
-            if (self.building is not None or reason is not None) and self.build_at is None:
-                self.build_at = time.monotonic() + _CHECKPOINT_QUIET
+            self.debug(f"generation {generation} does not start from the project checkpoint: {reason}")
+            rebuild = rebuild or self.building is None  # one being built for this hot set will do
+        if rebuild and self.build_at is None:
+            self.build_at = time.monotonic() + _CHECKPOINT_QUIET
         if reason is not None or parent is None:
             return None
         started = time.monotonic()
@@ -296,9 +300,8 @@ class WarmParent:
             self.debug(f"generation {generation} does not start from the project checkpoint: {exc}")
             self.build_at = self.build_at or time.monotonic() + _CHECKPOINT_QUIET
             return None
-        self.debug(f"generation {generation} forked warm from pid {parent.pid} (the project checkpoint:"
-                   f" {len(parent.modules & set(project.files))} of the project's modules) in"
-                   f" {(time.monotonic() - started) * 1000:.1f} ms")
+        self.debug(f"generation {generation} forked warm from pid {parent.pid} (the project checkpoint)"
+                   f" in {(time.monotonic() - started) * 1000:.1f} ms")
         return Child(pid=pid, generation=generation, argv=self.argv)
 
     def failed(self, generation: int, *, off: str | None = None) -> None:
@@ -382,6 +385,8 @@ class WarmParent:
             "skip": sorted(skip),
             "refuse": sorted(refuse),
             "quiet": self.project is not None,
+            "path": self.project.roots(held) if self.project is not None else [],
+            "project": [name for name in held if self.project is not None and name in self.project.files],
             "mode": self.command.mode,
             "target": self.command.file or self.command.target,
             "argv": list(self.command.argv),
@@ -425,7 +430,7 @@ class WarmParent:
                 self._discard(old)
             self.failures = 0
             self.tainted_builds = 0
-            mine = f" ({len(parent.modules & set(self.project.files))} of the project's)" if self.project is not None else ""
+            mine = f" ({message.get('project', 0)} of the project's)" if self.project is not None else ""
             self.info(
                 f"{self.label.removeprefix('the ')} pid {parent.pid} ready: {message.get('imported', 0)} modules imported{mine}"
                 f" in {message.get('ms', 0)} ms; the next generations start from it"

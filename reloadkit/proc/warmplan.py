@@ -313,6 +313,8 @@ def parent_environment(env: Mapping[str, str]) -> dict[str, str]:
 
 # --- the project checkpoint (checkpoint.py) -------------------------------------------------------
 
+#: The tracker's importer for what ``django.setup()`` imports (child/tracker.py).
+DJANGO_SETUP = "@django.setup/"
 #: Distinct modules kept hot (most recently edited): an older one is held again.
 HOT_LIMIT = 8
 
@@ -334,6 +336,26 @@ class ProjectImports:
         if importer:
             self.importer[name] = importer
         return True
+
+    def roots(self, names: Iterable[str]) -> list[str]:
+        """The directories these modules were imported from (``/p`` for ``shop.main`` at
+        ``/p/shop/main.py``): the program may add them to ``sys.path`` only when it runs
+        (uvicorn, gunicorn and flask add the working directory), the checkpoint needs them
+        from the start."""
+        found: list[str] = []
+        for name in names:
+            path = self.files.get(name)
+            if path is None or name.startswith(DJANGO_SETUP):
+                continue
+            parts = name.split(".")
+            directory = os.path.dirname(path)
+            if os.path.splitext(os.path.basename(path))[0] == "__init__":
+                directory = os.path.dirname(directory)
+            for _ in parts[:-1]:
+                directory = os.path.dirname(directory)
+            if directory not in found:
+                found.append(directory)
+        return found
 
     def names_of(self, paths: Iterable[str]) -> tuple[list[str], list[str]]:
         """(the modules whose files these are, the paths that are no known module's file)."""
@@ -363,14 +385,25 @@ class ProjectImports:
         return True
 
     def skipped(self) -> set[str]:
-        """Hot modules, those that failed, and every module whose import imports one of
-        them (its importers up the chain): a checkpoint never imports them."""
-        skip: set[str] = set()
-        for name in [*self.hot, *self.failed]:
-            while name in self.files and name not in skip:
-                skip.add(name)
-                name = self.importer.get(name, "")
-        return skip
+        """What a checkpoint never imports: every module from the first hot (or failed) one on,
+        in the first generation's order, and the modules whose import imported a hot one.
+
+        The generation imports these itself, after what the checkpoint holds. Skipping over a
+        hot module instead would run the modules after it before it: the order in which model
+        modules register their tables (SQLAlchemy's metadata, Django's app registry) would
+        change, and with it what the app serves.
+        """
+        poison = [name for name in [*self.hot, *self.failed] if name in self.files]
+        order = list(self.files)
+        cut = min((order.index(name) for name in poison), default=len(order))
+        skip = set(order[cut:])
+        seen: set[str] = set()
+        for name in poison:
+            importer = self.importer.get(name, "")
+            while importer in self.files and importer not in seen:
+                seen.add(importer)
+                importer = self.importer.get(importer, "")
+        return skip | seen
 
     def unusable(self, held: Iterable[str], changed: Iterable[str]) -> str | None:
         """Why a checkpoint holding ``held`` cannot start the next generation after

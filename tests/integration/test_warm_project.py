@@ -8,9 +8,9 @@ a schema (a field added), a setting, a route added, a route removed, a router mo
 (main.py updated), a syntax error and its fix. After each edit, once the new generation
 serves it, EVERY endpoint is fetched, then a cold ``uvicorn shop.main:app --port`` of the same
 files (no reloadkit) is started and fetched the same way: status and body must be identical.
-Every reload is forked warm (from the installed-modules parent or the project checkpoint);
-none starts cold or fails warm, but for
-the syntax error's generation, which reloadkit starts again cold, as docs/warm.rst says.
+Every reload is forked warm, from the project checkpoint unless the edit touched a module it
+held; none starts cold or fails warm, but for the syntax error's generation, which reloadkit
+starts again cold, as docs/warm.rst says.
 ``GET /`` lists the tables in the order the models were imported: a warm start that imports
 the project's modules in another order than a cold start shows here.
 """
@@ -43,6 +43,7 @@ pytestmark = [pytest.mark.timeout(240), pytest.mark.matrix]
 
 MODELS = 40
 READY = r"warm parent pid \d+ ready"
+CHECKPOINT_READY = r"project checkpoint pid \d+ ready"
 Responses = dict[str, tuple[int, str]]
 
 
@@ -126,6 +127,16 @@ def _corpus(project: shopgen.Project) -> list[tuple[str, Callable[[], None], str
     ]
 
 
+def _checkpoint_settled(rk: Reloadkit) -> None:
+    """After a reload that could not start from the project checkpoint (it held the edited
+    module), wait for the checkpoint rebuilt with that module hot."""
+    output = rk.output
+    fell_back = [match.end() for match in re.finditer(r"does not start from the project checkpoint", output)]
+    if fell_back:
+        wait_for(lambda: re.search(CHECKPOINT_READY, rk.output[fell_back[-1]:]), 120,
+                 "the project checkpoint rebuilt without the edited module")
+
+
 def _generations(output: str) -> list[int]:
     return sorted({int(g) for g in re.findall(r"started pid \d+ \(generation (\d+)\)", output)})
 
@@ -143,12 +154,16 @@ def test_warm_reloads_serve_what_a_cold_start_serves(tmp_path: Path) -> None:
             edit()
             _serves(url, path, answered, f"the reload after {name} to serve it")
             assert_as_cold(url, project)
+            _checkpoint_settled(rk)
         # A syntax error: the warm generation that imports it exits before it is ready, is
         # started again cold (docs/warm.rst: "a second line of defence"), fails the same way,
-        # and reloadkit shows the error page; the fix reloads warm.
+        # and reloadkit shows the error page; the parent is untouched and the fix reloads warm.
         before_break = len(rk.output)
         good = shopgen.break_syntax(project, "r_3")
         _serves(url, "/", lambda s, b: s == 503 and "SyntaxError" in b, "the error page for the syntax error")
+        # Then the cold start again of the warm one, which fails the same way.
+        wait_for(lambda: re.search(r"exited with status 1; waiting for a change", rk.output[before_break:]), 60,
+                 "the broken generation's cold start again to fail too")
         after_break = len(rk.output)
         shopgen.restore(project, "r_3", good)
         _serves(url, "/", lambda s, b: s == 200, "the fixed code to serve")
@@ -162,5 +177,12 @@ def test_warm_reloads_serve_what_a_cold_start_serves(tmp_path: Path) -> None:
         assert line not in outside, output
     generations = _generations(output)
     assert len(generations) >= len(_corpus(project)) + 3, output  # generation 0, the broken one, the fix
+    from_checkpoint = []
     for generation in generations[1:]:
-        assert re.search(rf"generation {generation} forked warm from pid \d+", output), (generation, output)
+        assert re.search(rf"generation {generation} forked warm from pid (\d+)", output), (generation, output)
+        if re.search(rf"generation {generation} forked warm from pid \d+ \(the project checkpoint\)", output):
+            from_checkpoint.append(generation)
+    # The edits of modules the checkpoint held (a handler first, the settings, a new module's
+    # file) fork from the installed-modules parent; the others from the project checkpoint.
+    assert len(from_checkpoint) >= 4, output
+    assert "discarded the warm parent" not in output, output  # the syntax error left the parents alone

@@ -27,19 +27,27 @@ def _shop(root: str) -> ProjectImports:
     return imports
 
 
-def test_a_hot_module_and_every_module_whose_import_imports_it_stay_out() -> None:
+AFTER_R1 = {"shop.routers.r1", "shop.models.m1", "shop.urls"}
+
+
+def test_what_comes_from_the_first_hot_module_on_and_what_imports_it_stay_out() -> None:
+    """The checkpoint holds a prefix of the first generation's import order (minus the hot
+    modules' importers), so no module runs before one that ran before it in a cold start."""
     imports = _shop("/p")
     assert imports.skipped() == set()
     assert imports.heat(["shop.routers.r1"])
-    assert imports.skipped() == {"shop.routers.r1", "shop.main"}
+    assert imports.skipped() == AFTER_R1 | {"shop.main"}
     assert imports.heat(["shop.models.m0"])
-    assert imports.skipped() == {"shop.routers.r1", "shop.main", "shop.models.m0", "shop.routers.r0"}
+    assert imports.skipped() == AFTER_R1 | {"shop.main", "shop.models.m0", "shop.routers.r0"}
+    imports = _shop("/p")
+    imports.heat(["shop.models.m1"])  # imported by r1, in turn imported by main
+    assert imports.skipped() == {"shop.models.m1", "shop.urls", "shop.routers.r1", "shop.main"}
 
 
 def test_a_module_that_failed_stays_out_with_its_importers_until_the_hot_set_changes() -> None:
     imports = _shop("/p")
     imports.failed.add("shop.routers.r1")  # it imported m0, hot, which r0 had imported first
-    assert imports.skipped() == {"shop.routers.r1", "shop.main"}
+    assert imports.skipped() == AFTER_R1 | {"shop.main"}
     assert not imports.heat([])
     assert imports.failed == {"shop.routers.r1"}
     assert imports.heat(["shop.models.m1"])
@@ -71,3 +79,13 @@ def test_the_command_itself_is_never_a_project_module() -> None:
     assert not imports.learn("__main__", "/p/serve.py", "")
     assert imports.learn("shop", "/p/shop/__init__.py", "__main__")
     assert not imports.learn("shop", "/p/shop/__init__.py", "__main__")
+
+
+def test_the_directories_the_project_was_imported_from() -> None:
+    imports = _shop("/p")
+    imports.learn("tools", "/elsewhere/tools/__init__.py", "__main__")
+    imports.learn("@django.setup/shop.settings", "/venv/site-packages/django/__init__.py", "shop.main")
+    assert imports.roots(["shop", "shop.routers.r0", "tools", "@django.setup/shop.settings", "unknown"]) == [
+        "/p",
+        "/elsewhere",
+    ]
