@@ -322,7 +322,7 @@ class AppToolBench:
         self.result["start_ms"] = ms(seconds)
         self.note(f"serving after {seconds * 1000:.0f} ms on port {self.port}")
         time.sleep(1.0)  # the watcher's first scan, before anything changes
-        self.initial_tree = len(self.running().tree())
+        self.initial_tree = _without_warm_parents(self.running().tree())
 
     def idle(self) -> None:
         s = self.settings
@@ -380,7 +380,7 @@ class AppToolBench:
 
     def leftovers(self) -> int:
         """Processes more than at the first start: old generations in the tree, or re-parented to us."""
-        extra = max(0, len(self.running().tree()) - self.initial_tree)
+        extra = max(0, _without_warm_parents(self.running().tree()) - self.initial_tree)
         own = {popen.pid for popen in self.registry.popens}
         try:
             reparented = [p for p in psutil.Process().children() if p.pid not in own and alive(p)]
@@ -428,3 +428,18 @@ class AppToolBench:
         proc.kill()
         self.proc = None
         return {"ms": ms(elapsed), "left_alive": len(left)}
+
+
+def _without_warm_parents(tree: list[psutil.Process]) -> int:
+    """How many of ``tree`` are not reloadkit's warm parents (the installed-modules parent and
+    the project checkpoint, built in the background, are not what an old generation leaves):
+    a warm parent's exec-time environment names its control socket, a generation's does not."""
+    count = 0
+    for proc in tree:
+        try:
+            if "RELOADKIT_WARM_FD" in proc.environ():
+                continue
+        except psutil.Error:
+            pass
+        count += 1
+    return count
