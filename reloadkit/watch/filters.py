@@ -326,15 +326,7 @@ class FilterRules:
             return False
         if parents_checked:
             return self._ign_dirs.hit(rel, rel.rpartition("/")[2])
-        start = 0
-        while True:
-            cut = rel.find("/", start)
-            prefix = rel if cut < 0 else rel[:cut]
-            if self._ign_dirs.hit(prefix, prefix.rpartition("/")[2]):
-                return True
-            if cut < 0:
-                return False
-            start = cut + 1
+        return _any_prefix(self._ign_dirs, rel)
 
     def file_matches(self, relpath: str, *, parents_checked: bool = False) -> bool:
         """Would a change to this file (root-relative path) trigger a restart?"""
@@ -348,15 +340,18 @@ class FilterRules:
             return False
         if self._inc.hit(rel, name):
             return True
-        if parent and not self._inc_dirs.empty:
-            # "templates/" as an include: every file below a directory that matches it
-            start = 0
-            while True:
-                cut = parent.find("/", start)
-                prefix = parent if cut < 0 else parent[:cut]
-                if self._inc_dirs.hit(prefix, prefix.rpartition("/")[2]):
-                    return True
-                if cut < 0:
-                    return False
-                start = cut + 1
-        return False
+        # "templates/" as an include: every file below a directory that matches it
+        return bool(parent) and not self._inc_dirs.empty and _any_prefix(self._inc_dirs, parent)
+
+
+def _any_prefix(patterns: _Group, rel: str) -> bool:
+    """Whether ``patterns`` match ``rel`` or one of its parent directories (``a``, ``a/b``, ...)."""
+    start = 0
+    while True:
+        cut = rel.find("/", start)
+        prefix = rel if cut < 0 else rel[:cut]
+        if patterns.hit(prefix, prefix.rpartition("/")[2]):
+            return True
+        if cut < 0:
+            return False
+        start = cut + 1
