@@ -31,9 +31,9 @@ from typing import Any
 
 import psutil
 
-from reloadkit.net.readiness import tcp_bytes_received
+from reloadkit.net.readiness import tcp_bytes_received, tcp_queues
 
-__all__ = ["UNUSED", "Drain", "serving_connections", "wait_stopped"]
+__all__ = ["UNUSED", "Drain", "responses_in_progress", "serving_connections", "wait_stopped"]
 
 _STOP_WAIT = 0.05  # a thread in uninterruptible sleep stops when it leaves it
 _UNSTOPPED_TRIES = 20  # looks put off for a child that is slow to stop, before one is taken anyway
@@ -65,6 +65,21 @@ def serving_connections(pid: int, tcp_ports: set[int], unix_paths: set[str]) -> 
     except (psutil.Error, OSError):
         pass
     return frozenset(found)
+
+
+def responses_in_progress(pid: int, tcp_ports: set[int]) -> bool:
+    """Does ``pid`` (frozen) seem to be between a request and the end of its response on one
+    of its connections (:meth:`TcpQueues.at_request_boundary`: a silent stream passes)?"""
+    try:
+        for conn in _connections(psutil.Process(pid), "tcp"):
+            if conn.status != psutil.CONN_ESTABLISHED or not conn.laddr or not conn.raddr or conn.laddr[1] not in tcp_ports:
+                continue
+            queues = tcp_queues(conn.family, conn.laddr, conn.raddr)
+            if queues is not None and queues.received and not queues.at_request_boundary():
+                return True
+    except (psutil.Error, OSError):
+        pass
+    return False
 
 
 def _connected_unix_sockets(pid: int, paths: set[str]) -> set[str]:
@@ -155,6 +170,7 @@ class Drain:
         limit: float,
         settled: float = 0.25,
         before_signal: Callable[[], None] | None = None,
+        boundaries: bool = False,
     ) -> None:
         self.pid = pid
         self.number = number
@@ -163,6 +179,10 @@ class Drain:
         self.limit = limit
         self.settled = settled
         self.before_signal = before_signal
+        # Wait (within ``limit``) for a look where no response is under way either: the
+        # connections are then taken over (kept.py), and a server that dies of the signal
+        # (waitress) cuts none.
+        self.boundaries = boundaries
         self.started = time.monotonic()
         self.done = False
         self.next_at: float | None = self.started  # when the next look is due
@@ -204,7 +224,9 @@ class Drain:
             # graceful server (aiohttp, uvicorn) closes those on the signal, and its client,
             # slowed down on a busy machine between connect() and send(), loses the request.
             fresh = [name for name in busy if name.endswith(UNUSED) or self._ran - self._first_seen[name] < self.settled]
-            if not fresh or self._ran >= self.limit:
+            if self._ran >= self.limit or (
+                not fresh and not (self.boundaries and self.tcp_ports and responses_in_progress(self.pid, self.tcp_ports))
+            ):
                 self.signal()
                 return True
             run_for = max(0.002, time.monotonic() - look_started)

@@ -45,7 +45,9 @@ __all__ = [
     "diag_available",
     "open_http_probe",
     "open_probe",
+    "TcpQueues",
     "tcp_bytes_received",
+    "tcp_queues",
 ]
 
 ACCEPTING = "accepting"
@@ -140,6 +142,60 @@ def tcp_bytes_received(family: int, local: tuple, remote: tuple) -> int | None:
             break
         if kind == _INET_DIAG_INFO and length - 4 >= _TCPI_BYTES_RECEIVED + 8:
             return int(struct.unpack_from("=Q", answer, offset + 4 + _TCPI_BYTES_RECEIVED)[0])
+        offset += (length + 3) & ~3
+    return None
+
+
+_TCPI_LAST_DATA_SENT = 44  # offsetof(struct tcp_info, tcpi_last_data_sent): milliseconds ago
+_TCPI_LAST_DATA_RECV = 52
+
+
+@dataclass(frozen=True)
+class TcpQueues:
+    """What the kernel says of one TCP connection: bytes unread by its owner (``rqueue``),
+    bytes not yet acknowledged by the peer (``wqueue``), bytes received in its life, and how
+    many milliseconds ago it last sent and last received data."""
+
+    rqueue: int
+    wqueue: int
+    received: int
+    sent_ago: int
+    received_ago: int
+
+    def at_request_boundary(self) -> bool:
+        """Does its server seem to be between a response and the next request (a client that
+        does not pipeline)? Nothing unacknowledged, and either the next request waits unread,
+        or the last send came after the last receipt: in a later millisecond, or in the same
+        one if both are 20 ms old (a quick answer; a request still served then whose arrival
+        fell in the millisecond of the previous answer looks the same)."""
+        if self.wqueue:
+            return False
+        return bool(self.rqueue) or self.sent_ago < self.received_ago or (
+            self.sent_ago == self.received_ago and self.sent_ago >= 20)
+
+
+def tcp_queues(family: int, local: tuple, remote: tuple) -> TcpQueues | None:
+    """The queues of the TCP socket at ``local`` connected to ``remote`` (sock_diag)."""
+    diag = _get_diag()
+    if diag is None:
+        return None
+    try:
+        answer = diag.ask(_inet_request(family, local[:2], remote[:2], ext=1 << (_INET_DIAG_INFO - 1)))
+    except (OSError, ValueError):
+        return None
+    if answer is None or len(answer) < _INET_DIAG_MSG:
+        return None
+    rqueue, wqueue = struct.unpack_from("=II", answer, 56)  # idiag_rqueue, idiag_wqueue
+    offset = _INET_DIAG_MSG
+    while offset + 4 <= len(answer):
+        length, kind = struct.unpack_from("=HH", answer, offset)
+        if length < 4:
+            break
+        info = answer[offset + 4 : offset + length]
+        if kind == _INET_DIAG_INFO and len(info) >= _TCPI_BYTES_RECEIVED + 8:
+            sent_ago, received_ago = struct.unpack_from("=I4xI", info, _TCPI_LAST_DATA_SENT)
+            (received,) = struct.unpack_from("=Q", info, _TCPI_BYTES_RECEIVED)
+            return TcpQueues(rqueue, wqueue, int(received), sent_ago, received_ago)
         offset += (length + 3) & ~3
     return None
 

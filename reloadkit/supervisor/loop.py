@@ -35,8 +35,10 @@ from reloadkit.net.bindcheck import BindCheck
 from reloadkit.net.binding import Listener, adopt_activation, contract_environment, open_listeners
 from reloadkit.net.drain import Drain
 from reloadkit.net.handover import Handover, Succession
+from reloadkit.net.kept import KeepAlive
 from reloadkit.net.notifications import NotifyListener, NotifyMessage
 from reloadkit.net.readiness import HttpProbe, Probe, Readiness, open_http_probe, open_probe
+from reloadkit.net.takeover import exit_kind
 from reloadkit.net.wrappers import WrapperCheck, socket_inodes
 from reloadkit.proc import process
 from reloadkit.proc.checkpoint import WarmParents
@@ -130,6 +132,8 @@ class Supervisor:
         self.tees = StderrTees(self.selector, self.children.alive, self._on_stderr_error)
         self.browser: Browser | None = None
         self.handover: Handover | None = None
+        self.keepalive: KeepAlive | None = None
+        self._killed: set[int] = set()  # generations killed by us: their connections close
         self.adopter: Adopter | None = None
         self.bind_check = BindCheck(config.command)
         self._bind_failed: str | None = None  # why the generation that just exited failed, if it could not bind
@@ -145,7 +149,7 @@ class Supervisor:
             StepDrain: self._step_drain,
             DrainNow: self._drain_now,
             Signal: lambda action: self._child(action.pid).signal(action.number),
-            KillTree: lambda action: self._child(action.pid).kill_tree(),
+            KillTree: self._kill_tree,
             SwitchTo: lambda action: self._handover.switch_to(action.pid),
             PagesReady: lambda action: self._browser.ready(action.generation),
             PagesDown: lambda action: self._browser.down(action.code, action.tail, error=action.error,
@@ -195,6 +199,8 @@ class Supervisor:
             self.handover = Handover(self.listeners, self.selector, self.warn, self.debug, self.guardian.add_unix_file)
             stack.callback(self.handover.close)
             handover = self.handover
+            self.keepalive = KeepAlive(handover.successions, self.selector, self.debug)
+            stack.callback(self.keepalive.close)
             self.browser = stack.enter_context(Browser(
                 self.config, self.selector, handover.successions, info=self.info, debug=self.debug,
                 relay=lambda succession, conn, data: handover.relay(succession, conn, data, "held while down, to")))
@@ -296,7 +302,7 @@ class Supervisor:
 
     def _timeout(self) -> float | None:
         deadlines = [self.machine.deadline()]
-        for timer in (self.warm, self.readiness, self.wrapper_check, self.bind_check):
+        for timer in (self.warm, self.readiness, self.wrapper_check, self.bind_check, self.keepalive):
             deadlines.append(timer.deadline() if timer is not None else None)
         due = [at for at in deadlines if at is not None]
         if not due:
@@ -307,6 +313,8 @@ class Supervisor:
         now = time.monotonic()
         if self.warm is not None:
             self.warm.tick(now)
+        if self.keepalive is not None:
+            self.keepalive.tick(now, self.children.alive)
         if self.wrapper_check is not None and (message := self.wrapper_check.tick(now)):
             self.warn(message)
         ready = [(pid, how) for pid, how in self.readiness.check(now) if self.children.alive(pid)]
@@ -511,12 +519,17 @@ class Supervisor:
         if action.number is None:
             return
         if action.drain:
-            handover = self.handover
-            assert handover is not None
+            handover, keepalive = self.handover, self.keepalive
+            assert handover is not None and keepalive is not None
             handover.move_away(child.pid)
             ports, paths = handover.served_addresses()
-            self.drains[child.pid] = Drain(child.pid, action.number, ports, paths, _DRAIN_LIMIT,
-                                           before_signal=lambda: handover.relay_queued(child.pid))
+
+            def before_signal() -> None:  # frozen: take its connections (kept.py), then its queue
+                keepalive.take(child.pid, child.tree_pids())
+                handover.relay_queued(child.pid)
+
+            self.drains[child.pid] = Drain(child.pid, action.number, ports, paths, _DRAIN_LIMIT, before_signal=before_signal,
+                                           boundaries=keepalive.available)
             return
         child.signal(action.number)
         child.snapshot()  # after the signal: a stop must not wait for a walk of /proc
@@ -533,8 +546,14 @@ class Supervisor:
 
     def _drain_now(self, action: DrainNow) -> None:
         drain = self.drains.pop(action.pid, None)
+        if self.keepalive is not None:
+            self.keepalive.enabled = False  # a shutdown: no next generation to keep them for
         if drain is not None:
             drain.signal()
+
+    def _kill_tree(self, action: KillTree) -> None:
+        self._killed.add(action.pid)
+        self._child(action.pid).kill_tree()
 
     # --- child exits ----------------------------------------------------------------------
 
@@ -544,6 +563,9 @@ class Supervisor:
                 self._on_exit(child, code)
 
     def _on_exit(self, child: Child, code: int) -> None:
+        if self.keepalive is not None:
+            self.keepalive.exited(child.pid, exit_kind(code, child.pid in self._killed))
+        self._killed.discard(child.pid)
         self.readiness.forget(child.pid)
         self.bind_check.forget(child.pid)
         self.drains.pop(child.pid, None)

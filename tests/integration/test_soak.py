@@ -15,7 +15,8 @@ from support import LoopingClient, Reloadkit, try_get, wait_for, write_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 APP = Path(__file__).parent / "apps" / "keepalive.py"
-AIOHTTP_APP = Path(__file__).parent / "apps" / "servers" / "serve_aiohttp.py"
+SERVER_APPS = Path(__file__).parent / "apps" / "servers"
+AIOHTTP_APP = SERVER_APPS / "serve_aiohttp.py"
 RELOADS = 200
 
 
@@ -105,4 +106,29 @@ def test_two_hundred_reloads_of_aiohttp_without_a_failed_request(tmp_path: Path)
                 looping.wait_requests(5, timeout=20)
         print(f"\nsoak aiohttp: looping ok={looping.stats['ok']} failed={looping.stats['failed']} generations={rk.generations()}")
         assert looping.stats["failed"] == 0, looping.stats["errors"][:5]
+        assert rk.generations() == RELOADS + 1
+
+
+def test_two_hundred_reloads_of_uvicorn_under_a_keep_alive_client(tmp_path: Path) -> None:
+    """uvicorn closes its idle keep-alive connections when told to stop: each is taken over
+    (net/takeover.py) and served by the next generation, so the one connection of a
+    keep-alive client lives through every reload and not one request fails."""
+    pytest.importorskip("uvicorn")
+    project = tmp_path / "app"
+    shutil.copytree(SERVER_APPS, project, ignore=shutil.ignore_patterns("__pycache__"))
+    (project / "version.py").write_text("VERSION = 'v0'\n")
+    uvicorn = str(Path(sys.executable).parent / "uvicorn")
+    with Reloadkit(["-b", "127.0.0.1:0", "--", uvicorn, "--fd", "3", "asgi_app:app"], cwd=project) as rk:
+        url = rk.wait_listening()[0]
+        wait_for(lambda: try_get(url) == "v0", 30, "v0")
+        with LoopingClient(url, max_requests=10_000_000, max_seconds=500) as looping, KeepAliveClient(rk.port) as keepalive:
+            for number in range(1, RELOADS + 1):
+                write_file(project / "version.py", f"VERSION = 'v{number}'\n")
+                wait_for(lambda n=number: looping.last_body == f"v{n}", 30, f"the client to see v{number}")
+        print(f"\nsoak uvicorn: looping ok={looping.stats['ok']} failed={looping.stats['failed']};"
+              f" keep-alive ok={keepalive.ok} failed={len(keepalive.errors)} connections={keepalive.connections};"
+              f" generations={rk.generations()}")
+        assert looping.stats["failed"] == 0, looping.stats["errors"][:5]
+        assert keepalive.errors == [], keepalive.errors[:5]
+        assert keepalive.ok > RELOADS and keepalive.connections == 1
         assert rk.generations() == RELOADS + 1

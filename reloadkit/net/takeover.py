@@ -1,0 +1,248 @@
+"""Keep-alive takeover, the kernel side: finding a stopping generation's connections, taking
+a duplicate of each, and deciding (purely) what becomes of it.
+
+An asyncio server told to stop (uvicorn, hypercorn, aiohttp) closes its idle keep-alive
+connections, and a request its client sends meanwhile is lost (``Connection reset by peer``;
+Python clients and wrk do not retry it); a server that dies of the signal (waitress) loses
+the requests queued on them. Just before the stop signal, while the drain holds the
+generation frozen, every established connection it holds on an address we hold is
+duplicated into the supervisor with ``pidfd_getfd`` (Linux 5.6+). The duplicate does not
+disturb the server: it keeps serving on its descriptor while it drains. But its ``close()``
+now only drops its own reference, so no FIN reaches the client (``shutdown()`` still would:
+that connection then closes as before).
+
+While the generation stops, its descriptors are looked at every few milliseconds, and
+:class:`Parking` decides:
+
+* a connection the generation no longer holds, while it still runs, was closed by it on
+  purpose (a graceful server closes idle connections and waits for the responses in
+  progress): it is *released*, served from now on by the next generation (kept.py);
+* at the generation's exit, the connections it still held are released too, unless it was
+  killed (the stop timeout, or a signal nobody sent to stop it): a response may have been in
+  progress then, so the duplicate is closed and the client sees the end of file, as before.
+
+A released connection whose TCP state is no longer ESTABLISHED (the server shut it down, or
+the client closed it with nothing unread) is closed: :func:`usable`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "CLOSE",
+    "CUT",
+    "GRACEFUL",
+    "KILLED",
+    "RELEASE",
+    "SIGNALLED",
+    "Parking",
+    "connections_on",
+    "exit_kind",
+    "socket_fds",
+    "refused",
+    "take_fd",
+    "takeover_unavailable",
+    "tcp_state",
+    "unread",
+    "usable",
+]
+
+RELEASE = "release"  # serve it from the next generation
+CLOSE = "close"  # close the duplicate: the client sees what it would have seen without us
+CUT = "cut"  # it died of the stop signal: only what it had not begun to answer is served on
+GRACEFUL, SIGNALLED, KILLED = "graceful", "signalled", "killed"  # how a generation ended
+
+_SYS_PIDFD_GETFD = 438  # one number on every Linux architecture (syscalls from 424 on are shared)
+TCP_ESTABLISHED = 1
+TCP_CLOSE_WAIT = 8  # the client closed its side; what it sent before is still to be served
+_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT})
+
+
+def takeover_unavailable() -> str | None:
+    """Why connections cannot be taken from another process here, or None."""
+    if not sys.platform.startswith("linux"):
+        return "not Linux"
+    if not hasattr(os, "pidfd_open"):
+        return "no os.pidfd_open (Python 3.9+)"
+    return None
+
+
+_libc: ctypes.CDLL | None = None
+
+
+def take_fd(pidfd: int, fd: int) -> socket.socket:
+    """A duplicate of descriptor ``fd`` of the process behind ``pidfd``, as a socket (close
+    on exec). Its blocking mode is left alone: the file description is the server's too."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    new = int(_libc.syscall(_SYS_PIDFD_GETFD, pidfd, fd, 0))
+    if new < 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"pidfd_getfd: {os.strerror(code)}")
+    try:
+        return socket.socket(fileno=new)
+    except OSError:
+        os.close(new)
+        raise
+
+
+def socket_fds(pids: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """Socket inode -> (pid, fd) for every socket descriptor the processes hold (Linux)."""
+    found: dict[int, tuple[int, int]] = {}
+    for pid in pids:
+        try:
+            names = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for name in names:
+            with contextlib.suppress(OSError, ValueError):
+                link = os.readlink(f"/proc/{pid}/fd/{name}")
+                if link.startswith("socket:["):
+                    found.setdefault(int(link[8:-1]), (pid, int(name)))
+    return found
+
+
+def _address(text: str, family: int) -> tuple[str, int]:
+    host, port = text.split(":")
+    raw = bytes.fromhex(host)
+    # /proc/net/tcp prints each 32-bit word of the address in host (little-endian) order
+    packed = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    return socket.inet_ntop(family, packed), int(port, 16)
+
+
+Ends = tuple[int, tuple[str, int], tuple[str, int]]  # family, local address, the client's
+
+
+def connections_on(ports: set[int], paths: set[str]) -> dict[int, Ends | None]:
+    """Established connections whose local end is one of ``ports`` (TCP) or ``paths``
+    (accepted Unix stream sockets): inode -> its ends (None for Unix)."""
+    found: dict[int, Ends | None] = {}
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        if not ports:
+            break
+        with contextlib.suppress(OSError), open(table, encoding="ascii", errors="replace") as lines:
+            next(lines, None)
+            for line in lines:  # sl local rem st queues tr retrnsmt uid timeout inode
+                fields = line.split()
+                if len(fields) < 10 or fields[3] != "01" or int(fields[1].rsplit(":", 1)[1], 16) not in ports:
+                    continue
+                with contextlib.suppress(ValueError, OSError):
+                    found[int(fields[9])] = (family, _address(fields[1], family), _address(fields[2], family))
+    if paths:
+        with contextlib.suppress(OSError), open("/proc/net/unix", encoding="utf-8", errors="replace") as lines:
+            next(lines, None)
+            for line in lines:  # Num RefCount Protocol Flags Type St Inode Path
+                fields = line.split()
+                if len(fields) >= 8 and fields[4] == "0001" and fields[5] == "03" and fields[7] in paths:
+                    found[int(fields[6])] = None
+    return found
+
+
+def tcp_state(sock: socket.socket) -> int | None:
+    """The kernel's TCP state of ``sock`` (TCP_INFO), None for another kind of socket."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    try:
+        return int(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0])
+    except OSError:
+        return 0
+
+
+def unread(sock: socket.socket) -> bool | None:
+    """Are bytes waiting to be read on ``sock``? None: the peer closed its side, nothing waits."""
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)) or None
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return None
+
+
+def usable(state: int | None, waiting: bool | None, decision: str = RELEASE) -> bool:
+    """Can a released connection still be served? ``state``: its TCP state (None: a Unix
+    socket); ``waiting``: :func:`unread` (None: the peer has closed its side, nothing left).
+
+    ESTABLISHED: yes (a server that called ``shutdown()`` moved it on to FIN_WAIT). CLOSE_WAIT
+    (the client closed its side): only for the request it sent before. A Unix socket: unless
+    its client is gone. A CUT connection: only with a request waiting, not begun."""
+    if decision == CUT and not waiting:
+        return False
+    if state is None:
+        return waiting is not None
+    return state == TCP_ESTABLISHED or (state == TCP_CLOSE_WAIT and bool(waiting))
+
+
+def exit_kind(status: int, killed_by_us: bool) -> str:
+    """How a stopping generation ended (``status`` is shell-style, 128 + signal): GRACEFUL, its
+    own exit (a server exits once its responses are done); SIGNALLED, death of the stop
+    signal (waitress: a response may have been cut, but a request it had not read was not
+    begun); KILLED, the stop timeout or another signal (a response may have been cut)."""
+    if killed_by_us or (status > 128 and status - 128 not in _STOP_SIGNALS):
+        return KILLED
+    return SIGNALLED if status > 128 else GRACEFUL
+
+
+@dataclass
+class _Parked:
+    pid: int  # the generation whose descriptors are looked at
+    keys: set[int]  # the connections' socket inodes it held when they were taken
+    boundary: set[int]  # those at a request boundary when it was told to stop
+
+
+class Parking:
+    """Connections taken from stopping generations, each waiting for its generation to let go
+    of it: the decisions only (the loop looks at the processes and acts)."""
+
+    def __init__(self) -> None:
+        self._parked: dict[int, _Parked] = {}
+
+    def __bool__(self) -> bool:
+        return any(parked.keys for parked in self._parked.values())
+
+    def park(self, pid: int, keys: Iterable[int], boundary: Iterable[int] = ()) -> None:
+        """``boundary``: the keys whose connection sat at a request boundary when ``pid`` was
+        told to stop (frozen): should the signal kill it, no answer was begun on them."""
+        parked = self._parked.setdefault(pid, _Parked(pid, set(), set()))
+        parked.keys.update(keys)
+        parked.boundary.update(boundary)
+
+    def pids(self) -> list[int]:
+        return [pid for pid, parked in self._parked.items() if parked.keys]
+
+    def held_by(self, pid: int) -> set[int]:
+        parked = self._parked.get(pid)
+        return set(parked.keys) if parked else set()
+
+    def look(self, pid: int, still_held: set[int]) -> list[tuple[int, str]]:
+        """``pid`` runs and holds ``still_held``: the connections it let go of are released."""
+        parked = self._parked.get(pid)
+        if parked is None:
+            return []
+        gone = sorted(parked.keys - still_held)
+        parked.keys -= set(gone)
+        return [(key, RELEASE) for key in gone]
+
+    def exited(self, pid: int, kind: str) -> list[tuple[int, str]]:
+        """``pid`` has ended (:func:`exit_kind`): what it still held is released (GRACEFUL),
+        closed (KILLED), or served on only where no answer had begun (SIGNALLED)."""
+        parked = self._parked.pop(pid, None)
+        if parked is None:
+            return []
+        decision = {GRACEFUL: RELEASE, SIGNALLED: CUT}.get(kind, CLOSE)
+        return [(key, RELEASE if decision == CUT and key in parked.boundary else decision) for key in sorted(parked.keys)]
+
+
+def refused(exc: OSError) -> bool:
+    """Does this error say no descriptor can be taken at all (rather than this one)?"""
+    return exc.errno in (errno.EPERM, errno.EACCES, errno.ENOSYS, errno.EOPNOTSUPP)
+

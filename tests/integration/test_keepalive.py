@@ -1,0 +1,155 @@
+"""Keep-alive clients across reloads: one kept-alive connection, many reloads, no exception.
+
+An asyncio server told to stop closes its idle keep-alive connections; a request sent on one
+meanwhile was lost (``ConnectionResetError``, ``RemoteDisconnected``: Python clients do not
+retry). Now every connection of the stopping generation is taken over just before it is told
+to stop, and served by the next one once the stopping one lets go of it (net/takeover.py,
+net/kept.py)."""
+
+from __future__ import annotations
+
+import http.client
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import BIN, start_server, wait_for, write_file
+
+pytestmark = pytest.mark.timeout(180)
+
+
+class KeepAliveClient:
+    """One ``http.client.HTTPConnection`` reused for every request, in a thread; an
+    exception is counted and the next request opens a new connection."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.split("://", 1)[1].rstrip("/").rsplit(":", 1)
+        self.host, self.port = host, int(port)
+        self.errors: list[str] = []
+        self.bodies: list[str] = []
+        self.last_body: str | None = None
+        self.requests = 0
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> KeepAliveClient:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+    def _run(self) -> None:
+        conn: http.client.HTTPConnection | None = None
+        while not self._stop.is_set():
+            if conn is None:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+                self.connections += 1
+            try:
+                conn.request("GET", "/")
+                response = conn.getresponse()
+                body = response.read().decode()
+                if response.will_close:
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException) as exc:
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+                conn.close()
+                conn = None
+                continue
+            self.requests += 1
+            if response.status != 200:
+                self.errors.append(f"HTTP {response.status}")
+                continue
+            self.last_body = body
+            if not self.bodies or self.bodies[-1] != body:
+                self.bodies.append(body)
+        if conn is not None:
+            conn.close()
+
+    def wait_requests(self, count: int, timeout: float = 20) -> None:
+        target = self.requests + count
+        wait_for(lambda: self.requests >= target, timeout, f"{count} more requests")
+
+
+def _script(name: str) -> str:
+    return str(BIN / name)
+
+
+SERVERS: dict[str, list[str]] = {
+    "uvicorn": [_script("uvicorn"), "--fd", "3", "asgi_app:app"],
+    "aiohttp": [sys.executable, "serve_aiohttp.py"],
+    "waitress": [sys.executable, "serve_waitress.py"],
+    "gunicorn sync": [_script("gunicorn"), "wsgi_app:app"],
+    "gunicorn gthread": [_script("gunicorn"), "-k", "gthread", "--threads", "4", "wsgi_app:app"],
+}
+RELOADS = 12
+# Not here: hypercorn and daphne shut their idle connections down (``write_eof()``, Twisted's
+# ``shutdown(2)``) when told to stop; the FIN reaches the client whoever else holds the
+# socket, so a connection of theirs cannot be taken over (the takeover says so at -v).
+CASES = [
+    pytest.param(server, mode, id=f"{server}-{mode[0][2:] if mode else 'default'}",
+                 marks=() if (server, mode) in (("uvicorn", ()), ("aiohttp", ("--overlap",))) else pytest.mark.matrix)
+    for server in SERVERS for mode in [(), ("--overlap",)]
+]
+
+
+@pytest.mark.parametrize(("server", "mode"), CASES)
+def test_a_kept_alive_connection_sees_no_error_across_reloads(server_project: Path, server: str,
+                                                               mode: tuple[str, ...]) -> None:
+    pytest.importorskip(server.split()[0])
+    with start_server(server_project, ["127.0.0.1:0"], SERVERS[server], "-v", *mode) as rk:
+        url = rk.wait_listening()[0]
+        rk.wait_for_output(r"ready in \d+ ms")
+        with KeepAliveClient(url) as client:
+            wait_for(lambda: client.last_body == "v0", 30, "v0")
+            for number in range(1, RELOADS + 1):
+                client.wait_requests(5)
+                write_file(server_project / "version.py", f"VERSION = 'v{number}'\n")
+                wait_for(lambda n=number: client.last_body == f"v{n}", 30, f"the client to see v{number}")
+                rk.wait_for_output(r"ready in \d+ ms", count=number + 1)
+            client.wait_requests(5)
+        report: dict[str, Any] = {"errors": client.errors[:5], "connections": client.connections}
+        assert client.errors == [], (report, rk.output[-3000:])
+        assert client.bodies == [f"v{n}" for n in range(RELOADS + 1)], client.bodies
+        if not server.startswith("gunicorn"):  # it closes them with Connection: close (sync: always)
+            assert client.connections == 1, report  # the same connection all along
+
+
+def test_a_requests_session_sees_no_exception_across_many_reloads(server_project: Path) -> None:
+    """The issue's client: a ``requests.Session`` looping against uvicorn (it does not retry)."""
+    requests = pytest.importorskip("requests")
+    reloads = 50
+    with start_server(server_project, ["127.0.0.1:0"], SERVERS["uvicorn"]) as rk:
+        url = rk.wait_listening()[0]
+        errors: list[str] = []
+        seen: list[str] = []
+        stop = threading.Event()
+
+        def loop() -> None:
+            with requests.Session() as session:
+                while not stop.is_set():
+                    try:
+                        body = session.get(url, timeout=10).text
+                    except requests.RequestException as exc:
+                        errors.append(repr(exc))
+                        continue
+                    if not seen or seen[-1] != body:
+                        seen.append(body)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            wait_for(lambda: seen[-1:] == ["v0"], 30, "v0")
+            for number in range(1, reloads + 1):
+                write_file(server_project / "version.py", f"VERSION = 'v{number}'\n")
+                wait_for(lambda n=number: seen[-1:] == [f"v{n}"], 30, f"the client to see v{number}")
+        finally:
+            stop.set()
+            thread.join(15)
+        assert errors == [], (errors[:5], rk.output[-3000:])
+        assert seen == [f"v{n}" for n in range(reloads + 1)]

@@ -1,0 +1,131 @@
+"""Keep-alive takeover: the pure decisions (takeover.py), the request-boundary rule of the
+kernel's queues, and a descriptor taken from a real process with pidfd_getfd."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from reloadkit.net.readiness import TcpQueues
+from reloadkit.net.takeover import (
+    CLOSE,
+    CUT,
+    GRACEFUL,
+    KILLED,
+    RELEASE,
+    SIGNALLED,
+    TCP_CLOSE_WAIT,
+    TCP_ESTABLISHED,
+    Parking,
+    connections_on,
+    exit_kind,
+    socket_fds,
+    take_fd,
+    takeover_unavailable,
+    tcp_state,
+    usable,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_a_connection_let_go_of_while_the_generation_runs_is_released() -> None:
+    parking = Parking()
+    parking.park(10, [1, 2, 3])
+    assert parking and parking.pids() == [10]
+    assert parking.look(10, {1, 2, 3}) == []
+    assert parking.look(10, {1, 3, 99}) == [(2, RELEASE)]
+    assert parking.held_by(10) == {1, 3}
+    assert parking.exited(10, GRACEFUL) == [(1, RELEASE), (3, RELEASE)]
+    assert not parking and parking.exited(10, GRACEFUL) == []
+
+
+def test_what_a_killed_generation_held_is_closed() -> None:
+    parking = Parking()
+    parking.park(10, [1, 2])
+    assert parking.look(10, {2}) == [(1, RELEASE)]  # let go of before the kill: served on
+    assert parking.exited(10, KILLED) == [(2, CLOSE)]
+
+
+def test_death_of_the_stop_signal_serves_on_only_what_sat_at_a_request_boundary() -> None:
+    parking = Parking()
+    parking.park(10, [1, 2], boundary=[2])
+    assert parking.exited(10, SIGNALLED) == [(1, CUT), (2, RELEASE)]
+
+
+def test_how_a_generation_ended() -> None:
+    assert exit_kind(0, killed_by_us=False) == GRACEFUL
+    assert exit_kind(1, killed_by_us=False) == GRACEFUL  # aiohttp's GracefulExit
+    assert exit_kind(128 + signal.SIGTERM, killed_by_us=False) == SIGNALLED
+    assert exit_kind(128 + signal.SIGKILL, killed_by_us=False) == KILLED
+    assert exit_kind(128 + signal.SIGSEGV, killed_by_us=False) == KILLED
+    assert exit_kind(0, killed_by_us=True) == KILLED
+
+
+def test_a_released_connection_is_served_only_while_it_can_be() -> None:
+    assert usable(TCP_ESTABLISHED, False)
+    assert not usable(4, False)  # FIN_WAIT1: the server called shutdown()
+    assert usable(TCP_CLOSE_WAIT, True) and not usable(TCP_CLOSE_WAIT, None)
+    assert usable(None, False) and not usable(None, None)  # Unix: unless its client is gone
+    assert usable(TCP_ESTABLISHED, True, CUT) and not usable(TCP_ESTABLISHED, False, CUT)
+
+
+@pytest.mark.parametrize(("queues", "boundary"), [
+    (TcpQueues(0, 0, 100, sent_ago=3, received_ago=5), True),  # answered
+    (TcpQueues(40, 0, 140, sent_ago=3, received_ago=0), True),  # the next request waits unread
+    (TcpQueues(0, 0, 100, sent_ago=5, received_ago=3), False),  # read, not answered yet
+    (TcpQueues(0, 0, 100, sent_ago=2, received_ago=2), False),  # the same millisecond, just now
+    (TcpQueues(0, 0, 100, sent_ago=40, received_ago=40), True),  # a quick answer, long ago
+    (TcpQueues(0, 12, 100, sent_ago=0, received_ago=5), False),  # its answer is still on the way
+])
+def test_the_request_boundary_of_the_kernels_queues(queues: TcpQueues, boundary: bool) -> None:
+    assert queues.at_request_boundary() is boundary
+
+
+_HOLDER = """
+import socket, sys
+listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen()
+print(listener.getsockname()[1], flush=True)
+conn, _ = listener.accept()
+conn.recv(100)
+conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok")
+print(conn.fileno(), flush=True)
+sys.stdin.read()  # until told to go: then its close() would be the FIN, but for our duplicate
+"""
+
+
+@pytest.mark.skipif(takeover_unavailable() is not None, reason="Linux's pidfd_getfd")
+def test_a_connection_taken_from_another_process_outlives_its_close() -> None:
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdin is not None
+    try:
+        port = int(holder.stdout.readline())
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            assert client.recv(100).endswith(b"ok")
+            fd = int(holder.stdout.readline())
+            inodes = [inode for inode, (pid, number) in socket_fds([holder.pid]).items() if number == fd]
+            assert inodes and inodes[0] in connections_on({port}, set())
+            family, local, remote = connections_on({port}, set())[inodes[0]] or (0, ("", 0), ("", 0))
+            assert (family, local[1], remote) == (socket.AF_INET, port, client.getsockname())
+            pidfd = os.pidfd_open(holder.pid)
+            try:
+                kept = take_fd(pidfd, fd)
+            finally:
+                os.close(pidfd)
+            with kept:
+                client.sendall(b"GET /next HTTP/1.1\r\n\r\n")  # the holder does not read it
+                holder.stdin.close()
+                holder.wait(10)  # its descriptor closed: no FIN for the client, the duplicate holds it
+                assert tcp_state(kept) == TCP_ESTABLISHED
+                assert kept.recv(100) == b"GET /next HTTP/1.1\r\n\r\n"
+                kept.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nkept")
+                assert client.recv(100).endswith(b"kept")
+    finally:
+        holder.kill()
+        holder.wait()
