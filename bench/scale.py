@@ -107,7 +107,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="40,160,640", help="models per project, multiples of 10 (default 40,160,640)")
     parser.add_argument("--edits", type=int, default=5, help="handler edits per tool and size (default 5)")
-    parser.add_argument("--tools", default="reloadkit,uvicorn", help="reloadkit, uvicorn or both (default both)")
+    parser.add_argument("--tools", default="reloadkit,uvicorn",
+                        help="reloadkit, uvicorn or both (default both)")
     parser.add_argument("--gap", type=float, default=2.0, help="seconds at least between a served edit and the next")
     parser.add_argument("--floor-runs", type=int, default=3, help="re-imports and server starts for the floor")
     parser.add_argument("--reloadkit", metavar="DIR",
@@ -239,8 +240,8 @@ def run_tool(tool: ScaleTool, size: int, workdir: Path, registry: Registry, s: S
     port = free_port()
     result: dict[str, Any] = {"key": tool.key, "label": tool.label, "edited": f"shop/routers/r_{mid}.py {path}"}
     env = {**base_env(), **tool.env()}
-    if tool.key == "reloadkit" and s.reloadkit_path:
-        env["PYTHONPATH"] = s.reloadkit_path
+    if tool.key.startswith("reloadkit") and s.reloadkit_path:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (s.reloadkit_path, env.get("PYTHONPATH"))))
     proc = ToolProcess(tool.argv(port), project.root, env, state / "tool.log", registry, timestamps=True)
     try:
         reply = serve(port, proc, f"r{mid} v0", path, proc.started + s.start_timeout, 0.01)
@@ -265,7 +266,9 @@ def run_tool(tool: ScaleTool, size: int, workdir: Path, registry: Registry, s: S
             result["settle_s"].append(settle(proc, s))
         result["reload_ms"] = [ms(v) for v in latencies]
         result.update(_median_min(latencies))
-        if tool.key == "reloadkit":
+        # the first edit makes its file hot: a checkpoint that held it cannot serve it
+        result["later_median"] = _median_min(latencies[1:])["median"]
+        if tool.key.startswith("reloadkit"):
             result["reloadkit"] = _reloadkit_account(proc, offset, moments)
     except ToolError as exc:
         result["error"] = str(exc)
@@ -303,22 +306,36 @@ def _memory(rk: dict[str, Any]) -> str:
             f"{_n(warm['rss_mb'])} / {_n(warm['pss_mb'])}")
 
 
+def _cell(tool: dict[str, Any]) -> str:
+    if not tool:
+        return "-"
+    if tool.get("error"):
+        return "failed"
+    later = tool.get("later_median")
+    if later is None and len(tool.get("reload_ms") or []) > 1:  # results written before this column
+        later = round(statistics.median(tool["reload_ms"][1:]), 1)
+    return f"{_n(tool.get('median'))} / {_n(tool.get('min'))} / {_n(later)}"
+
+
 def table(data: dict[str, Any]) -> str:
-    header = ["models", "reloadkit median / min (ms)", "uvicorn --reload median / min (ms)", "ratio (medians)",
-              "floor: re-import + uvicorn start = total (ms)", "reloadkit ÷ floor",
-              "reloadkit RSS / PSS (MB): supervisor; warm parents"]
+    """One row per size: each tool's median / min, reloadkit ÷ uvicorn, the floor, memory."""
+    keys = [tool["key"] for tool in data["sizes"][0]["tools"]] if data["sizes"] else []
+    labels = {tool["key"]: tool["label"] for row in data["sizes"] for tool in row["tools"]}
+    header = ["models", *[f"{labels[key]}: median / min / median of edits 2+ (ms)" for key in keys]]
+    warm = [key for key in keys if key.startswith("reloadkit")]
+    header += [f"{labels[key]} ÷ uvicorn" for key in warm if "uvicorn" in keys]
+    header += ["floor: re-import + uvicorn start = total (ms)", *[f"{labels[key]} ÷ floor" for key in warm],
+               "reloadkit RSS / PSS (MB): supervisor; warm parents"]
     body = []
     for row in data["sizes"]:
-        rk, uv, fl = _tool(row, "reloadkit"), _tool(row, "uvicorn"), row.get("floor", {})
-        body.append([
-            str(row["models"]),
-            "failed" if rk.get("error") else f"{_n(rk.get('median'))} / {_n(rk.get('min'))}",
-            "failed" if uv.get("error") else f"{_n(uv.get('median'))} / {_n(uv.get('min'))}",
-            _ratio(rk.get("median"), uv.get("median")),
-            f"{_n(fl.get('reimport_ms'))} + {_n(fl.get('server_start_ms'))} = {_n(fl.get('total_ms'))}",
-            _ratio(rk.get("median"), fl.get("total_ms")),
-            _memory(rk),
-        ])
+        uv, fl = _tool(row, "uvicorn"), row.get("floor", {})
+        cells = [str(row["models"]), *[_cell(_tool(row, key)) for key in keys]]
+        if "uvicorn" in keys:
+            cells += [_ratio(_tool(row, key).get("median"), uv.get("median")) for key in warm]
+        cells.append(f"{_n(fl.get('reimport_ms'))} + {_n(fl.get('server_start_ms'))} = {_n(fl.get('total_ms'))}")
+        cells += [_ratio(_tool(row, key).get("median"), fl.get("total_ms")) for key in warm]
+        cells.append(_memory(_tool(row, warm[0]) if warm else {}))
+        body.append(cells)
     return markdown_table(header, body)
 
 
