@@ -1,0 +1,135 @@
+"""A kept connection (net/kept.py) on real sockets: its upstream is made when the client
+sends, dropped when the stopping generation lets go of it (a request it left unanswered is
+sent again on the next one), ended as before when that generation was killed, and closed
+after its idle timeout."""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from reloadkit.net.kept import Kept
+from reloadkit.net.takeover import CLOSE, CUT, RELEASE
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Upstreams:
+    """A listening socket standing for the held address; each accepted end is a 'generation'."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.made = 0
+
+    def connect(self) -> socket.socket:
+        self.made += 1
+        return socket.create_connection(self.listener.getsockname(), timeout=5)
+
+    def accept(self) -> socket.socket:
+        self.listener.settimeout(5)
+        conn, _ = self.listener.accept()
+        conn.settimeout(5)
+        return conn
+
+
+def run_until(selector: selectors.BaseSelector, done: Callable[[], bool], timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        for key, _events in selector.select(0.01):
+            key.data()
+
+
+Parts = tuple[selectors.BaseSelector, Upstreams, socket.socket, Kept, list[Kept]]
+
+
+@pytest.fixture
+def parts() -> Iterator[Parts]:
+    selector = selectors.DefaultSelector()
+    upstreams = Upstreams()
+    client, served = socket.socketpair()
+    client.settimeout(5)
+    closed: list[Kept] = []
+    client.sendall(b"GET /1 HTTP/1.1\r\n\r\n")  # queued before the takeover
+    kept = Kept(served, upstreams.connect, selector, closed.append, idle_timeout=0.2)
+    yield selector, upstreams, client, kept, closed
+    kept.close()
+    client.close()
+    upstreams.listener.close()
+    selector.close()
+
+
+def test_queued_bytes_go_first_and_a_let_go_upstream_is_replaced(parts: Parts) -> None:
+    selector, upstreams, client, kept, _closed = parts
+    first = upstreams.accept()
+    run_until(selector, lambda: kept.to_upstream == b"")
+    assert first.recv(100) == b"GET /1 HTTP/1.1\r\n\r\n"
+    first.sendall(b"one")
+    run_until(selector, lambda: kept.to_client == b"" and kept.unanswered == b"")
+    assert client.recv(100) == b"one"
+    kept.park()  # the generation behind `first` is told to stop
+    client.sendall(b"GET /2 HTTP/1.1\r\n\r\n")  # races with its close: it never reads it
+    run_until(selector, lambda: kept.unanswered == b"GET /2 HTTP/1.1\r\n\r\n")
+    first.close()
+    run_until(selector, lambda: kept.upstream_ended)
+    kept.decided(RELEASE)  # it let go of the connection while it ran
+    second = upstreams.accept()
+    assert second.recv(100) == b"GET /2 HTTP/1.1\r\n\r\n"  # sent again, to the next one
+    second.sendall(b"two")
+    run_until(selector, lambda: kept.unanswered == b"" and kept.to_client == b"")
+    assert client.recv(100) == b"two"
+    assert upstreams.made == 2
+    second.close()
+
+
+def test_a_killed_generations_end_reaches_the_client(parts: Parts) -> None:
+    selector, upstreams, client, kept, closed = parts
+    first = upstreams.accept()
+    run_until(selector, lambda: kept.to_upstream == b"")
+    first.sendall(b"partial")
+    run_until(selector, lambda: kept.to_client == b"" and kept.unanswered == b"")
+    kept.park()
+    first.close()
+    run_until(selector, lambda: kept.upstream_ended)
+    kept.decided(CLOSE)
+    assert client.recv(100) == b"partial"
+    assert client.recv(100) == b""  # the end of file, as without a takeover
+    assert closed == [kept]
+
+
+def test_a_cut_upstream_with_its_answer_begun_is_not_served_on(parts: Parts) -> None:
+    selector, upstreams, client, kept, closed = parts
+    first = upstreams.accept()
+    run_until(selector, lambda: kept.to_upstream == b"")
+    first.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\npart")
+    run_until(selector, lambda: kept.to_client == b"" and kept.unanswered == b"")
+    kept.park()
+    first.close()
+    run_until(selector, lambda: kept.upstream_ended)
+    kept.decided(CUT)
+    assert client.recv(100).endswith(b"part") and client.recv(100) == b""
+    assert closed == [kept] and upstreams.made == 1
+
+
+def test_an_idle_kept_connection_closes_after_its_timeout(parts: Parts) -> None:
+    selector, upstreams, client, kept, closed = parts
+    first = upstreams.accept()
+    run_until(selector, lambda: kept.to_upstream == b"")
+    first.sendall(b"one")
+    run_until(selector, lambda: kept.unanswered == b"")
+    assert kept.deadline() is None  # a request is carried: no idle timeout
+    kept.park()
+    first.close()
+    run_until(selector, lambda: kept.upstream_ended)
+    kept.decided(RELEASE)
+    deadline = kept.deadline()
+    assert deadline is not None
+    kept.expire(deadline - 0.1)
+    assert not closed
+    kept.expire(deadline)
+    assert closed == [kept]
+    assert client.recv(100) == b"one" and client.recv(100) == b""
