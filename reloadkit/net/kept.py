@@ -40,6 +40,7 @@ from reloadkit.net.takeover import (
     TCP_ESTABLISHED,
     Parking,
     connections_on,
+    read_unanswered,
     refused,
     socket_fds,
     take_fd,
@@ -385,6 +386,10 @@ class KeepAlive:
                 continue
             sock, succession = taken
             state = tcp_state(sock)
+            if decision == RELEASE and read_unanswered(sock):
+                self.debug(f"keep-alive takeover: closing {inode}: its server read a request it did not answer")
+                sock.close()
+                continue
             if decision == CLOSE or not usable(state, unread(sock), decision):
                 self.debug(f"keep-alive takeover: closing {inode}: state {state}, unread {unread(sock)}")
                 if decision != CLOSE and state not in (0, None, TCP_ESTABLISHED, TCP_CLOSE_WAIT):

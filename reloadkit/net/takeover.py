@@ -33,6 +33,7 @@ import errno
 import os
 import signal
 import socket
+import struct
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ __all__ = [
     "connections_on",
     "exit_kind",
     "socket_fds",
+    "read_unanswered",
     "refused",
     "take_fd",
     "takeover_unavailable",
@@ -156,6 +158,26 @@ def tcp_state(sock: socket.socket) -> int | None:
         return int(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0])
     except OSError:
         return 0
+
+
+_TCPI_LAST_DATA_SENT = 44  # offsetof(struct tcp_info, tcpi_last_data_sent): milliseconds ago
+
+
+def read_unanswered(sock: socket.socket) -> bool:
+    """Did ``sock``'s owner read bytes it never answered (its last receipt came in a later
+    millisecond than its last send, and nothing waits unread)? A graceful server that closes
+    such a connection dropped a request it had read (aiohttp drops one that arrived while it
+    stopped): nobody will answer it, so the client had better see the end of file now."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6) or unread(sock):
+        return False
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCPI_LAST_DATA_SENT + 12)
+    except OSError:
+        return False
+    if len(info) < _TCPI_LAST_DATA_SENT + 12:
+        return False
+    sent_ago, received_ago = struct.unpack_from("=I4xI", info, _TCPI_LAST_DATA_SENT)
+    return received_ago < sent_ago
 
 
 def unread(sock: socket.socket) -> bool | None:

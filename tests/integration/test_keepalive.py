@@ -83,7 +83,6 @@ def _script(name: str) -> str:
 SERVERS: dict[str, list[str]] = {
     "uvicorn": [_script("uvicorn"), "--fd", "3", "asgi_app:app"],
     "aiohttp": [sys.executable, "serve_aiohttp.py"],
-    "waitress": [sys.executable, "serve_waitress.py"],
     "gunicorn sync": [_script("gunicorn"), "wsgi_app:app"],
     "gunicorn gthread": [_script("gunicorn"), "-k", "gthread", "--threads", "4", "wsgi_app:app"],
 }
@@ -91,6 +90,8 @@ RELOADS = 12
 # Not here: hypercorn and daphne shut their idle connections down (``write_eof()``, Twisted's
 # ``shutdown(2)``) when told to stop; the FIN reaches the client whoever else holds the
 # socket, so a connection of theirs cannot be taken over (the takeover says so at -v).
+# Nor waitress: it dies of SIGTERM, and when the drain's 1 s passes with a response under
+# way on a busy connection, that response is cut (1 run in 4 of 12 reloads lost one request).
 CASES = [
     pytest.param(server, mode, id=f"{server}-{mode[0][2:] if mode else 'default'}",
                  marks=() if (server, mode) in (("uvicorn", ()), ("aiohttp", ("--overlap",))) else pytest.mark.matrix)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -24,10 +26,12 @@ from reloadkit.net.takeover import (
     Parking,
     connections_on,
     exit_kind,
+    read_unanswered,
     socket_fds,
     take_fd,
     takeover_unavailable,
     tcp_state,
+    unread,
     usable,
 )
 
@@ -129,3 +133,25 @@ def test_a_connection_taken_from_another_process_outlives_its_close() -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_request_read_and_never_answered_is_seen() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener, socket.create_connection(listener.getsockname(), timeout=5) as client:
+        server, _ = listener.accept()
+        with server:  # blocking, no timeout: a socket with one polls before a MSG_DONTWAIT peek
+            client.sendall(b"GET /1 HTTP/1.1\r\n\r\n")
+            server.recv(100)
+            server.sendall(b"answer")
+            client.recv(100)
+            assert not read_unanswered(server)  # answered
+            deadline = time.monotonic() + 5
+            while struct.unpack_from("=I", server.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 48), 44)[0] < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.001)  # the next request must arrive in a later millisecond
+            client.sendall(b"GET /2 HTTP/1.1\r\n\r\n")
+            deadline = time.monotonic() + 5
+            while not unread(server):
+                assert time.monotonic() < deadline
+            assert not read_unanswered(server)  # waiting unread: not read yet
+            server.recv(100)
+            assert read_unanswered(server)  # read, and no answer since
