@@ -91,7 +91,7 @@ RELOADS = 12
 # ``shutdown(2)``) when told to stop; the FIN reaches the client whoever else holds the
 # socket, so a connection of theirs cannot be taken over (the takeover says so at -v).
 # Nor waitress: it dies of SIGTERM, and when the drain's 1 s passes with a response under
-# way on a busy connection, that response is cut (1 run in 4 of 12 reloads lost one request).
+# way on a busy connection, that response is cut (2 runs in 5 of 12 reloads lost one request).
 CASES = [
     pytest.param(server, mode, id=f"{server}-{mode[0][2:] if mode else 'default'}",
                  marks=() if (server, mode) in (("uvicorn", ()), ("aiohttp", ("--overlap",))) else pytest.mark.matrix)
