@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterable, Sequence
 
 from reloadkit.child.adopt import Address, conflicts
+from reloadkit.net.sockdiag import LISTEN, tcp_connections
 from reloadkit.net.wrappers import process_socket_inodes
 
 __all__ = ["BindCheck", "bind_failure", "elsewhere_message", "listening_elsewhere", "server_flag", "tree_listeners"]
@@ -95,6 +96,9 @@ def tree_listeners(pids: Iterable[int]) -> dict[int, Address]:
     found: dict[int, Address] = {}
     if first is None or not inodes:
         return found
+    listeners = tcp_connections(None, (LISTEN,))
+    if listeners is not None:  # sock_diag: /proc's table lists every TIME_WAIT too, slow to read
+        return {conn.inode: Address(conn.family, *conn.local) for conn in listeners if conn.inode in inodes}
     for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
         try:
             with open(f"/proc/{first}/net/{table}", encoding="ascii") as handle:

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from reloadkit.child.protocol import CONTRACT_VARIABLES, FIRST_FD
 from reloadkit.child.sockets import adopt_listening_socket
 from reloadkit.errors import BindError, BindSpecError
+from reloadkit.net.sockdiag import LISTEN, tcp_connections
 
 __all__ = [
     "CONTRACT_VARIABLES",
@@ -327,6 +328,15 @@ def other_tcp_listener(sock: socket.socket) -> bool:
     "address already in use", not two servers sharing connections.
     """
     host, port = sock.getsockname()[:2]
+    listeners = tcp_connections([port], (LISTEN,))
+    if listeners is not None:  # sock_diag: /proc/net/tcp lists every TIME_WAIT too, slow to read
+        ours_inode = os.fstat(sock.fileno()).st_ino
+        anywhere = {"0.0.0.0", "::"}
+        return any(
+            conn.family == sock.family and conn.inode != ours_inode
+            and (conn.local[0] == host or conn.local[0] in anywhere or host in anywhere)
+            for conn in listeners
+        )
     ours = str(os.fstat(sock.fileno()).st_ino)
     wildcard = {"00000000", "0" * 32}
     mine = _proc_net_address(host, sock.family)

@@ -14,7 +14,7 @@ Between two looks the loop is free (the next generation starts meanwhile): :meth
 does one look and says when the next is due.
 
 Times count the child's running time, not wall time, and it runs between looks at least as
-long as a look took: a look reads /proc/net/tcp (10-20 ms with thousands of TIME_WAIT rows),
+long as a look took (a look asks the kernel for the connections, and reads /proc),
 and a child frozen most of the time would see a slow request taken for an idle one. Time a
 thread of the child spent waiting for a CPU (the next generation starts beside it, on a
 busy machine) is not running time either: Linux's schedstat says how long that was.
@@ -27,11 +27,8 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
 
-import psutil
-
-from reloadkit.net.readiness import tcp_bytes_received, tcp_queues
+from reloadkit.net.sockdiag import TcpConnection, socket_fds, tcp_connections
 
 __all__ = ["UNUSED", "Drain", "responses_in_progress", "serving_connections", "wait_stopped"]
 
@@ -39,47 +36,43 @@ _STOP_WAIT = 0.05  # a thread in uninterruptible sleep stops when it leaves it
 _UNSTOPPED_TRIES = 20  # looks put off for a child that is slow to stop, before one is taken anyway
 
 
-def _connections(proc: psutil.Process, kind: str) -> list[Any]:
-    method = getattr(proc, "net_connections", None) or proc.connections  # psutil < 6
-    return list(method(kind=kind))
-
-
 UNUSED = ":unused"  # the end of the name of a connection that has not received a byte yet
 
 
-def serving_connections(pid: int, tcp_ports: set[int], unix_paths: set[str]) -> frozenset[str]:
+def _held_tcp(pid: int, tcp_ports: set[int]) -> list[tuple[int, TcpConnection]]:
+    """The established connections on ``tcp_ports`` whose sockets ``pid`` holds, with
+    their descriptor numbers (sock_diag: no /proc/net/tcp, whose TIME_WAIT rows are slow)."""
+    if not tcp_ports:
+        return []
+    held = socket_fds([pid])
+    conns = tcp_connections(tcp_ports, info=True) or []
+    return [(held[conn.inode][1], conn) for conn in conns if conn.inode in held]
+
+
+def serving_connections(
+    pid: int, tcp_ports: set[int], unix_paths: set[str], held: list[tuple[int, TcpConnection]] | None = None
+) -> frozenset[str]:
     """The accepted connections on our sockets that ``pid`` holds open, each named so that
     the same connection has the same name on the next look (requests in flight, or idle
     keep-alive connections: a single look cannot tell them apart). A TCP connection that
     has received nothing yet ends in :data:`UNUSED`: its client is about to send a request
-    (the name changes once it has)."""
+    (the name changes once it has). ``held``: :func:`_held_tcp`'s answer, if asked already."""
     found: set[str] = set()
-    try:
-        if tcp_ports:
-            for conn in _connections(psutil.Process(pid), "tcp"):
-                if conn.status == psutil.CONN_ESTABLISHED and conn.laddr and conn.laddr[1] in tcp_ports:
-                    unused = conn.raddr and tcp_bytes_received(conn.family, conn.laddr, conn.raddr) == 0
-                    found.add(f"{conn.fd}:{conn.raddr}" + (UNUSED if unused else ""))
-        if unix_paths:
-            found.update(_connected_unix_sockets(pid, unix_paths))
-    except (psutil.Error, OSError):
-        pass
+    for fd, conn in _held_tcp(pid, tcp_ports) if held is None else held:
+        unused = conn.queues is not None and conn.queues.received == 0
+        found.add(f"{fd}:{conn.remote}" + (UNUSED if unused else ""))
+    if unix_paths:
+        found.update(_connected_unix_sockets(pid, unix_paths))
     return frozenset(found)
 
 
-def responses_in_progress(pid: int, tcp_ports: set[int]) -> bool:
+def responses_in_progress(pid: int, tcp_ports: set[int], held: list[tuple[int, TcpConnection]] | None = None) -> bool:
     """Does ``pid`` (frozen) seem to be between a request and the end of its response on one
     of its connections (:meth:`TcpQueues.at_request_boundary`: a silent stream passes)?"""
-    try:
-        for conn in _connections(psutil.Process(pid), "tcp"):
-            if conn.status != psutil.CONN_ESTABLISHED or not conn.laddr or not conn.raddr or conn.laddr[1] not in tcp_ports:
-                continue
-            queues = tcp_queues(conn.family, conn.laddr, conn.raddr)
-            if queues is not None and queues.received and not queues.at_request_boundary():
-                return True
-    except (psutil.Error, OSError):
-        pass
-    return False
+    return any(
+        conn.queues is not None and conn.queues.received and not conn.queues.at_request_boundary()
+        for _fd, conn in (_held_tcp(pid, tcp_ports) if held is None else held)
+    )
 
 
 def _connected_unix_sockets(pid: int, paths: set[str]) -> set[str]:
@@ -217,7 +210,8 @@ class Drain:
                 thawed_for = time.monotonic() - self._thawed
                 self._ran += max(0.0, thawed_for - _longest_wait(self._waits, _cpu_waits(self.pid)))
             look_started = time.monotonic()
-            busy = serving_connections(self.pid, self.tcp_ports, self.unix_paths)
+            held = _held_tcp(self.pid, self.tcp_ports)  # one question to the kernel a look
+            busy = serving_connections(self.pid, self.tcp_ports, self.unix_paths, held)
             for name in busy:
                 self._first_seen.setdefault(name, self._ran)
             # A connection whose request has not arrived is never taken for an idle one: a
@@ -225,7 +219,7 @@ class Drain:
             # slowed down on a busy machine between connect() and send(), loses the request.
             fresh = [name for name in busy if name.endswith(UNUSED) or self._ran - self._first_seen[name] < self.settled]
             if self._ran >= self.limit or (
-                not fresh and not (self.boundaries and self.tcp_ports and responses_in_progress(self.pid, self.tcp_ports))
+                not fresh and not (self.boundaries and self.tcp_ports and responses_in_progress(self.pid, self.tcp_ports, held))
             ):
                 self.signal()
                 return True

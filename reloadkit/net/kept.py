@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from reloadkit.net.handover import Succession
-from reloadkit.net.readiness import tcp_queues
+from reloadkit.net.sockdiag import tcp_queues
 from reloadkit.net.takeover import (
     CLOSE,
     CUT,

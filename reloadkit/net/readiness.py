@@ -24,7 +24,6 @@ notifies after warming up meant to be waited for.
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import os
 import socket
@@ -33,6 +32,8 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from reloadkit.net import sockdiag
 
 __all__ = [
     "ACCEPTING",
@@ -45,9 +46,6 @@ __all__ = [
     "diag_available",
     "open_http_probe",
     "open_probe",
-    "TcpQueues",
-    "tcp_bytes_received",
-    "tcp_queues",
 ]
 
 ACCEPTING = "accepting"
@@ -55,10 +53,6 @@ ANSWERING = "answering"
 NOTIFIED = "READY=1"
 TIMER = "timer"
 
-_NETLINK_SOCK_DIAG = 4
-_SOCK_DIAG_BY_FAMILY = 20
-_NLM_F_REQUEST = 1
-_NLMSG_ERROR = 2
 _NOCOOKIE = 0xFFFFFFFF
 _UDIAG_SHOW_PEER = 0x04
 _UDIAG_SHOW_ICONS = 0x08
@@ -71,158 +65,10 @@ _LINGER_EVERY = 1.0
 _LINGER_MAX = 30.0  # ... and closed after this long even if its server end never closed
 
 
-class _Diag:
-    """One netlink socket for sock_diag queries (one request, one answer, no dump)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG)
-        self.sock.settimeout(0.5)
-        self.seq = 0
-
-    def ask(self, payload: bytes) -> bytes | None:
-        """The first answer's payload; None when the kernel knows no such socket."""
-        self.seq += 1
-        header = struct.pack("=IHHII", 16 + len(payload), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, self.seq, 0)
-        self.sock.send(header + payload)
-        while True:
-            data = self.sock.recv(65536)
-            length, kind, _flags, seq, _pid = struct.unpack_from("=IHHII", data)
-            if seq != self.seq:
-                continue  # a late answer to an earlier question
-            if kind == _NLMSG_ERROR:
-                (code,) = struct.unpack_from("=i", data, 16)
-                if code in (-errno.ENOENT, 0):
-                    return None
-                raise OSError(-code, os.strerror(-code))
-            return data[16:length]
-
-
-_diag: _Diag | None = None
-_diag_failed = False
-
-
-def _get_diag() -> _Diag | None:
-    global _diag, _diag_failed
-    if _diag is None and not _diag_failed:
-        try:
-            _diag = _Diag()
-        except OSError:
-            _diag_failed = True
-    return _diag
-
-
-def _inet_request(family: int, local: tuple, remote: tuple, ext: int = 0) -> bytes:
-    def address(host: str) -> bytes:
-        return socket.inet_pton(family, host).ljust(16, b"\0")
-
-    sockid = struct.pack("!HH", local[1], remote[1]) + address(local[0]) + address(remote[0])
-    sockid += struct.pack("=III", 0, _NOCOOKIE, _NOCOOKIE)
-    return struct.pack("=BBBxI", family, socket.IPPROTO_TCP, ext, 0xFFFFFFFF) + sockid
-
-
-_INET_DIAG_INFO = 2
-_INET_DIAG_MSG = 72  # sizeof(struct inet_diag_msg)
-_TCPI_BYTES_RECEIVED = 128  # offsetof(struct tcp_info, tcpi_bytes_received), Linux >= 4.1
-
-
-def tcp_bytes_received(family: int, local: tuple, remote: tuple) -> int | None:
-    """How many bytes the TCP socket at ``local`` (connected to ``remote``) has received
-    in its life (``tcp_info.tcpi_bytes_received``); None when the kernel cannot say."""
-    diag = _get_diag()
-    if diag is None:
-        return None
-    try:
-        answer = diag.ask(_inet_request(family, local[:2], remote[:2], ext=1 << (_INET_DIAG_INFO - 1)))
-    except (OSError, ValueError):
-        return None
-    offset = _INET_DIAG_MSG
-    while answer is not None and offset + 4 <= len(answer):
-        length, kind = struct.unpack_from("=HH", answer, offset)
-        if length < 4:
-            break
-        if kind == _INET_DIAG_INFO and length - 4 >= _TCPI_BYTES_RECEIVED + 8:
-            return int(struct.unpack_from("=Q", answer, offset + 4 + _TCPI_BYTES_RECEIVED)[0])
-        offset += (length + 3) & ~3
-    return None
-
-
-_TCPI_LAST_DATA_SENT = 44  # offsetof(struct tcp_info, tcpi_last_data_sent): milliseconds ago
-_TCPI_LAST_DATA_RECV = 52
-
-
-@dataclass(frozen=True)
-class TcpQueues:
-    """What the kernel says of one TCP connection: bytes unread by its owner (``rqueue``),
-    bytes not yet acknowledged by the peer (``wqueue``), bytes received in its life, and how
-    many milliseconds ago it last sent and last received data."""
-
-    rqueue: int
-    wqueue: int
-    received: int
-    sent_ago: int
-    received_ago: int
-
-    def at_request_boundary(self) -> bool:
-        """Does its server seem to be between a response and the next request (a client that
-        does not pipeline)? Nothing unacknowledged, and either the next request waits unread,
-        or the last send came after the last receipt: in a later millisecond, or in the same
-        one if both are 20 ms old (a quick answer; a request still served then whose arrival
-        fell in the millisecond of the previous answer looks the same)."""
-        if self.wqueue:
-            return False
-        return bool(self.rqueue) or self.sent_ago < self.received_ago or (
-            self.sent_ago == self.received_ago and self.sent_ago >= 20)
-
-
-def tcp_queues(family: int, local: tuple, remote: tuple) -> TcpQueues | None:
-    """The queues of the TCP socket at ``local`` connected to ``remote`` (sock_diag)."""
-    diag = _get_diag()
-    if diag is None:
-        return None
-    try:
-        answer = diag.ask(_inet_request(family, local[:2], remote[:2], ext=1 << (_INET_DIAG_INFO - 1)))
-    except (OSError, ValueError):
-        return None
-    if answer is None or len(answer) < _INET_DIAG_MSG:
-        return None
-    rqueue, wqueue = struct.unpack_from("=II", answer, 56)  # idiag_rqueue, idiag_wqueue
-    offset = _INET_DIAG_MSG
-    while offset + 4 <= len(answer):
-        length, kind = struct.unpack_from("=HH", answer, offset)
-        if length < 4:
-            break
-        info = answer[offset + 4 : offset + length]
-        if kind == _INET_DIAG_INFO and len(info) >= _TCPI_BYTES_RECEIVED + 8:
-            sent_ago, received_ago = struct.unpack_from("=I4xI", info, _TCPI_LAST_DATA_SENT)
-            (received,) = struct.unpack_from("=Q", info, _TCPI_BYTES_RECEIVED)
-            return TcpQueues(rqueue, wqueue, int(received), sent_ago, received_ago)
-        offset += (length + 3) & ~3
-    return None
-
-
-def _tcp_server_end_taken(server_end: tuple[int, tuple[str, int], tuple[str, int]]) -> bool | None:
-    """Is the server end (family, its address, the client's) accepted, or already closed?"""
-    diag = _get_diag()
-    if diag is None:
-        return None
-    family, local, remote = server_end
-    try:
-        answer = diag.ask(_inet_request(family, local, remote))
-    except OSError:
-        return None
-    if answer is None:
-        return True  # gone: accepted, answered with an end of file, closed
-    (inode,) = struct.unpack_from("=I", answer, 68)  # inet_diag_msg.idiag_inode
-    return inode != 0
-
-
 def _unix_attributes(inode: int, show: int) -> dict[int, bytes] | None:
     """unix_diag's attributes of the socket with ``inode``; None when it is unknown."""
-    diag = _get_diag()
-    if diag is None:
-        return None
     request = struct.pack("=BBxxIIIII", socket.AF_UNIX, 0, 0xFFFFFFFF, inode, show, _NOCOOKIE, _NOCOOKIE)
-    answer = diag.ask(request)
+    answer = sockdiag.ask(request)
     if answer is None:
         return None
     found: dict[int, bytes] = {}
@@ -261,7 +107,7 @@ def _unix_server_end_taken(client: socket.socket, listener_inode: int) -> bool |
 
 def diag_available() -> bool:
     """Can the kernel be asked about a socket's other end (Linux with sock_diag)?"""
-    return sys.platform.startswith("linux") and _get_diag() is not None
+    return sys.platform.startswith("linux") and sockdiag.available()
 
 
 class Probe:
@@ -277,8 +123,7 @@ class Probe:
                 _unix_server_end_taken, client, os.fstat(listener.fileno()).st_ino
             )
         else:
-            server_end = (client.family, client.getpeername()[:2], client.getsockname()[:2])
-            self._ask = functools.partial(_tcp_server_end_taken, server_end)
+            self._ask = functools.partial(sockdiag.server_end_taken, client.family, client.getpeername()[:2], client.getsockname()[:2])
         with contextlib.suppress(OSError):
             client.shutdown(socket.SHUT_WR)  # the server reads an end of file: nothing to log
 

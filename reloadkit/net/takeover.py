@@ -38,6 +38,8 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from reloadkit.net.sockdiag import socket_fds, tcp_connections
+
 __all__ = [
     "CLOSE",
     "CUT",
@@ -98,30 +100,6 @@ def take_fd(pidfd: int, fd: int) -> socket.socket:
         raise
 
 
-def socket_fds(pids: Iterable[int]) -> dict[int, tuple[int, int]]:
-    """Socket inode -> (pid, fd) for every socket descriptor the processes hold (Linux)."""
-    found: dict[int, tuple[int, int]] = {}
-    for pid in pids:
-        try:
-            names = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for name in names:
-            with contextlib.suppress(OSError, ValueError):
-                link = os.readlink(f"/proc/{pid}/fd/{name}")
-                if link.startswith("socket:["):
-                    found.setdefault(int(link[8:-1]), (pid, int(name)))
-    return found
-
-
-def _address(text: str, family: int) -> tuple[str, int]:
-    host, port = text.split(":")
-    raw = bytes.fromhex(host)
-    # /proc/net/tcp prints each 32-bit word of the address in host (little-endian) order
-    packed = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-    return socket.inet_ntop(family, packed), int(port, 16)
-
-
 Ends = tuple[int, tuple[str, int], tuple[str, int]]  # family, local address, the client's
 
 
@@ -129,17 +107,9 @@ def connections_on(ports: set[int], paths: set[str]) -> dict[int, Ends | None]:
     """Established connections whose local end is one of ``ports`` (TCP) or ``paths``
     (accepted Unix stream sockets): inode -> its ends (None for Unix)."""
     found: dict[int, Ends | None] = {}
-    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
-        if not ports:
-            break
-        with contextlib.suppress(OSError), open(table, encoding="ascii", errors="replace") as lines:
-            next(lines, None)
-            for line in lines:  # sl local rem st queues tr retrnsmt uid timeout inode
-                fields = line.split()
-                if len(fields) < 10 or fields[3] != "01" or int(fields[1].rsplit(":", 1)[1], 16) not in ports:
-                    continue
-                with contextlib.suppress(ValueError, OSError):
-                    found[int(fields[9])] = (family, _address(fields[1], family), _address(fields[2], family))
+    if ports:
+        for conn in tcp_connections(ports) or ():
+            found[conn.inode] = (conn.family, conn.local, conn.remote)
     if paths:
         with contextlib.suppress(OSError), open("/proc/net/unix", encoding="utf-8", errors="replace") as lines:
             next(lines, None)

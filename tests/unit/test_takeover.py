@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from reloadkit.net.readiness import TcpQueues
+from reloadkit.net.sockdiag import TcpQueues
 from reloadkit.net.takeover import (
     CLOSE,
     CUT,
