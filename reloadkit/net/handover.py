@@ -23,6 +23,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import functools
 import os
 import selectors
 import socket
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterable
 
 from reloadkit.net.binding import Listener, bind_unix_hidden, is_ours, link_over, listen_tcp, remove_if_ours
 
-__all__ = ["Handover", "Relay", "Succession", "steer", "steer_port", "take_queued"]
+__all__ = ["Handover", "Relay", "Succession", "set_interest", "steer", "steer_port", "take_queued"]
 
 _SO_ATTACH_REUSEPORT_CBPF = 51
 _BPF_RET_K = 0x06
@@ -289,6 +290,18 @@ def _client_address(sock: socket.socket) -> tuple[str, int]:
     return host, port
 
 
+def set_interest(selector: selectors.BaseSelector, end: socket.socket, events: int, callback: Callable[[], object]) -> None:
+    """Have ``selector`` wait for ``events`` on ``end`` (0: for nothing), registering it with
+    ``callback`` the first time."""
+    key = selector.get_map().get(end)
+    if events and key is None:
+        selector.register(end, events, callback)
+    elif events and key is not None and key.events != events:
+        selector.modify(end, events, key.data)
+    elif not events and key is not None:
+        selector.unregister(end)
+
+
 class Relay:
     """Carries one connection, accepted from an old socket, to the current one.
 
@@ -360,13 +373,7 @@ class Relay:
                 events |= selectors.EVENT_READ
             if self.outgoing[end]:
                 events |= selectors.EVENT_WRITE
-            key = self.selector.get_map().get(end)
-            if events and key is None:
-                self.selector.register(end, events, lambda end=end: self._on_ready(end))
-            elif events and key is not None and key.events != events:
-                self.selector.modify(end, events, key.data)
-            elif not events and key is not None:
-                self.selector.unregister(end)
+            set_interest(self.selector, end, events, functools.partial(self._on_ready, end))
 
     def close(self) -> None:
         if self.closed:

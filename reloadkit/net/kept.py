@@ -30,7 +30,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 
-from reloadkit.net.handover import Succession
+from reloadkit.net.handover import Succession, set_interest
 from reloadkit.net.sockdiag import tcp_queues
 from reloadkit.net.takeover import (
     CLOSE,
@@ -242,15 +242,8 @@ class Kept:
         if self.upstream is not None:
             wants[self.upstream] = (0 if self.upstream_ended or self.to_client else selectors.EVENT_READ) \
                 | (selectors.EVENT_WRITE if self.to_upstream and not self.upstream_ended else 0)
-        registered = self.selector.get_map()
         for end, events in wants.items():
-            key = registered.get(end)
-            if events and key is None:
-                self.selector.register(end, events, self._on_ready)
-            elif events and key is not None and key.events != events:
-                self.selector.modify(end, events, self._on_ready)
-            elif not events and key is not None:
-                self.selector.unregister(end)
+            set_interest(self.selector, end, events, self._on_ready)
 
     def close(self) -> None:
         if self.closed:

@@ -391,6 +391,12 @@ class Supervisor:
         assert self.notifier is not None
         for message in self.notifier.receive():
             child = self._owner(message)
+            if child is None and message.pid in self.children:  # a stopping generation (gunicorn 27 goes on sending STATUS=)
+                said = f"ignored notify messages from pid {message.pid}: it is stopping"
+                if said not in self._said:
+                    self._said.add(said)
+                    self.debug(said)
+                continue
             if child is None:
                 self.debug(f"ignored a notify message from pid {message.pid}: not in a child's tree")
                 continue
