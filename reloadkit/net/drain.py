@@ -34,7 +34,6 @@ __all__ = ["UNUSED", "Drain", "responses_in_progress", "serving_connections", "w
 
 _STOP_WAIT = 0.05  # a thread in uninterruptible sleep stops when it leaves it
 _UNSTOPPED_TRIES = 20  # looks put off for a child that is slow to stop, before one is taken anyway
-_RUN_MIN = 0.02  # the child runs at least this long between looks (a look itself takes a few ms)
 
 
 UNUSED = ":unused"  # the end of the name of a connection that has not received a byte yet
@@ -224,7 +223,7 @@ class Drain:
             ):
                 self.signal()
                 return True
-            run_for = max(_RUN_MIN, time.monotonic() - look_started)
+            run_for = max(0.002, time.monotonic() - look_started)
             self._waits = _cpu_waits(self.pid)
         finally:
             with contextlib.suppress(ProcessLookupError):
