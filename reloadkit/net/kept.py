@@ -113,7 +113,8 @@ class Kept:
         self._after()
 
     def expire(self, now: float) -> None:
-        if self.idle_since is not None and now - self.idle_since >= self.idle_timeout:
+        deadline = self.deadline()  # the same sum: ``now - since >= timeout`` can miss it by a rounding
+        if deadline is not None and now >= deadline:
             self.close()
 
     def deadline(self) -> float | None:

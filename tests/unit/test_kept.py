@@ -133,3 +133,12 @@ def test_an_idle_kept_connection_closes_after_its_timeout(parts: Parts) -> None:
     kept.expire(deadline)
     assert closed == [kept]
     assert client.recv(100) == b"one" and client.recv(100) == b""
+
+
+def test_the_idle_timeout_is_due_at_its_deadline_whatever_the_rounding(parts: Parts) -> None:
+    _selector, _upstreams, _client, kept, closed = parts
+    kept.idle_since, kept.idle_timeout = 40000.1, 0.2  # (since + 0.2) - since < 0.2 in floating point
+    deadline = kept.deadline()
+    assert deadline is not None and deadline - kept.idle_since < kept.idle_timeout
+    kept.expire(deadline)
+    assert closed == [kept]
