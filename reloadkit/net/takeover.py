@@ -38,7 +38,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reloadkit.net.sockdiag import socket_fds, tcp_connections
+from reloadkit.net.sockdiag import _TCPI_LAST_DATA_SENT, socket_fds, tcp_connections
 
 __all__ = [
     "CLOSE",
@@ -128,9 +128,6 @@ def tcp_state(sock: socket.socket) -> int | None:
         return int(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0])
     except OSError:
         return 0
-
-
-_TCPI_LAST_DATA_SENT = 44  # offsetof(struct tcp_info, tcpi_last_data_sent): milliseconds ago
 
 
 def read_unanswered(sock: socket.socket) -> bool:
