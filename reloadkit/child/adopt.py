@@ -8,6 +8,12 @@ supervisor holds becomes that socket (``dup2`` of the held descriptor onto its o
 reference to it stays valid); its ``listen()`` then leaves the held backlog alone. Without
 ``--bind``, generation 0's binds ask the supervisor to bind and hold the address first.
 
+While a generation stops, reloadkit takes over its idle keep-alive connections (net/kept.py)
+and marks each with a receive low-water mark no server sets (:data:`TAKEN_LOWAT` or more);
+a ``shutdown()`` of such a connection is skipped, so the server's close drops its own
+reference and sends no FIN (hypercorn's ``write_eof()``, Twisted's orderly close), and the
+next generation serves the connection on.
+
 Held addresses reach the process in ``RELOADKIT_BINDS_HELD`` (one per line: fd, inode, family,
 port, host or path); a process that does not have the descriptor (a Python program the child
 started with ``subprocess``) asks the supervisor for it over a private datagram socket
@@ -25,7 +31,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["Address", "conflicts", "install", "normalize", "parse_held", "request"]
+__all__ = ["TAKEN_LOWAT", "Address", "conflicts", "install", "normalize", "parse_held", "request"]
 
 ADDRESS_VARIABLE = "RELOADKIT_BINDS_ASK"
 HELD_VARIABLE = "RELOADKIT_BINDS_HELD"
@@ -37,6 +43,10 @@ _V6_ANY = "::"
 # The C methods, never a patched one (the module may be loaded twice in one process).
 _real_bind = _socket.socket.bind
 _real_listen = _socket.socket.listen
+_real_shutdown = _socket.socket.shutdown
+_real_getsockopt = _socket.socket.getsockopt
+TAKEN_LOWAT = 1 << 16  # SO_RCVLOWAT at or above it: reloadkit has taken the connection over
+_INET = (socket.AF_INET, socket.AF_INET6)
 
 
 class Address:
@@ -290,8 +300,19 @@ def _listen(self: socket.socket, *args: int) -> None:
     _real_listen(self, *args)
 
 
+def _shutdown(self: socket.socket, how: int, /) -> None:
+    if how != socket.SHUT_RD and self.family in _INET:
+        try:
+            if _real_getsockopt(self, socket.SOL_SOCKET, socket.SO_RCVLOWAT) >= TAKEN_LOWAT:
+                return  # taken over: its close must not end the client's connection
+        except OSError:
+            pass
+    _real_shutdown(self, how)
+
+
 def install(environ: dict[str, str] | os._Environ[str] | None = None) -> bool:
-    """Patch ``socket.socket.bind``/``listen`` when this process has addresses to adopt."""
+    """Patch ``socket.socket.bind``/``listen``/``shutdown`` when this process has addresses
+    to adopt."""
     global _state
     env = os.environ if environ is None else environ
     if not env.get(ADDRESS_VARIABLE):
@@ -302,4 +323,5 @@ def install(environ: dict[str, str] | os._Environ[str] | None = None) -> bool:
         return False
     socket.socket.bind = _bind  # type: ignore[method-assign,assignment]
     socket.socket.listen = _listen  # type: ignore[method-assign,assignment]
+    socket.socket.shutdown = _shutdown  # type: ignore[method-assign,assignment]
     return True

@@ -38,10 +38,15 @@ from reloadkit.net.takeover import (
     RELEASE,
     TCP_CLOSE_WAIT,
     TCP_ESTABLISHED,
+    Ends,
+    Mark,
     Parking,
     connections_on,
+    hold_reads,
+    mark,
     read_unanswered,
     refused,
+    resume_reads,
     socket_fds,
     take_fd,
     takeover_unavailable,
@@ -56,6 +61,14 @@ _CHUNK = 65536
 _LOOK_EVERY = 0.005  # how often a stopping generation's descriptors are looked at
 _IDLE_TIMEOUT = 5.0
 _RESEND_LIMIT = 1 << 20  # unanswered bytes remembered to send again on a new upstream
+_HOLD_FOR = 0.5  # how long a stopping server is kept from reading the next request
+
+
+def _threads(pid: int) -> int | None:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return None
 
 
 class Kept:
@@ -76,6 +89,7 @@ class Kept:
         self.upstream_ended = False
         self.parked = False  # its upstream's generation is stopping: wait for the decision
         self.release_pending = False  # the decision came before the upstream's end
+        self.hold_until: float | None = None  # until then, the client's next request waits here
         self.idle_since: float | None = time.monotonic()
         self.closed = False
         client.setblocking(False)
@@ -94,13 +108,28 @@ class Kept:
             return None
         return host, port
 
-    def park(self) -> None:
+    def park(self, hold_until: float | None = None) -> None:
+        """Its upstream's generation is about to be told to stop. ``hold_until``: the client's
+        next request waits here for the decision (or until then), rather than reach a server
+        that may read it and close unanswered; a request already under way goes on up."""
         self.parked = True
+        self.hold_until = hold_until
+
+    def _holding(self) -> bool:
+        """Is the client's next request held back (not the rest of one under way)?"""
+        return self.hold_until is not None and not self.unanswered
+
+    def unhold(self, now: float) -> None:
+        """The generation has not let go of the upstream in time: it serves what waits."""
+        if self.hold_until is not None and now >= self.hold_until:
+            self.hold_until = None
+            self._on_ready()
 
     def decided(self, decision: str) -> None:
         """The upstream's generation let go of it or exited (RELEASE), died of the stop signal
         (CUT: served on only if a request sent up had no answer begun), or was killed."""
         self.parked = False
+        self.hold_until = None
         if decision == CUT:
             decision = RELEASE if self.unanswered else CLOSE
         if decision == RELEASE:
@@ -148,7 +177,7 @@ class Kept:
             except (BlockingIOError, InterruptedError):
                 break
             self.to_client = self.to_client[sent:]
-        while self.upstream is not None and self.to_upstream and not self.upstream_ended:
+        while self.upstream is not None and self.to_upstream and not self.upstream_ended and not self._holding():
             try:
                 sent = self.upstream.send(self.to_upstream)
             except (BlockingIOError, InterruptedError):
@@ -242,7 +271,7 @@ class Kept:
                  | (selectors.EVENT_WRITE if self.to_client else 0)}
         if self.upstream is not None:
             wants[self.upstream] = (0 if self.upstream_ended or self.to_client else selectors.EVENT_READ) \
-                | (selectors.EVENT_WRITE if self.to_upstream and not self.upstream_ended else 0)
+                | (selectors.EVENT_WRITE if self.to_upstream and not self.upstream_ended and not self._holding() else 0)
         for end, events in wants.items():
             set_interest(self.selector, end, events, self._on_ready)
 
@@ -270,6 +299,8 @@ class KeepAlive:
         self.idle_timeout = idle_timeout
         self.parking = Parking()
         self.taken: dict[int, tuple[socket.socket, Succession]] = {}  # inode -> duplicate
+        self.marks: dict[int, Mark | None] = {}  # inode -> its counters when taken
+        self.held: dict[int, tuple[float, Ends | None]] = {}  # inode -> its reads held (hold_reads) until
         self.upstreams: dict[int, Kept] = {}  # the generation's end of a kept upstream -> it
         self.trees: dict[int, set[int]] = {}
         self.kept: set[Kept] = set()
@@ -309,16 +340,18 @@ class KeepAlive:
         parked: list[int] = []
         boundary: list[int] = []
         pidfds: dict[int, int] = {}
+        hold_until = time.monotonic() + _HOLD_FOR
         try:
             for inode, (owner, fd) in held.items():
                 if inode not in conns or inode in self.taken or inode in self.upstreams:
                     continue
                 ends = conns[inode]
-                if ends is not None and (queues := tcp_queues(*ends)) is not None and queues.at_request_boundary():
+                at_boundary = ends is not None and (queues := tcp_queues(*ends)) is not None and queues.at_request_boundary()
+                if at_boundary:
                     boundary.append(inode)
                 kept = ours.get(ends[2]) if ends is not None else None
                 if kept is not None:
-                    kept.park()
+                    kept.park(hold_until)
                     self.upstreams[inode] = kept
                     parked.append(inode)
                     continue
@@ -337,6 +370,9 @@ class KeepAlive:
                     sock.close()
                     continue
                 self.taken[inode] = (sock, succession)
+                self.marks[inode] = mark(sock)
+                if hold_reads(sock, one_thread=_threads(owner) == 1):
+                    self.held[inode] = (hold_until, ends)
                 parked.append(inode)
         finally:
             for pidfd in pidfds.values():
@@ -351,6 +387,8 @@ class KeepAlive:
         due = [at for kept in self.kept if (at := kept.deadline()) is not None]
         if self.parking and self.next_look is not None:
             due.append(self.next_look)
+        due.extend(until for until, _ends in self.held.values())
+        due.extend(at for kept in self.upstreams.values() if (at := kept.hold_until) is not None)
         return min(due, default=None)
 
     def tick(self, now: float, alive: Callable[[int], bool]) -> None:
@@ -360,8 +398,17 @@ class KeepAlive:
                     still = set(socket_fds(self.trees.get(pid, {pid})))
                     self._perform(self.parking.look(pid, still))
             self.next_look = time.monotonic() + _LOOK_EVERY if self.parking else None
+        for inode, (until, ends) in list(self.held.items()):
+            if now >= until and (ends is None or (queues := tcp_queues(*ends)) is None or queues.at_request_boundary()):
+                self._resume(inode)  # idle on it, and not letting go: it may serve it on
+        for kept in list(self.upstreams.values()):
+            kept.unhold(now)
         for kept in list(self.kept):
             kept.expire(now)
+
+    def _resume(self, inode: int) -> None:
+        if self.held.pop(inode, None) is not None and inode in self.taken:
+            resume_reads(self.taken[inode][0])
 
     def exited(self, pid: int, kind: str) -> None:
         self._perform(self.parking.exited(pid, kind))
@@ -375,12 +422,14 @@ class KeepAlive:
             if kept is not None:
                 kept.decided(decision)
                 continue
+            self._resume(inode)
             taken = self.taken.pop(inode, None)
+            since = self.marks.pop(inode, None)
             if taken is None:
                 continue
             sock, succession = taken
             state = tcp_state(sock)
-            if decision == RELEASE and read_unanswered(sock):
+            if decision == RELEASE and read_unanswered(sock, since):
                 self.debug(f"keep-alive takeover: closing {inode}: its server read a request it did not answer")
                 sock.close()
                 continue
@@ -397,8 +446,11 @@ class KeepAlive:
                 sock.close()
 
     def close(self) -> None:
+        for inode in list(self.held):
+            self._resume(inode)  # a generation may outlive us: it reads its connections again
         for sock, _succession in self.taken.values():
             sock.close()
         self.taken.clear()
+        self.marks.clear()
         for kept in list(self.kept):
             kept.close()

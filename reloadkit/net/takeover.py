@@ -23,6 +23,12 @@ While the generation stops, its descriptors are looked at every few milliseconds
 
 A released connection whose TCP state is no longer ESTABLISHED (the server shut it down, or
 the client closed it with nothing unread) is closed: :func:`usable`.
+
+A connection taken at a request boundary has its reads held (:func:`hold_reads`) until it
+is released: the stopping server's poll does not see the next request, so it cannot read a
+request it will not answer (aiohttp drops what arrives once it has begun to close its idle
+connections), and the request waits in the kernel for the next generation. A server that
+has not let go of it a moment later gets its reads back, and serves that request itself.
 """
 
 from __future__ import annotations
@@ -30,26 +36,33 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 import signal
 import socket
 import struct
 import sys
+import termios
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from reloadkit.net.sockdiag import _TCPI_LAST_DATA_SENT, socket_fds, tcp_connections
+from reloadkit.net.sockdiag import _TCPI_BYTES_RECEIVED, _TCPI_LAST_DATA_SENT, socket_fds, tcp_connections
 
 __all__ = [
     "CLOSE",
     "CUT",
     "GRACEFUL",
+    "Ends",
     "KILLED",
     "RELEASE",
+    "Mark",
     "SIGNALLED",
     "Parking",
     "connections_on",
     "exit_kind",
+    "hold_reads",
+    "mark",
+    "resume_reads",
     "socket_fds",
     "read_unanswered",
     "refused",
@@ -69,6 +82,8 @@ _SYS_PIDFD_GETFD = 438  # one number on every Linux architecture (syscalls from 
 TCP_ESTABLISHED = 1
 TCP_CLOSE_WAIT = 8  # the client closed its side; what it sent before is still to be served
 _STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT})
+_TCPI_BYTES_SENT = 200  # offsetof(struct tcp_info, tcpi_bytes_sent), Linux >= 4.19
+_HELD_LOWAT = 1 << 30  # above any request: the kernel caps it at half of tcp_rmem's maximum
 
 
 def takeover_unavailable() -> str | None:
@@ -130,11 +145,71 @@ def tcp_state(sock: socket.socket) -> int | None:
         return 0
 
 
-def read_unanswered(sock: socket.socket) -> bool:
-    """Did ``sock``'s owner read bytes it never answered (its last receipt came in a later
-    millisecond than its last send, and nothing waits unread)? A graceful server that closes
-    such a connection dropped a request it had read (aiohttp drops one that arrived while it
-    stopped): nobody will answer it, so the client had better see the end of file now."""
+def hold_reads(sock: socket.socket, one_thread: bool = False) -> bool:
+    """Keep every reader of ``sock`` (the server too: the socket is shared) from being woken
+    by the next request: a receive low-water mark far above it. Its bytes wait in the kernel;
+    an end of file still wakes readers. The mark also tells reloadkit's hook in the server
+    (child/adopt.py) to skip a ``shutdown()`` of it.
+
+    Only for a server that reads it without blocking: a blocking ``recv()`` takes its
+    low-water mark once, when it begins, and one begun under the mark would wait for a full
+    buffer even after :func:`resume_reads` (werkzeug's threads read the next request that
+    way). With a request waiting unread, only for a server of ``one_thread`` (its event
+    loop): gunicorn's gthread, told by its poller that the socket is readable, has a thread
+    make it blocking and read it. False when not held."""
+    try:
+        if not fcntl.fcntl(sock.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK or (unread(sock) is not False and not one_thread):
+            return False
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, _HELD_LOWAT)
+    except OSError:
+        return False
+    return True
+
+
+def resume_reads(sock: socket.socket) -> None:
+    """Undo :func:`hold_reads`; the kernel wakes a reader whose bytes already wait."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A TCP connection's counters at one moment: bytes received and sent in its life, and
+    how many of those received were still unread."""
+
+    received: int
+    unread: int
+    sent: int
+
+
+def mark(sock: socket.socket) -> Mark | None:
+    """``sock``'s counters now; None for another kind of socket or an older kernel."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCPI_BYTES_SENT + 8)
+        waiting = struct.unpack("=i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+    except OSError:
+        return None
+    if len(info) < _TCPI_BYTES_SENT + 8:
+        return None
+    (received,) = struct.unpack_from("=Q", info, _TCPI_BYTES_RECEIVED)
+    (sent,) = struct.unpack_from("=Q", info, _TCPI_BYTES_SENT)
+    return Mark(int(received), int(waiting), int(sent))
+
+
+def read_unanswered(sock: socket.socket, since: Mark | None = None) -> bool:
+    """Did ``sock``'s owner read bytes it never answered? A graceful server that closes such a
+    connection dropped a request it had read (aiohttp drops one that arrived while it
+    stopped): nobody will answer it, so the client had better see the end of file now.
+
+    With ``since`` (:func:`mark` when it was taken): it read bytes after that and sent none.
+    Otherwise its last receipt came in a later millisecond than its last send, with nothing
+    waiting unread; the kernel keeps those times in jiffies (4 ms at HZ=250), so a request
+    that followed its answer within one goes unseen."""
+    if since is not None and (now := mark(sock)) is not None:
+        read = (now.received - since.received) - (now.unread - since.unread)
+        return read > 0 and now.sent == since.sent
     if sock.family not in (socket.AF_INET, socket.AF_INET6) or unread(sock):
         return False
     try:

@@ -142,3 +142,57 @@ def test_the_idle_timeout_is_due_at_its_deadline_whatever_the_rounding(parts: Pa
     assert deadline is not None and deadline - kept.idle_since < kept.idle_timeout
     kept.expire(deadline)
     assert closed == [kept]
+
+
+def test_a_request_sent_while_its_upstream_is_parked_at_a_boundary_waits_for_the_decision(parts: Parts) -> None:
+    """The stopping generation never sees it (aiohttp would read it and close unanswered):
+    it goes to the next generation once the first lets go of the upstream."""
+    selector, upstreams, client, kept, _closed = parts
+    first = upstreams.accept()
+    run_until(selector, lambda: kept.to_upstream == b"")
+    assert first.recv(100) == b"GET /1 HTTP/1.1\r\n\r\n"
+    first.sendall(b"one")
+    run_until(selector, lambda: kept.to_client == b"" and kept.unanswered == b"")
+    assert client.recv(100) == b"one"
+    kept.park(hold_until=time.monotonic() + 30)
+    client.sendall(b"GET /2 HTTP/1.1\r\n\r\n")
+    run_until(selector, lambda: kept.to_upstream == b"GET /2 HTTP/1.1\r\n\r\n")
+    first.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        first.recv(100)  # held back from the stopping generation
+    assert kept.unanswered == b""
+    first.close()
+    run_until(selector, lambda: kept.upstream_ended)
+    kept.decided(RELEASE)
+    second = upstreams.accept()
+    assert second.recv(100) == b"GET /2 HTTP/1.1\r\n\r\n"
+    second.close()
+
+
+def test_a_held_request_reaches_a_generation_that_keeps_its_upstream_past_the_hold(parts: Parts) -> None:
+    selector, upstreams, client, kept, _closed = parts
+    first = upstreams.accept()
+    run_until(selector, lambda: kept.to_upstream == b"")
+    first.sendall(b"one")
+    run_until(selector, lambda: kept.to_client == b"" and kept.unanswered == b"")
+    until = time.monotonic() + 30
+    kept.park(hold_until=until)
+    client.sendall(b"GET /2 HTTP/1.1\r\n\r\n")
+    run_until(selector, lambda: kept.to_upstream != b"")
+    kept.unhold(until - 1)
+    assert kept.to_upstream != b""  # not yet
+    kept.unhold(until)
+    assert first.recv(100) == b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n"
+    first.close()
+
+
+def test_the_rest_of_a_request_under_way_is_not_held(parts: Parts) -> None:
+    selector, upstreams, client, kept, _closed = parts
+    first = upstreams.accept()
+    run_until(selector, lambda: kept.to_upstream == b"")
+    assert first.recv(100) == b"GET /1 HTTP/1.1\r\n\r\n"
+    kept.park(hold_until=time.monotonic() + 30)  # GET /1 is unanswered: a request under way
+    client.sendall(b"its body")
+    run_until(selector, lambda: kept.unanswered.endswith(b"its body"))
+    assert first.recv(100) == b"its body"
+    first.close()

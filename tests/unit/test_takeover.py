@@ -4,6 +4,7 @@ kernel's queues, and a descriptor taken from a real process with pidfd_getfd."""
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import socket
 import struct
@@ -13,6 +14,7 @@ import time
 
 import pytest
 
+from reloadkit.child.adopt import TAKEN_LOWAT
 from reloadkit.net.sockdiag import TcpQueues
 from reloadkit.net.takeover import (
     CLOSE,
@@ -26,7 +28,10 @@ from reloadkit.net.takeover import (
     Parking,
     connections_on,
     exit_kind,
+    hold_reads,
+    mark,
     read_unanswered,
+    resume_reads,
     socket_fds,
     take_fd,
     takeover_unavailable,
@@ -155,3 +160,87 @@ def test_a_request_read_and_never_answered_is_seen() -> None:
             assert not read_unanswered(server)  # waiting unread: not read yet
             server.recv(100)
             assert read_unanswered(server)  # read, and no answer since
+
+
+def test_a_request_read_right_after_its_answer_is_seen_against_a_mark() -> None:
+    """The jiffy-granular times cannot tell a request that followed its answer within 4 ms
+    (a looping client) from none: the counters marked at the takeover can."""
+    with socket.create_server(("127.0.0.1", 0)) as listener, socket.create_connection(listener.getsockname(), timeout=5) as client:
+        server, _ = listener.accept()
+        with server:
+            client.sendall(b"GET /1 HTTP/1.1\r\n\r\n")
+            server.recv(100)
+            server.sendall(b"answer")
+            client.recv(100)
+            since = mark(server)
+            assert since is not None
+            assert not read_unanswered(server, since)
+            client.sendall(b"GET /2 HTTP/1.1\r\n\r\n")  # at once, as a looping client does
+            deadline = time.monotonic() + 5
+            while not unread(server):
+                assert time.monotonic() < deadline
+            assert not read_unanswered(server, since)  # waiting unread: not read yet
+            server.recv(100)
+            assert read_unanswered(server, since)  # read, and no answer since
+            server.sendall(b"answer")
+            assert not read_unanswered(server, since)
+
+
+def test_held_reads_keep_a_poller_from_seeing_the_next_request_but_not_the_end() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener, socket.create_connection(listener.getsockname(), timeout=5) as client:
+        server, _ = listener.accept()
+        with server, selectors.DefaultSelector() as poller:
+            server.setblocking(False)
+            poller.register(server, selectors.EVENT_READ)
+            assert hold_reads(server)
+            client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            deadline = time.monotonic() + 5
+            while not unread(server):  # arrived, and waits in the kernel
+                assert time.monotonic() < deadline
+            assert poller.select(0.05) == []
+            resume_reads(server)
+            assert poller.select(5) != []  # level-triggered: it is seen at once
+            assert server.recv(100) == b"GET / HTTP/1.1\r\n\r\n"
+            assert hold_reads(server)
+            client.shutdown(socket.SHUT_WR)
+            assert poller.select(5) != []  # an end of file still wakes the server
+            assert server.recv(100) == b""
+
+
+def test_reads_are_held_only_where_no_blocking_read_or_waiting_request_could_be_caught() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener, socket.create_connection(listener.getsockname(), timeout=5) as client:
+        server, _ = listener.accept()
+        with server:
+            server.setblocking(True)
+            assert not hold_reads(server)  # a blocking recv() would wait for a full buffer
+            server.setblocking(False)
+            client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            deadline = time.monotonic() + 5
+            while not unread(server):
+                assert time.monotonic() < deadline
+            assert not hold_reads(server)  # a thread of its server may be about to read it
+            assert server.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) == 1
+            assert hold_reads(server, one_thread=True)  # an event loop's: never blocking
+            resume_reads(server)
+            server.recv(100)
+            assert hold_reads(server)
+            assert server.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) >= TAKEN_LOWAT  # what the hook looks for
+
+
+def test_the_hook_skips_the_shutdown_of_a_held_connection_only() -> None:
+    """hypercorn's ``write_eof()`` and Twisted's orderly close: no FIN while reloadkit holds it."""
+    from reloadkit.child import adopt
+
+    with socket.create_server(("127.0.0.1", 0)) as listener, socket.create_connection(listener.getsockname(), timeout=5) as client:
+        server, _ = listener.accept()
+        with server:
+            server.setblocking(False)
+            assert hold_reads(server)
+            adopt._shutdown(server, socket.SHUT_WR)
+            client.settimeout(0.2)
+            with pytest.raises(TimeoutError):
+                client.recv(100)  # no end of file
+            resume_reads(server)
+            adopt._shutdown(server, socket.SHUT_WR)
+            client.settimeout(5)
+            assert client.recv(100) == b""
