@@ -18,7 +18,7 @@ Held addresses reach the process in ``RELOADKIT_BINDS_HELD`` (one per line: fd, 
 port, host or path); a process that does not have the descriptor (a Python program the child
 started with ``subprocess``) asks the supervisor for it over a private datagram socket
 (``RELOADKIT_BINDS_ASK``); the answer carries the descriptor (``SCM_RIGHTS``). Standard library
-only; nothing here runs unless a bind asks.
+only; nothing here runs unless a bind asks, or a TCP socket is shut down (one ``getsockopt``).
 """
 
 from __future__ import annotations
