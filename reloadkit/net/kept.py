@@ -386,9 +386,7 @@ class KeepAlive:
     def deadline(self) -> float | None:
         due = [at for kept in self.kept if (at := kept.deadline()) is not None]
         if self.parking and self.next_look is not None:
-            due.append(self.next_look)
-        due.extend(until for until, _ends in self.held.values())
-        due.extend(at for kept in self.upstreams.values() if (at := kept.hold_until) is not None)
+            due.append(self.next_look)  # also when held reads and held requests are due: only parked ones are
         return min(due, default=None)
 
     def tick(self, now: float, alive: Callable[[int], bool]) -> None:
