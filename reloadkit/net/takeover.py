@@ -24,11 +24,12 @@ While the generation stops, its descriptors are looked at every few milliseconds
 A released connection whose TCP state is no longer ESTABLISHED (the server shut it down, or
 the client closed it with nothing unread) is closed: :func:`usable`.
 
-A connection taken at a request boundary has its reads held (:func:`hold_reads`) until it
-is released: the stopping server's poll does not see the next request, so it cannot read a
-request it will not answer (aiohttp drops what arrives once it has begun to close its idle
-connections), and the request waits in the kernel for the next generation. A server that
-has not let go of it a moment later gets its reads back, and serves that request itself.
+A taken connection has its reads held (:func:`hold_reads`, where no read can be caught by
+it) until it is released: the stopping server's poll does not see the next request, so it
+cannot read a request it will not answer (aiohttp drops what arrives once it has begun to
+close its idle connections), and the request waits in the kernel for the next generation.
+A server that has not let go of it 0.5 s later, and sits idle on it, gets its reads back
+and serves that request itself.
 """
 
 from __future__ import annotations
