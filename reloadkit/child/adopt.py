@@ -8,11 +8,13 @@ supervisor holds becomes that socket (``dup2`` of the held descriptor onto its o
 reference to it stays valid); its ``listen()`` then leaves the held backlog alone. Without
 ``--bind``, generation 0's binds ask the supervisor to bind and hold the address first.
 
-While a generation stops, reloadkit takes over its idle keep-alive connections (net/kept.py)
-and marks each with a receive low-water mark no server sets (:data:`TAKEN_LOWAT` or more);
-a ``shutdown()`` of such a connection is skipped, so the server's close drops its own
-reference and sends no FIN (hypercorn's ``write_eof()``, Twisted's orderly close), and the
-next generation serves the connection on.
+While a generation stops, reloadkit takes over its keep-alive connections (net/kept.py) and
+marks those it serves on whatever the server does (reads held, or a request waiting) with a
+TCP user timeout no server sets (:data:`TAKEN_USER_TIMEOUT`; the connection is on loopback,
+where it has no effect, and its own value comes back when the server lets go). A
+``shutdown()`` of such a connection is skipped, so the server's close drops its own reference
+and sends no FIN (hypercorn's ``write_eof()``, Twisted's orderly close, daphne cancelling a
+request it read as it stops), and the next generation serves the connection on.
 
 Held addresses reach the process in ``RELOADKIT_BINDS_HELD`` (one per line: fd, inode, family,
 port, host or path); a process that does not have the descriptor (a Python program the child
@@ -31,7 +33,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["TAKEN_LOWAT", "Address", "conflicts", "install", "normalize", "parse_held", "request"]
+__all__ = ["TAKEN_USER_TIMEOUT", "Address", "conflicts", "install", "normalize", "parse_held", "request"]
 
 ADDRESS_VARIABLE = "RELOADKIT_BINDS_ASK"
 HELD_VARIABLE = "RELOADKIT_BINDS_HELD"
@@ -45,8 +47,9 @@ _real_bind = _socket.socket.bind
 _real_listen = _socket.socket.listen
 _real_shutdown = _socket.socket.shutdown
 _real_getsockopt = _socket.socket.getsockopt
-TAKEN_LOWAT = 1 << 16  # SO_RCVLOWAT at or above it: reloadkit has taken the connection over
+TAKEN_USER_TIMEOUT = 86_400_017  # TCP_USER_TIMEOUT (ms): reloadkit has taken the connection over
 _INET = (socket.AF_INET, socket.AF_INET6)
+_TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)  # Linux
 
 
 class Address:
@@ -303,7 +306,7 @@ def _listen(self: socket.socket, *args: int) -> None:
 def _shutdown(self: socket.socket, how: int, /) -> None:
     if how != socket.SHUT_RD and self.family in _INET:
         try:
-            if _real_getsockopt(self, socket.SOL_SOCKET, socket.SO_RCVLOWAT) >= TAKEN_LOWAT:
+            if _real_getsockopt(self, socket.IPPROTO_TCP, _TCP_USER_TIMEOUT) == TAKEN_USER_TIMEOUT:
                 return  # taken over: its close must not end the client's connection
         except OSError:
             pass

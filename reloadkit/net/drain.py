@@ -26,11 +26,11 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 from reloadkit.net.sockdiag import TcpConnection, socket_fds, tcp_connections
 
-__all__ = ["UNUSED", "Drain", "responses_in_progress", "serving_connections", "wait_stopped"]
+__all__ = ["UNUSED", "Drain", "frozen", "responses_in_progress", "serving_connections", "wait_stopped"]
 
 _STOP_WAIT = 0.05  # a thread in uninterruptible sleep stops when it leaves it
 _UNSTOPPED_TRIES = 20  # looks put off for a child that is slow to stop, before one is taken anyway
@@ -109,25 +109,43 @@ def wait_stopped(pid: int, timeout: float = _STOP_WAIT) -> bool:
     while True:
         try:
             tasks = os.listdir(f"/proc/{pid}/task")
-        except FileNotFoundError:
-            return True  # gone, or no /proc: nothing to wait for
         except OSError:
-            return True
-        running = False
-        for tid in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/stat", "rb") as handle:
-                    state = handle.read().rsplit(b")", 1)[1].split()[0]
-            except (OSError, IndexError):
-                continue
-            if state not in (b"T", b"t", b"Z", b"X"):
-                running = True
-                break
-        if not running:
+            return True  # gone, or no /proc: nothing to wait for
+        if all(_state(f"/proc/{pid}/task/{tid}/stat") in (b"T", b"t", b"Z", b"X", None) for tid in tasks):
             return True
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.0002)
+
+
+def _state(stat: str) -> bytes | None:
+    """The state letter of a /proc stat file; None when it cannot be read."""
+    try:
+        with open(stat, "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+@contextlib.contextmanager
+def frozen(pids: Iterable[int]) -> Iterator[set[int]]:
+    """Stop each of ``pids`` (SIGSTOP) for the block, and yield those whose every thread did
+    stop: a look at their sockets then cannot race with them. Those stopped already (the
+    drain's own freeze) are left so; the others are continued on the way out."""
+    wanted = set(pids)
+    ours: list[int] = []
+    try:
+        for pid in wanted:
+            if _state(f"/proc/{pid}/stat") in (b"T", b"t"):
+                continue
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGSTOP)
+                ours.append(pid)
+        yield {pid for pid in wanted if wait_stopped(pid)}
+    finally:
+        for pid in ours:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 def _cpu_waits(pid: int) -> dict[str, int]:

@@ -30,6 +30,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 
+from reloadkit.net.drain import frozen
 from reloadkit.net.handover import Succession, set_interest
 from reloadkit.net.sockdiag import tcp_queues
 from reloadkit.net.takeover import (
@@ -42,15 +43,18 @@ from reloadkit.net.takeover import (
     Mark,
     Parking,
     connections_on,
+    guard_shutdown,
     hold_reads,
     mark,
     read_unanswered,
     refused,
+    replay,
     resume_reads,
     socket_fds,
     take_fd,
     takeover_unavailable,
     tcp_state,
+    unguard_shutdown,
     unread,
     usable,
 )
@@ -75,7 +79,7 @@ class Kept:
     """One taken-over client connection, served through upstream connections made on demand."""
 
     def __init__(self, client: socket.socket, connect: Callable[[], socket.socket], selector: selectors.BaseSelector,
-                 on_close: Callable[[Kept], None], idle_timeout: float = _IDLE_TIMEOUT) -> None:
+                 on_close: Callable[[Kept], None], idle_timeout: float = _IDLE_TIMEOUT, resend: bytes = b"") -> None:
         self.client = client
         self.connect = connect
         self.selector = selector
@@ -93,6 +97,9 @@ class Kept:
         self.idle_since: float | None = time.monotonic()
         self.closed = False
         client.setblocking(False)
+        if resend:  # a request its server read and never answered: first in line upstream
+            self.to_upstream = resend
+            self._connect()
         self._update()
         self._on_ready()
 
@@ -301,6 +308,7 @@ class KeepAlive:
         self.taken: dict[int, tuple[socket.socket, Succession]] = {}  # inode -> duplicate
         self.marks: dict[int, Mark | None] = {}  # inode -> its counters when taken
         self.held: dict[int, tuple[float, Ends | None]] = {}  # inode -> its reads held (hold_reads) until
+        self.guarded: dict[int, int] = {}  # inode -> its user timeout before guard_shutdown
         self.upstreams: dict[int, Kept] = {}  # the generation's end of a kept upstream -> it
         self.trees: dict[int, set[int]] = {}
         self.kept: set[Kept] = set()
@@ -340,43 +348,52 @@ class KeepAlive:
         parked: list[int] = []
         boundary: list[int] = []
         pidfds: dict[int, int] = {}
+        threads: dict[int, int | None] = {}
         hold_until = time.monotonic() + _HOLD_FOR
-        try:
-            for inode, (owner, fd) in held.items():
-                if inode not in conns or inode in self.taken or inode in self.upstreams:
-                    continue
-                ends = conns[inode]
-                at_boundary = ends is not None and (queues := tcp_queues(*ends)) is not None and queues.at_request_boundary()
-                if at_boundary:
-                    boundary.append(inode)
-                kept = ours.get(ends[2]) if ends is not None else None
-                if kept is not None:
-                    kept.park(hold_until)
-                    self.upstreams[inode] = kept
+        owners = {owner for inode, (owner, _fd) in held.items() if inode in conns}
+        # Frozen, so that none of them reads a connection between the look and its hold: the
+        # drain froze the generation's first process only, and gunicorn's workers are others.
+        with frozen(owners) as still:
+            try:
+                for inode, (owner, fd) in held.items():
+                    if inode not in conns or inode in self.taken or inode in self.upstreams:
+                        continue
+                    ends = conns[inode]
+                    at_boundary = ends is not None and (queues := tcp_queues(*ends)) is not None and queues.at_request_boundary()
+                    if at_boundary:
+                        boundary.append(inode)
+                    kept = ours.get(ends[2]) if ends is not None else None
+                    if kept is not None:
+                        kept.park(hold_until)
+                        self.upstreams[inode] = kept
+                        parked.append(inode)
+                        continue
+                    try:
+                        if owner not in pidfds:
+                            pidfds[owner] = os.pidfd_open(owner)
+                        sock = take_fd(pidfds[owner], fd)
+                    except OSError as exc:
+                        if refused(exc):
+                            self._say_once(f"keep-alive takeover: not permitted here ({exc.strerror or exc});"
+                                           " kept-alive connections close with their generation")
+                            break
+                        continue
+                    succession = ports.get(sock.getsockname()[1])
+                    if succession is None:
+                        sock.close()
+                        continue
+                    self.taken[inode] = (sock, succession)
+                    self.marks[inode] = mark(sock)
+                    if owner in still and hold_reads(sock, one_thread=threads.setdefault(owner, _threads(owner)) == 1):
+                        self.held[inode] = (hold_until, ends)
+                    since = self.marks[inode]
+                    if (inode in self.held or (since is not None and since.waiting)) and (
+                            previous := guard_shutdown(sock)) is not None:
+                        self.guarded[inode] = previous  # served on whatever the server does with it
                     parked.append(inode)
-                    continue
-                try:
-                    if owner not in pidfds:
-                        pidfds[owner] = os.pidfd_open(owner)
-                    sock = take_fd(pidfds[owner], fd)
-                except OSError as exc:
-                    if refused(exc):
-                        self._say_once(f"keep-alive takeover: not permitted here ({exc.strerror or exc});"
-                                       " kept-alive connections close with their generation")
-                        break
-                    continue
-                succession = ports.get(sock.getsockname()[1])
-                if succession is None:
-                    sock.close()
-                    continue
-                self.taken[inode] = (sock, succession)
-                self.marks[inode] = mark(sock)
-                if hold_reads(sock, one_thread=_threads(owner) == 1):
-                    self.held[inode] = (hold_until, ends)
-                parked.append(inode)
-        finally:
-            for pidfd in pidfds.values():
-                os.close(pidfd)
+            finally:
+                for pidfd in pidfds.values():
+                    os.close(pidfd)
         if parked:
             self.parking.park(pid, parked, boundary)
             self.trees[pid] = pids
@@ -408,6 +425,11 @@ class KeepAlive:
         if self.held.pop(inode, None) is not None and inode in self.taken:
             resume_reads(self.taken[inode][0])
 
+    def _unguard(self, inode: int) -> None:
+        previous = self.guarded.pop(inode, None)
+        if previous is not None and inode in self.taken:
+            unguard_shutdown(self.taken[inode][0], previous)
+
     def exited(self, pid: int, kind: str) -> None:
         self._perform(self.parking.exited(pid, kind))
         self.trees.pop(pid, None)
@@ -421,17 +443,22 @@ class KeepAlive:
                 kept.decided(decision)
                 continue
             self._resume(inode)
+            self._unguard(inode)
             taken = self.taken.pop(inode, None)
             since = self.marks.pop(inode, None)
             if taken is None:
                 continue
             sock, succession = taken
             state = tcp_state(sock)
+            resend = b""
             if decision == RELEASE and read_unanswered(sock, since):
-                self.debug(f"keep-alive takeover: closing {inode}: its server read a request it did not answer")
-                sock.close()
-                continue
-            if decision == CLOSE or not usable(state, unread(sock), decision):
+                resend = replay(sock, since)
+                if not resend:
+                    self.debug(f"keep-alive takeover: closing {inode}: its server read a request it did not answer")
+                    sock.close()
+                    continue
+                self.debug(f"keep-alive takeover: {inode}: its server read a request it did not answer; it goes to the next generation")
+            if decision == CLOSE or not usable(state, bool(resend) or unread(sock), decision):
                 self.debug(f"keep-alive takeover: closing {inode}: state {state}, unread {unread(sock)}")
                 if decision != CLOSE and state not in (0, None, TCP_ESTABLISHED, TCP_CLOSE_WAIT):
                     self._say_once("keep-alive takeover: the server shut a connection down (shutdown());"
@@ -439,13 +466,15 @@ class KeepAlive:
                 sock.close()
                 continue
             try:
-                self.kept.add(Kept(sock, succession.connect, self.selector, self.kept.discard, self.idle_timeout))
+                self.kept.add(Kept(sock, succession.connect, self.selector, self.kept.discard, self.idle_timeout, resend))
             except OSError:
                 sock.close()
 
     def close(self) -> None:
         for inode in list(self.held):
             self._resume(inode)  # a generation may outlive us: it reads its connections again
+        for inode in list(self.guarded):
+            self._unguard(inode)
         for sock, _succession in self.taken.values():
             sock.close()
         self.taken.clear()

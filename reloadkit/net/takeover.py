@@ -39,6 +39,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import re
 import signal
 import socket
 import struct
@@ -47,6 +48,7 @@ import termios
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from reloadkit.child.adopt import TAKEN_USER_TIMEOUT
 from reloadkit.net.sockdiag import _TCPI_BYTES_RECEIVED, _TCPI_LAST_DATA_SENT, socket_fds, tcp_connections
 
 __all__ = [
@@ -61,15 +63,18 @@ __all__ = [
     "Parking",
     "connections_on",
     "exit_kind",
+    "guard_shutdown",
     "hold_reads",
     "mark",
     "resume_reads",
     "socket_fds",
     "read_unanswered",
     "refused",
+    "replay",
     "take_fd",
     "takeover_unavailable",
     "tcp_state",
+    "unguard_shutdown",
     "unread",
     "usable",
 ]
@@ -84,6 +89,8 @@ TCP_ESTABLISHED = 1
 TCP_CLOSE_WAIT = 8  # the client closed its side; what it sent before is still to be served
 _STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT})
 _TCPI_BYTES_SENT = 200  # offsetof(struct tcp_info, tcpi_bytes_sent), Linux >= 4.19
+_REPLAY_LIMIT = 1 << 16  # the unread bytes copied at the take (the next request's head)
+_REQUEST_LINE = re.compile(rb"[A-Z][A-Z-]* [^ \r\n]")  # where an HTTP/1 request begins
 _HELD_LOWAT = 1 << 30  # above any request: the kernel caps it at half of tcp_rmem's maximum
 
 
@@ -149,8 +156,7 @@ def tcp_state(sock: socket.socket) -> int | None:
 def hold_reads(sock: socket.socket, one_thread: bool = False) -> bool:
     """Keep every reader of ``sock`` (the server too: the socket is shared) from being woken
     by the next request: a receive low-water mark far above it. Its bytes wait in the kernel;
-    an end of file still wakes readers. The mark also tells reloadkit's hook in the server
-    (child/adopt.py) to skip a ``shutdown()`` of it.
+    an end of file still wakes readers.
 
     Only for a server that reads it without blocking: a blocking ``recv()`` takes its
     low-water mark once, when it begins, and one begun under the mark would wait for a full
@@ -173,30 +179,66 @@ def resume_reads(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
 
 
+def guard_shutdown(sock: socket.socket) -> int | None:
+    """Have reloadkit's hook in the server (child/adopt.py) skip a ``shutdown()`` of ``sock``:
+    its close then ends nothing, and a request it read and dropped can be served on. Returns
+    the mark's previous value, for :func:`unguard_shutdown`; None when not marked."""
+    try:
+        previous = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, TAKEN_USER_TIMEOUT)
+    except OSError:
+        return None
+    return int(previous)
+
+
+def unguard_shutdown(sock: socket.socket, previous: int) -> None:
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, previous)
+
+
 @dataclass(frozen=True)
 class Mark:
-    """A TCP connection's counters at one moment: bytes received and sent in its life, and
-    how many of those received were still unread."""
+    """A TCP connection's counters at one moment: bytes received and sent in its life, how
+    many of those received were still unread, and a copy of those (:func:`replay`)."""
 
     received: int
     unread: int
     sent: int
+    waiting: bytes = b""
 
 
 def mark(sock: socket.socket) -> Mark | None:
-    """``sock``'s counters now; None for another kind of socket or an older kernel."""
+    """``sock``'s counters now; None for another kind of socket, an older kernel, or bytes
+    arriving all the while (the counters are read one after the other: they must agree)."""
     if sock.family not in (socket.AF_INET, socket.AF_INET6):
         return None
+    for _ in range(3):
+        received = _received_sent(sock)
+        try:
+            waiting = struct.unpack("=i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+        except OSError:
+            return None
+        copy = b""
+        if waiting:
+            with contextlib.suppress(OSError):  # read meanwhile by its server: no copy
+                copy = sock.recv(min(waiting, _REPLAY_LIMIT), socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        if received is None:
+            return None
+        if _received_sent(sock) == received:
+            return Mark(received[0], int(waiting), received[1], copy)
+    return None
+
+
+def _received_sent(sock: socket.socket) -> tuple[int, int] | None:
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCPI_BYTES_SENT + 8)
-        waiting = struct.unpack("=i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
     except OSError:
         return None
     if len(info) < _TCPI_BYTES_SENT + 8:
         return None
     (received,) = struct.unpack_from("=Q", info, _TCPI_BYTES_RECEIVED)
     (sent,) = struct.unpack_from("=Q", info, _TCPI_BYTES_SENT)
-    return Mark(int(received), int(waiting), int(sent))
+    return int(received), int(sent)
 
 
 def read_unanswered(sock: socket.socket, since: Mark | None = None) -> bool:
@@ -221,6 +263,21 @@ def read_unanswered(sock: socket.socket, since: Mark | None = None) -> bool:
         return False
     sent_ago, received_ago = struct.unpack_from("=I4xI", info, _TCPI_LAST_DATA_SENT)
     return received_ago < sent_ago
+
+
+def replay(sock: socket.socket, since: Mark | None) -> bytes:
+    """What to send the next generation first for a request ``sock``'s owner read after
+    ``since`` and never answered, when it read only bytes copied then: those bytes (b"" when
+    it cannot be told). A server may act on events it fetched before it was frozen (daphne
+    reads a request it then cancels as its reactor stops); the client's request is in the
+    copy, which begins a request line, so the next generation can be given it."""
+    if since is None or not since.waiting or len(since.waiting) != since.unread or _REQUEST_LINE.match(since.waiting) is None:
+        return b""
+    now = mark(sock)
+    if now is None or now.sent != since.sent:
+        return b""
+    read = (now.received - since.received) - (now.unread - since.unread)
+    return since.waiting[:read] if 0 < read <= len(since.waiting) else b""
 
 
 def unread(sock: socket.socket) -> bool | None:

@@ -9,6 +9,7 @@ child had run a quarter of a second.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 import pytest
 from support import wait_for
 
-from reloadkit.net.drain import Drain, serving_connections
+from reloadkit.net.drain import Drain, frozen, serving_connections
 from reloadkit.net.readiness import diag_available
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")]
@@ -102,3 +103,32 @@ def test_an_idle_connection_that_carried_a_request_does_not_hold_the_stop(child:
     _run_drain_until(drain, done=True)
     assert drain._ran < 3.0  # by the settling, not the limit
     client.close()
+
+
+def _state(pid: int) -> bytes:
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        return handle.read().rsplit(b")", 1)[1].split()[0]
+
+
+def test_frozen_stops_for_the_block_what_runs_and_leaves_stopped_what_was() -> None:
+    """The keep-alive takeover looks at a generation's other processes (gunicorn's workers)
+    through :func:`frozen`: each is stopped, threads too, inside the block and running after
+    it; one the drain had stopped already stays stopped for the drain to continue."""
+    code = "import threading, time; threading.Thread(target=time.sleep, args=(60,)).start(); time.sleep(60)"
+    running = subprocess.Popen([sys.executable, "-c", code])
+    stopped = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        wait_for(lambda: len(os.listdir(f"/proc/{running.pid}/task")) == 2, 20, "the second thread")
+        os.kill(stopped.pid, signal.SIGSTOP)
+        wait_for(lambda: _state(stopped.pid) == b"T", 20, "the drain's freeze")
+        with frozen([running.pid, stopped.pid]) as still:
+            assert still == {running.pid, stopped.pid}
+            for tid in os.listdir(f"/proc/{running.pid}/task"):
+                with open(f"/proc/{running.pid}/task/{tid}/stat", "rb") as handle:
+                    assert handle.read().rsplit(b")", 1)[1].split()[0] == b"T"
+        wait_for(lambda: _state(running.pid) != b"T", 20, "the frozen child to run again")
+        assert _state(stopped.pid) == b"T"
+    finally:
+        for proc in (running, stopped):
+            proc.kill()
+            proc.wait(10)

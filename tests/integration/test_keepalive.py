@@ -86,12 +86,15 @@ SERVERS: dict[str, list[str]] = {
     "aiohttp": [sys.executable, "serve_aiohttp.py"],
     "gunicorn sync": [_script("gunicorn"), "wsgi_app:app"],
     "gunicorn gthread": [_script("gunicorn"), "-k", "gthread", "--threads", "4", "wsgi_app:app"],
+    "daphne": [_script("daphne"), "--fd", "3", "asgi_app:app"],
 }
 RELOADS = 12
 # hypercorn shuts its idle connections down when told to stop (``write_eof()``): reloadkit's
-# hook skips that on a connection it holds (child/adopt.py).
-# Not here: daphne, whose reactor drops a request it has read when it stops (a run in 3 lost
-# one at a takeover: the connection is closed, as before); waitress, which dies of SIGTERM,
+# hook skips that on a connection it holds (child/adopt.py). daphne reads a request that was
+# waiting at the takeover (an event its reactor fetched before the freeze), cancels it as it
+# stops and shuts the connection down: the request, copied at the takeover, goes to the next
+# generation.
+# Not here: waitress, which dies of SIGTERM,
 # and when the drain's 1 s passes with a response under way on a busy connection, that
 # response is cut (2 runs in 5 of 12 reloads lost one request). bench/keepalive_wrk.py has
 # their figures.

@@ -195,3 +195,33 @@ def test_the_rest_of_a_request_under_way_is_not_held(parts: Parts) -> None:
     run_until(selector, lambda: kept.unanswered.endswith(b"its body"))
     assert first.recv(100) == b"its body"
     first.close()
+
+
+def test_a_request_its_server_read_and_never_answered_goes_first_to_the_next_generation() -> None:
+    """A connection taken directly whose stopping server read the next request and dropped
+    it: the copy made at the take is sent up before anything the client sends after."""
+    selector = selectors.DefaultSelector()
+    upstreams = Upstreams()
+    client, served = socket.socketpair()
+    client.settimeout(5)
+    closed: list[Kept] = []
+    client.sendall(b"ER HTTP/1.1\r\n\r\n")  # the rest of it, never read by the old server
+    kept = Kept(served, upstreams.connect, selector, closed.append, idle_timeout=5, resend=b"GET /2 HTTP/1.1\r\nX-Head")
+    try:
+        upstream = upstreams.accept()
+        run_until(selector, lambda: kept.to_upstream == b"")
+        expected = b"GET /2 HTTP/1.1\r\nX-HeadER HTTP/1.1\r\n\r\n"
+        got = b""
+        while len(got) < len(expected):
+            got += upstream.recv(100)
+        assert got == expected
+        upstream.sendall(b"two")
+        run_until(selector, lambda: kept.unanswered == b"" and kept.to_client == b"")
+        assert client.recv(100) == b"two"
+        assert upstreams.made == 1
+        upstream.close()
+    finally:
+        kept.close()
+        client.close()
+        upstreams.listener.close()
+        selector.close()

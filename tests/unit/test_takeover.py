@@ -3,6 +3,7 @@ kernel's queues, and a descriptor taken from a real process with pidfd_getfd."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import selectors
 import signal
@@ -10,11 +11,12 @@ import socket
 import struct
 import subprocess
 import sys
+import termios
 import time
 
 import pytest
 
-from reloadkit.child.adopt import TAKEN_LOWAT
+from reloadkit.child.adopt import TAKEN_USER_TIMEOUT
 from reloadkit.net.sockdiag import TcpQueues
 from reloadkit.net.takeover import (
     CLOSE,
@@ -28,14 +30,17 @@ from reloadkit.net.takeover import (
     Parking,
     connections_on,
     exit_kind,
+    guard_shutdown,
     hold_reads,
     mark,
     read_unanswered,
+    replay,
     resume_reads,
     socket_fds,
     take_fd,
     takeover_unavailable,
     tcp_state,
+    unguard_shutdown,
     unread,
     usable,
 )
@@ -186,6 +191,42 @@ def test_a_request_read_right_after_its_answer_is_seen_against_a_mark() -> None:
             assert not read_unanswered(server, since)
 
 
+def _waiting(sock: socket.socket, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while struct.unpack("=i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0] < count:
+        assert time.monotonic() < deadline, "the bytes to arrive"
+        time.sleep(0.001)
+
+
+def test_a_request_waiting_at_the_mark_and_read_unanswered_after_it_can_be_replayed() -> None:
+    """What the server read of the bytes copied at the mark is given back, and nothing when
+    it answered, read beyond the copy, or the copy does not begin a request."""
+    request = b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_server(("127.0.0.1", 0)) as listener, socket.create_connection(listener.getsockname(), timeout=5) as client:
+        server, _ = listener.accept()
+        with server:
+            client.sendall(request)
+            _waiting(server, len(request))
+            since = mark(server)
+            assert since is not None and since.waiting == request
+            assert replay(server, since) == b""  # nothing read yet
+            assert server.recv(10) == request[:10]
+            assert replay(server, since) == request[:10]  # the rest still waits in the kernel
+            assert server.recv(100) == request[10:]
+            assert replay(server, since) == request
+            client.sendall(b"GET /3 HTTP/1.1\r\n\r\n")
+            _waiting(server, 1)
+            server.recv(100)
+            assert replay(server, since) == b""  # read what came after the copy: not all there
+            server.sendall(b"answer")
+            assert replay(server, since) == b""  # answered
+            client.sendall(b"body bytes")
+            _waiting(server, 10)
+            body = mark(server)
+            server.recv(100)
+            assert body is not None and replay(server, body) == b""  # not a request's beginning
+
+
 def test_held_reads_keep_a_poller_from_seeing_the_next_request_but_not_the_end() -> None:
     with socket.create_server(("127.0.0.1", 0)) as listener, socket.create_connection(listener.getsockname(), timeout=5) as client:
         server, _ = listener.accept()
@@ -224,23 +265,27 @@ def test_reads_are_held_only_where_no_blocking_read_or_waiting_request_could_be_
             resume_reads(server)
             server.recv(100)
             assert hold_reads(server)
-            assert server.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) >= TAKEN_LOWAT  # what the hook looks for
+            assert server.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) >= 1 << 16
 
 
-def test_the_hook_skips_the_shutdown_of_a_held_connection_only() -> None:
-    """hypercorn's ``write_eof()`` and Twisted's orderly close: no FIN while reloadkit holds it."""
+def test_the_hook_skips_the_shutdown_of_a_guarded_connection_only() -> None:
+    """hypercorn's ``write_eof()``, Twisted's orderly close: no FIN while reloadkit guards it;
+    its own user timeout comes back after."""
     from reloadkit.child import adopt
 
     with socket.create_server(("127.0.0.1", 0)) as listener, socket.create_connection(listener.getsockname(), timeout=5) as client:
         server, _ = listener.accept()
         with server:
-            server.setblocking(False)
-            assert hold_reads(server)
+            server.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, 1234)
+            previous = guard_shutdown(server)
+            assert previous == 1234
+            assert server.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == TAKEN_USER_TIMEOUT
             adopt._shutdown(server, socket.SHUT_WR)
             client.settimeout(0.2)
             with pytest.raises(TimeoutError):
                 client.recv(100)  # no end of file
-            resume_reads(server)
+            unguard_shutdown(server, previous)
+            assert server.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 1234
             adopt._shutdown(server, socket.SHUT_WR)
             client.settimeout(5)
             assert client.recv(100) == b""
