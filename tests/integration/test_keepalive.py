@@ -87,17 +87,15 @@ SERVERS: dict[str, list[str]] = {
     "gunicorn sync": [_script("gunicorn"), "wsgi_app:app"],
     "gunicorn gthread": [_script("gunicorn"), "-k", "gthread", "--threads", "4", "wsgi_app:app"],
     "daphne": [_script("daphne"), "--fd", "3", "asgi_app:app"],
+    "waitress": [sys.executable, "serve_waitress.py"],
 }
 RELOADS = 12
 # hypercorn shuts its idle connections down when told to stop (``write_eof()``): reloadkit's
 # hook skips that on a connection it holds (child/adopt.py). daphne reads a request that was
 # waiting at the takeover (an event its reactor fetched before the freeze), cancels it as it
 # stops and shuts the connection down: the request, copied at the takeover, goes to the next
-# generation.
-# Not here: waitress, which dies of SIGTERM,
-# and when the drain's 1 s passes with a response under way on a busy connection, that
-# response is cut (2 runs in 5 of 12 reloads lost one request). bench/keepalive_wrk.py has
-# their figures.
+# generation. waitress dies of SIGTERM: the drain waits (within 1 s) for a look with no
+# response under way, and the requests waiting then are served on.
 DEFAULT = {("uvicorn", ()), ("aiohttp", ()), ("aiohttp", ("--overlap",))}
 # They answer a request read before the signal, and say "Connection: close" (RFC 9112 9.6).
 CLOSE_WHEN_STOPPING = ("gunicorn", "hypercorn")
