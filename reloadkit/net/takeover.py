@@ -214,6 +214,8 @@ def mark(sock: socket.socket) -> Mark | None:
         return None
     for _ in range(3):
         received = _received_sent(sock)
+        if received is None:
+            return None
         try:
             waiting = struct.unpack("=i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
         except OSError:
@@ -222,8 +224,6 @@ def mark(sock: socket.socket) -> Mark | None:
         if waiting:
             with contextlib.suppress(OSError):  # read meanwhile by its server: no copy
                 copy = sock.recv(min(waiting, _REPLAY_LIMIT), socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        if received is None:
-            return None
         if _received_sent(sock) == received:
             return Mark(received[0], int(waiting), received[1], copy)
     return None

@@ -105,8 +105,8 @@ def test_an_idle_connection_that_carried_a_request_does_not_hold_the_stop(child:
     client.close()
 
 
-def _state(pid: int) -> bytes:
-    with open(f"/proc/{pid}/stat", "rb") as handle:
+def _state(stat: str) -> bytes:
+    with open(stat, "rb") as handle:
         return handle.read().rsplit(b")", 1)[1].split()[0]
 
 
@@ -114,21 +114,22 @@ def test_frozen_stops_for_the_block_what_runs_and_leaves_stopped_what_was() -> N
     """The keep-alive takeover looks at a generation's other processes (gunicorn's workers)
     through :func:`frozen`: each is stopped, threads too, inside the block and running after
     it; one the drain had stopped already stays stopped for the drain to continue."""
-    code = "import threading, time; threading.Thread(target=time.sleep, args=(60,)).start(); time.sleep(60)"
-    running = subprocess.Popen([sys.executable, "-c", code])
-    stopped = subprocess.Popen([sys.executable, "-c", code])
+    code = "import sys, threading; threading.Thread(target=threading.Event().wait, daemon=True).start(); sys.stdin.read()"
+    running = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
+    stopped = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
     try:
         wait_for(lambda: len(os.listdir(f"/proc/{running.pid}/task")) == 2, 20, "the second thread")
         os.kill(stopped.pid, signal.SIGSTOP)
-        wait_for(lambda: _state(stopped.pid) == b"T", 20, "the drain's freeze")
+        wait_for(lambda: _state(f"/proc/{stopped.pid}/stat") == b"T", 20, "the drain's freeze")
         with frozen([running.pid, stopped.pid]) as still:
             assert still == {running.pid, stopped.pid}
             for tid in os.listdir(f"/proc/{running.pid}/task"):
-                with open(f"/proc/{running.pid}/task/{tid}/stat", "rb") as handle:
-                    assert handle.read().rsplit(b")", 1)[1].split()[0] == b"T"
-        wait_for(lambda: _state(running.pid) != b"T", 20, "the frozen child to run again")
-        assert _state(stopped.pid) == b"T"
+                assert _state(f"/proc/{running.pid}/task/{tid}/stat") == b"T"
+        wait_for(lambda: _state(f"/proc/{running.pid}/stat") != b"T", 20, "the frozen child to run again")
+        assert _state(f"/proc/{stopped.pid}/stat") == b"T"
     finally:
         for proc in (running, stopped):
             proc.kill()
             proc.wait(10)
+            assert proc.stdin is not None
+            proc.stdin.close()
