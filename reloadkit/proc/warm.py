@@ -35,6 +35,7 @@ from typing import Any
 from reloadkit.config.settings import Config
 from reloadkit.errors import SpawnError
 from reloadkit.proc import process
+from reloadkit.proc.importorder import SourceFacts
 from reloadkit.proc.process import Child
 from reloadkit.proc.warmplan import (
     BOOTSTRAP,
@@ -133,6 +134,7 @@ class WarmParent:
         self.learning_builds = 0
         self.given_up: str | None = None
         self._said: set[str] = set()
+        self._source_facts: SourceFacts | None = None
         #: Set for the project checkpoint (checkpoint.py): it also holds the project's modules.
         self.project: ProjectImports | None = None
         if enabled and unsupported is not None:
@@ -278,7 +280,7 @@ class WarmParent:
         names, _unknown = project.names_of(changed)
         parent = self.parent
         reason = "it is not built yet" if parent is None else (
-            project.unusable(parent.modules, changed) or self._stale(parent))
+            project.unusable(parent.modules, changed) or self._reordered(parent, names) or self._stale(parent))
         rebuild = False
         if project.heat(names) and self.building is not None:
             self._discard(self.building)  # built for the hot set before these edits
@@ -358,7 +360,11 @@ class WarmParent:
         env["RELOADKIT_WARM_FD"] = str(theirs.fileno()) + " " * _ENVIRON_ROOM
         # Skipped: not imported by themselves. Refused: not imported at all; the checkpoint's
         # django.setup() imports installed modules that failed alone (no settings then).
-        project_skip = self.project.skipped() if self.project is not None else set()
+        project_skip: set[str] = set()
+        if self.project is not None:
+            project_skip, stop = self.project.plan(self._facts())
+            if stop is not None:
+                self.debug(f"the project checkpoint holds nothing imported after this: {stop}")
         skip = set(self.failed_imports) | project_skip
         refuse = project_skip if self.project is not None else skip
         names = [name for name in self.modules if name not in self.excluded]
@@ -535,6 +541,19 @@ class WarmParent:
             self.building = None
 
     # --- starting a generation from it -----------------------------------------------------------
+
+    def _facts(self) -> SourceFacts:
+        if self._source_facts is None or self._source_facts.project is not self.project:
+            assert self.project is not None
+            self._source_facts = SourceFacts(self.project)
+        return self._source_facts
+
+    def _reordered(self, parent: _Parent, names: Sequence[str]) -> str | None:
+        """An edited module the checkpoint runs after modules a cold start runs after it may
+        no longer allow that (it now registers on what they use: importorder.py)."""
+        assert self.project is not None
+        why = self.project.reordered(parent.modules, names, self._facts())
+        return None if why is None else f"it holds modules imported after this: {why}"
 
     def _stale(self, parent: _Parent) -> str | None:
         if self.base_env is not None and self.base_env != parent.env:

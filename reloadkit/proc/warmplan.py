@@ -13,12 +13,13 @@ import contextlib
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reloadkit.child.protocol import GENERATION_VARIABLES
 from reloadkit.errors import SpawnError
 from reloadkit.proc import process
+from reloadkit.proc.importorder import ImportFacts, conflict
 
 __all__ = [
     "BOOTSTRAP",
@@ -384,26 +385,114 @@ class ProjectImports:
         self.failed.clear()
         return True
 
-    def skipped(self) -> set[str]:
-        """What a checkpoint never imports: every module from the first hot (or failed) one on,
-        in the first generation's order, and the modules whose import imported a hot one.
+    def closure(self, name: str) -> set[str]:
+        """The modules first imported while ``name`` was imported (their importers lead to it)."""
+        inside: set[str] = set()
+        for other in self.files:
+            importer = self.importer.get(other, "")
+            hops = 0
+            while importer and hops < len(self.files):
+                if importer == name:
+                    inside.add(other)
+                    break
+                importer = self.importer.get(importer, "")
+                hops += 1
+        return inside
 
-        The generation imports these itself, after what the checkpoint holds. Skipping over a
-        hot module instead would run the modules after it before it: the order in which model
-        modules register their tables (SQLAlchemy's metadata, Django's app registry) would
-        change, and with it what the app serves.
+    def owner(self, dotted: str) -> str | None:
+        """The project module a dotted name is of (``shop.db`` for ``shop.db.Base.metadata``)."""
+        name = dotted
+        while name:
+            if name in self.files:
+                return name
+            name = name.rpartition(".")[0]
+        return None
+
+    def _modules_of(self, dotted: str) -> list[str]:
+        """The known modules an import of ``dotted`` imports, packages first (``shop``,
+        ``shop.models``, ``shop.models.m1`` for ``shop.models.m1.User``)."""
+        parts = dotted.split(".")
+        return [prefix for end in range(1, len(parts) + 1) if (prefix := ".".join(parts[:end])) in self.files]
+
+    def misplaced(self, name: str, held: Iterable[str], facts: Callable[[str], ImportFacts]) -> str | None:
+        """Why ``name`` may not be imported after ``held`` (modules the checkpoint holds that a
+        cold start imports after it); None if the order is invisible (importorder.py)."""
+        mine = facts(name)
+        if mine.bound is not None:
+            return f"{name} {mine.bound}"
+        inside = self.closure(name)  # imported during its own import in a cold start too
+        held = list(held)
+        # What a cold start of its source now imports, in that order: the modules it imported
+        # first when the order was recorded, in the same order, and none that came after it.
+        imported = list(dict.fromkeys(module for dotted in mine.imports for module in self._modules_of(dotted)))
+        children = [other for other in held if self.importer.get(other) == name]
+        missing = next((child for child in children if child not in imported), None)
+        if missing is not None:
+            return f"{name} no longer imports {missing}, which it imported first"
+        if [module for module in imported if module in children] != children:
+            return f"{name} imports {', '.join(children)} in another order now"
+        for other in held:
+            if other in inside:
+                continue
+            if other in imported:
+                return f"{name} now imports {other}, which a cold start imported after it"
+            why = conflict(mine, facts(other), self.owner)
+            if why is not None:
+                return f"{name} {why} ({other})"
+        return None
+
+    def plan(self, facts: Callable[[str], ImportFacts] | None = None) -> tuple[set[str], str | None]:
+        """What a checkpoint never imports, and why it holds no module after the point it stops at.
+
+        Every hot (or failed) module and the modules whose import imported one stay out: the
+        generation imports them itself, after what the checkpoint holds. A module of these
+        that a cold start imports before some the checkpoint holds runs later than in a cold
+        start: with ``facts`` (what each import reads and writes), that is allowed where it is
+        invisible (:meth:`misplaced`), and the checkpoint stops at the first module where it
+        is not: from there on, nothing is held. Without ``facts`` it stops at the first hot
+        module: the order in which model modules register their tables (SQLAlchemy's
+        metadata, Django's app registry) is what a cold start's is.
         """
         poison = [name for name in [*self.hot, *self.failed] if name in self.files]
         order = list(self.files)
-        cut = min((order.index(name) for name in poison), default=len(order))
-        skip = set(order[cut:])
         seen: set[str] = set()
         for name in poison:
             importer = self.importer.get(name, "")
             while importer in self.files and importer not in seen:
                 seen.add(importer)
                 importer = self.importer.get(importer, "")
-        return skip | seen
+        moved = set(poison) | seen
+        place = {name: index for index, name in enumerate(order)}
+        why: str | None = None
+        if facts is None:
+            cut = min((place[name] for name in poison), default=len(order))
+        else:
+            cut = len(order)
+            for name in sorted(moved, key=place.__getitem__):
+                if place[name] >= cut:
+                    break
+                later = [other for other in order[place[name] + 1 : cut] if other not in moved]
+                why = self.misplaced(name, later, facts) if later else None
+                if why is not None:
+                    cut = place[name]
+        return moved | set(order[cut:]), why
+
+    def skipped(self, facts: Callable[[str], ImportFacts] | None = None) -> set[str]:
+        return self.plan(facts)[0]
+
+    def reordered(self, held: Iterable[str], names: Iterable[str], facts: Callable[[str], ImportFacts]) -> str | None:
+        """Why edited modules a checkpoint holding ``held`` does not hold may no longer be
+        imported after the modules it holds that follow them; None if they still may."""
+        held_set = set(held)
+        order = list(self.files)
+        for name in names:
+            if name in held_set or name not in self.files:
+                continue
+            later = [other for other in order[order.index(name) + 1 :] if other in held_set]
+            why = self.misplaced(name, later, facts) if later else None
+            if why is not None:
+                return why
+        return None
 
     def unusable(self, held: Iterable[str], changed: Iterable[str]) -> str | None:
         """Why a checkpoint holding ``held`` cannot start the next generation after

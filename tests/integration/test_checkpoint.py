@@ -22,14 +22,8 @@ CHECKPOINT_READY = r"project checkpoint pid (\d+) ready"
 
 RECORD = "import os as _os\nimport app.ran as _ran\n_ran.RAN.append((__name__, _os.getpid()))\n"
 
-FILES = {
-    "app/__init__.py": "",
-    "app/ran.py": "RAN = []\n",
-    "app/models.py": RECORD + "MODEL = 'model-v0'\n",
-    "app/views_a.py": RECORD + "from app.models import MODEL\n\nVIEW = 'a-v0'\n",
-    "app/views_b.py": RECORD + "from app.models import MODEL\n\nVIEW = 'b-v0'\n",
-    "app/main.py": RECORD + "from app import views_a, views_b\n\nROUTES = [views_a, views_b]\n",
-    "serve.py": '''\
+#: Serves ``app.main.state()`` and the generation, one request per connection.
+SERVE = """\
 import json
 import os
 import select
@@ -37,8 +31,6 @@ import signal
 import sys
 
 import app.main
-import app.models
-import app.ran
 import reloadkit
 
 wakeup_read, wakeup_write = os.pipe()
@@ -58,22 +50,67 @@ while True:
             if not chunk:
                 break
             request += chunk
-        mine = sorted(name for name, pid in app.ran.RAN if pid == os.getpid())
-        views = [(view.VIEW, view.MODEL) for view in app.main.ROUTES]
-        body = json.dumps({"generation": os.environ["RELOADKIT_GENERATION"], "imported_here": mine,
-                           "views": views, "model": app.models.MODEL}).encode()
+        body = json.dumps({"generation": os.environ["RELOADKIT_GENERATION"], **app.main.state()}).encode()
         conn.sendall(b"HTTP/1.0 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n%s" % (len(body), body))
-''',
+"""
+
+FILES = {
+    "app/__init__.py": "",
+    "app/ran.py": "RAN = []\n",
+    "app/models.py": RECORD + "MODEL = 'model-v0'\n",
+    "app/views_a.py": RECORD + "from app.models import MODEL\n\nVIEW = 'a-v0'\n",
+    "app/views_b.py": RECORD + "from app.models import MODEL\n\nVIEW = 'b-v0'\n",
+    "app/main.py": RECORD + """\
+from app import models, views_a, views_b
+
+ROUTES = [views_a, views_b]
+
+
+def state():
+    mine = sorted(name for name, pid in _ran.RAN if pid == _os.getpid())
+    return {"imported_here": mine, "views": [(view.VIEW, view.MODEL) for view in ROUTES], "model": models.MODEL}
+""",
+    "serve.py": SERVE,
 }
+
+#: Modules that only read others (the views) and modules that register on another (the models
+#: append to ``app.registry``): each records the pid that ran it in a variable of its own.
+PID = "import os as _os\n\nPID = _os.getpid()\n"
+REGISTERS = "from app import registry\n\nregistry.NAMES.append(__name__)\n"
+ORDER_FILES = {
+    "app/__init__.py": "",
+    "app/registry.py": PID + "NAMES = []\n",
+    "app/models_a.py": PID + REGISTERS + "MODEL = 'a-v0'\n",
+    "app/models_b.py": PID + REGISTERS + "MODEL = 'b-v0'\n",
+    "app/views_a.py": PID + "from app.models_a import MODEL\n\nVIEW = 'view-a-v0'\n",
+    "app/views_b.py": PID + "from app.models_b import MODEL\n\nVIEW = 'view-b-v0'\n",
+    "app/main.py": PID + """\
+import sys
+
+from app import views_a, views_b
+
+
+def state():
+    project = [name for name in sorted(sys.modules) if name.startswith("app.")]
+    return {"imported_here": [name for name in project if getattr(sys.modules[name], "PID", None) == _os.getpid()],
+            "views": [(view.VIEW, view.MODEL) for view in (views_a, views_b)],
+            "registered": sys.modules["app.registry"].NAMES}
+""",
+    "serve.py": SERVE,
+}
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    for name, text in FILES.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return tmp_path
+    return _write(tmp_path, FILES)
 
 
 def _answer(rk: Reloadkit, generation: int) -> dict[str, Any]:
@@ -130,3 +167,34 @@ def test_no_checkpoint_turns_it_off(project: Path) -> None:
             answer = _edit(rk, project, "app/views_b.py", f"b-v{generation - 1}", f"b-v{generation}", generation)
             assert answer["imported_here"] == ["app.main", "app.models", "app.views_a", "app.views_b"]
         assert "project checkpoint" not in rk.output
+
+
+def test_an_edited_module_that_registers_nowhere_is_imported_after_the_modules_that_follow_it(tmp_path: Path) -> None:
+    """Skipped over: the checkpoint also holds what a cold start imports after the edited view
+    (views_b, models_b). An edited model registers on app.registry, as models_b does after it:
+    the checkpoint then stops before it, so the registry's order is a cold start's."""
+    project = _write(tmp_path, ORDER_FILES)
+    env = {"PYTHONPATH": ":".join(SOURCE_PATH), "PYTHONDONTWRITEBYTECODE": "1"}
+    everything = ["app.main", "app.models_a", "app.models_b", "app.registry", "app.views_a", "app.views_b"]
+    with Reloadkit(["-v", "-b", "127.0.0.1:0", "--", sys.executable, "serve.py"], cwd=project, env=env) as rk:
+        cold = _answer(rk, 0)
+        assert cold["imported_here"] == everything
+        assert cold["registered"] == ["app.models_a", "app.models_b"]
+        rk.wait_for_output(CHECKPOINT_READY)
+        _edit(rk, project, "app/views_a.py", "view-a-v0", "view-a-v1", 1)  # held: rebuilt with it hot
+        rk.wait_for_output(CHECKPOINT_READY, count=2)
+        second = _edit(rk, project, "app/views_a.py", "view-a-v1", "view-a-v2", 2)
+        assert second["imported_here"] == ["app.main", "app.views_a"]
+        assert second["views"] == [["view-a-v2", "a-v0"], ["view-b-v0", "b-v0"]]
+        assert second["registered"] == cold["registered"]
+        assert rk.count(r"generation 2 forked warm from pid \d+ \(the project checkpoint") == 1
+        _edit(rk, project, "app/models_a.py", "a-v0", "a-v1", 3)
+        rk.wait_for_output(CHECKPOINT_READY, count=3)
+        fourth = _edit(rk, project, "app/models_a.py", "a-v1", "a-v2", 4)
+        assert fourth["registered"] == cold["registered"]
+        assert fourth["imported_here"] == everything
+        assert fourth["views"] == [["view-a-v2", "a-v2"], ["view-b-v0", "b-v0"]]
+        assert rk.count(r"the project checkpoint holds nothing imported after this: app.models_a writes into"
+                        r" app.registry, which a later import uses \(app.models_b\)") >= 1
+        assert rk.count(r"generation 4 forked warm from pid \d+ \(the project checkpoint") == 1
+        assert "starts cold" not in rk.output

@@ -3,7 +3,8 @@ start of the same code serves, edit after edit.
 
 The project (apps/shopgen.py, 40 models: 4 models, schemas and routers modules) runs under
 ``reloadkit run -v -b 127.0.0.1:0 -- uvicorn --fd 3 shop.main:app`` in the default (warm) mode.
-A corpus of edits is applied one after the other: a handler's body, a model (a column added),
+A corpus of edits is applied one after the other: a handler's body, an import of a later
+domain's model added to that router (a cold start imports its tables earlier now), a model (a column added),
 a schema (a field added), a setting, a route added, a route removed, a router module renamed
 (main.py updated), a syntax error and its fix. After each edit, once the new generation
 serves it, EVERY endpoint is fetched, then a cold ``uvicorn shop.main:app --port`` of the same
@@ -115,6 +116,8 @@ def _corpus(project: shopgen.Project) -> list[tuple[str, Callable[[], None], str
 
     return [
         ("a handler's body", handler, "/r1/marker", lambda s, b: b == "r1 v1"),
+        ("an import of a later domain's model", lambda: shopgen.import_model(project, 1, 3, "imports"), "/r1/marker",
+         lambda s, b: b == "r1 imports"),
         ("a model's column", lambda: shopgen.add_column(project, 2, 3, "extra_col"), "/r2/m3",
          lambda s, b: '"extra_col"' in b),
         ("a schema's field", lambda: shopgen.add_field(project, 3, 4, "flag_field"), "/r3/m4/sample",

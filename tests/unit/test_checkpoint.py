@@ -3,6 +3,9 @@ processes: what it holds for a hot set, and whether a change leaves it usable.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from reloadkit.proc.importorder import ImportFacts
 from reloadkit.proc.warmplan import HOT_LIMIT, ProjectImports
 
 
@@ -89,3 +92,78 @@ def test_the_directories_the_project_was_imported_from() -> None:
         "/p",
         "/elsewhere",
     ]
+
+
+def _imports(*dotted: str, writes: tuple[str, ...] = ()) -> ImportFacts:
+    return ImportFacts(reads=frozenset(dotted), writes=frozenset(writes), imports=dotted)
+
+
+def _facts(table: dict[str, ImportFacts]) -> Callable[[str], ImportFacts]:
+    return lambda name: table.get(name, ImportFacts())
+
+
+FACTS = {  # main imports the routers, each router its model; each model registers on shop.models
+    "shop.main": _imports("shop.routers.r0", "shop.routers.r1"),
+    "shop.routers.r0": _imports("shop.models.m0.Thing"),
+    "shop.routers.r1": _imports("shop.models.m1.Item"),
+    "shop.models.m0": ImportFacts(writes=frozenset({"shop.models.Base"})),
+    "shop.models.m1": ImportFacts(writes=frozenset({"shop.models.Base"})),
+}
+
+
+def test_with_the_imports_facts_a_hot_module_is_skipped_over_where_the_order_is_invisible() -> None:
+    imports = _shop("/p")
+    imports.heat(["shop.routers.r0"])  # reads m0 only: m1 registering later changes nothing it sees
+    assert imports.plan(_facts(FACTS)) == ({"shop.routers.r0", "shop.main"}, None)
+    imports = _shop("/p")
+    imports.heat(["shop.models.m0"])  # registering after m1 would change the order of the tables
+    skipped, why = imports.plan(_facts(FACTS))
+    assert skipped == AFTER_R1 | {"shop.main", "shop.models.m0", "shop.routers.r0"}
+    assert why == "shop.models.m0 writes into shop.models, which a later import uses (shop.models.m1)"
+    imports = _shop("/p")
+    imports.heat(["shop.routers.r0"])
+    skipped, why = imports.plan(_facts({**FACTS, "shop.routers.r0": ImportFacts(bound="does not compile")}))
+    assert skipped == AFTER_R1 | {"shop.main", "shop.routers.r0", "shop.models", "shop.models.m0"}
+    assert why == "shop.routers.r0 does not compile"
+
+
+def test_what_a_module_imports_during_its_own_import_does_not_count_against_it() -> None:
+    """main imports everything after it in a cold start too: its own place is kept."""
+    imports = _shop("/p")
+    imports.heat(["shop.main"])
+    facts = _facts({**FACTS, "shop.main": _imports("shop.routers.r0", "shop.routers.r1", "shop.models.Base")})
+    assert imports.plan(facts) == ({"shop.main"}, None)
+    urls = ImportFacts(writes=frozenset({"shop.models.Base.registry"}))  # not imported by main
+    assert imports.plan(lambda name: urls if name == "shop.urls" else facts(name))[1] == (
+        "shop.main uses shop.models, which a later import writes into (shop.urls)")
+
+
+def test_an_edit_that_makes_a_skipped_over_module_conflict_makes_the_checkpoint_unusable() -> None:
+    imports = _shop("/p")
+    imports.heat(["shop.routers.r0"])
+    held = set(imports.files) - imports.skipped(_facts(FACTS))
+    assert imports.reordered(held, ["shop.routers.r0", "shop.main"], _facts(FACTS)) is None
+    now = {**FACTS, "shop.routers.r0": _imports("shop.models.m0.Thing", writes=("shop.models.Base",))}
+    assert imports.reordered(held, ["shop.routers.r0"], _facts(now)) == (
+        "shop.routers.r0 writes into shop.models, which a later import uses (shop.models.m1)")
+
+
+def test_an_edit_that_changes_what_a_skipped_over_module_imports_first_makes_it_unusable() -> None:
+    """A cold start of the new source would import its modules at other places."""
+    imports = _shop("/p")
+    imports.heat(["shop.routers.r0", "shop.main"])
+    held = set(imports.files) - imports.skipped(_facts(FACTS))
+    cases = {
+        ("shop.routers.r0", ()): "shop.routers.r0 no longer imports shop.models, which it imported first",
+        ("shop.routers.r0", ("shop.models.m0.Thing", "shop.models.m1.Item")):
+            "shop.routers.r0 now imports shop.models.m1, which a cold start imported after it",
+        ("shop.main", ("shop.routers.r1", "shop.routers.r0")): None,  # r0 is the generation's
+    }
+    for (name, dotted), why in cases.items():
+        assert imports.reordered(held, [name], _facts({**FACTS, name: _imports(*dotted)})) == why
+    imports = _shop("/p")
+    imports.heat(["shop.main"])
+    held = set(imports.files) - imports.skipped(_facts(FACTS))
+    swapped = _facts({**FACTS, "shop.main": _imports("shop.routers.r1", "shop.routers.r0")})
+    assert imports.reordered(held, ["shop.main"], swapped) == (
+        "shop.main imports shop.routers, shop.routers.r0, shop.routers.r1 in another order now")

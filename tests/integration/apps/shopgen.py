@@ -327,6 +327,18 @@ def edit_handler(project: Project, module: int, version: str, router: str | None
     return f"r{module} {version}"
 
 
+def import_model(project: Project, module: int, other: int, version: str) -> str:
+    """Router ``r_{module}`` imports a model of domain ``other`` too (a later one: a cold start
+    now imports its module before the routers in between), and its marker answers ``version``."""
+    path = project.router(f"r_{module}")
+    text = re.sub(r'return "r\d+ [^"]*"  # marker', f'return "r{module} {version}"  # marker', path.read_text())
+    anchor = f"from ..schemas.s_{module} import"
+    if text.count(anchor) != 1:
+        raise ValueError(f"{path.name}: expected {anchor!r} once")
+    _save(path, text.replace(anchor, f"from ..models.m_{other} import M{other}_0  # noqa: F401\n{anchor}"))
+    return f"r{module} {version}"
+
+
 def add_column(project: Project, module: int, model: int, column: str) -> None:
     """A new nullable column on ``M{module}_{model}``: shows in ``/r{module}/m{model}``."""
     anchor = f'    __tablename__ = "t{module}_{model}"\n'
