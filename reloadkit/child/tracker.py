@@ -33,6 +33,7 @@ __all__ = [
     "PathFilter",
     "application_files",
     "current_tracker",
+    "prime",
     "send_lines",
     "send_modules",
     "send_watch",
@@ -59,6 +60,9 @@ _MAX_DATAGRAM_TEXT = 30_000
 _RESCAN_INTERVAL = 1.0
 #: Modules a warm parent had imported before it forked this process: not reported again.
 WARM_MODULES: frozenset[str] = frozenset()
+#: What a warm parent's :meth:`PathFilter.keep` said of its module files, for the filter it
+#: was asked with (:func:`prime`): a generation it forks does not stat them all again.
+_PRIMED: tuple[tuple[object, ...], dict[str, str | None], tuple[str, ...]] = ((), {}, ())
 _LIBRARY_DIR_NAMES = frozenset({"site-packages", "dist-packages"})
 
 
@@ -187,10 +191,16 @@ class PathFilter:
             for pattern in self.excludes
         )
 
+    def key(self) -> tuple[object, ...]:
+        return (self.library_roots, self.own_dir, self.excludes, self.base)
+
     def keep(self, path: object) -> str | None:
         """The path to watch for a module file, or None if it is not the application's."""
         if not isinstance(path, str) or not path or path.startswith("<"):
             return None
+        key, known, _kept = _PRIMED
+        if path in known and key == self.key():
+            return known[path]
         real = self.resolve(source_file(path))
         if not os.path.isfile(real) or self.is_library(real):
             return None
@@ -491,7 +501,18 @@ class ImportTracker:
             self._consider(main_file)
         elif sys.argv and sys.argv[0] not in ("", "-c", "-m", "-") and os.path.isfile(sys.argv[0]):
             self._consider(sys.argv[0])  # the hook runs before the script is loaded
-        self.scan()
+        key, known, kept = _PRIMED
+        if known and WARM_MODULES and key == self.filter.key():
+            # Forked by a warm parent, which decided for the files of its modules (prime()):
+            # going through them again would copy most of its memory (copy-on-write) and cost
+            # the generation's start milliseconds. The next scan, a second on, sees the rest.
+            for path in kept if self._watch else ():
+                if path not in self.reported:
+                    self.reported.add(path)
+                    self._pending.append(path)
+            self._last_scan = time.monotonic()
+        else:
+            self.scan()
         self.flush()
 
         previous = sys.excepthook
@@ -552,6 +573,24 @@ def current_tracker() -> ImportTracker | None:
         except Exception:  # noqa: BLE001 - an odd finder
             continue
     return None
+
+
+def prime() -> None:
+    """In a warm parent, before it forks: decide once for the files of the modules imported so
+    far what a generation's tracker will decide (a filter like the one it builds: the same
+    excludes, directory and libraries), so that a generation starts without a stat per module."""
+    global _PRIMED
+    excludes = [line for line in os.environ.get(EXCLUDE_ENV, "").split("\n") if line]
+    path_filter = PathFilter.for_this_process(excludes)
+    known: dict[str, str | None] = {}
+    for module in list(sys.modules.values()):
+        try:
+            filename = getattr(module, "__file__", None)
+        except Exception:  # noqa: BLE001 - lazy modules may raise anything
+            continue
+        if isinstance(filename, str):
+            known[filename] = path_filter.keep(filename)
+    _PRIMED = (path_filter.key(), known, tuple(dict.fromkeys(kept for kept in known.values() if kept is not None)))
 
 
 def start_tracking(send: Callable[[Sequence[str]], object] | None = None) -> ImportTracker | None:

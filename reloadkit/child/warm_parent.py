@@ -8,8 +8,9 @@ Life: read the plan (modules to import, the command) from the control socket (fd
 ``$RELOADKIT_WARM_FD``, a ``SOCK_SEQPACKET`` pair with the supervisor); import each module,
 leaving out, and telling, one that starts a thread or opens a descriptor (a fork would copy
 a process whose thread is gone, and a descriptor the child must not have); ``gc.freeze()``;
-say ready; then, per request, fork twice: the grandchild re-parents to the supervisor (a
-child subreaper), so it is reaped and tree-killed like a cold child, and becomes the
+say ready; then, per request, fork the generation as the supervisor's own child (clone(2)
+with ``CLONE_PARENT``; else twice, and the grandchild re-parents to the supervisor, a child
+subreaper), so it is reaped and tree-killed like a cold child, and becomes the
 generation exactly as a cold child would start: its fds, process group, death signal,
 signal dispositions, environment, cwd, ``sys.argv``/``sys.orig_argv``/``sys.path`` and
 ``__main__``; then runs the script, ``-m`` module or ``-c`` code. The warm parent exits as
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
 #: The module names a fresh ``-c`` ``__main__`` has: a generation's ``__main__`` starts so.
 _MAIN_KEYS = ("__name__", "__doc__", "__package__", "__loader__", "__spec__", "__annotations__", "__builtins__")
 _PR_SET_PDEATHSIG = 1
+_CLONE_PARENT = 0x00008000
+#: clone(2)'s number where its first two arguments are the flags and the stack: with no stack
+#: and no thread-id pointers, the order of the others does not matter. (glibc's fork() also
+#: updates its cached thread id; raise() has asked the kernel since glibc 2.34.)
+_SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220, "ppc64le": 120, "ppc64": 120, "i686": 120, "armv7l": 120}
 _MAX_MESSAGE = 1 << 20
 _MAX_FDS = 64
 
@@ -77,6 +83,7 @@ class WarmParent:
         self.ctl = socket.socket(fileno=fd)
         self.plan: dict = {}
         self.libc: ctypes.CDLL | None = None
+        self.clone: Any = None  # libc's syscall(), for clone(2): see _sibling
         self.imports: Any = None  # warm_imports.py, loaded by path when warming
 
     # --- talking to the supervisor ------------------------------------------------------
@@ -177,14 +184,15 @@ class WarmParent:
         import time
 
         self.tracker = self._load_tracker()
+        prime = getattr(self.tracker, "prime", None)
+        if prime is not None:
+            try:
+                prime()  # a generation's tracker then takes the verdicts on these modules' files
+            except Exception:  # noqa: BLE001 - it only saves time: each generation decides then
+                pass
         self.adopt = self._load_tracker("_reloadkit_adopt", "adopt.py")
         self.reloaders = self._load_tracker("_reloadkit_reloaders", "reloaders.py")
-        import ctypes
-
-        try:
-            self.libc = ctypes.CDLL(None, use_errno=True)
-        except OSError:
-            self.libc = None
+        self.libc, self.clone = _libc()
         sys.path[:] = self.fresh.path
         _flush_stdio()
         import gc
@@ -250,8 +258,21 @@ class WarmParent:
             return job, fds
 
     def _fork_twice(self, job: dict, fds: list) -> bool:
-        """Fork the generation through a middle process that exits at once (so the
-        generation re-parents to the supervisor); True in the generation."""
+        """Fork the generation as the supervisor's child; True in the generation.
+
+        Where clone(2) can make the supervisor its parent at once (:meth:`_sibling`), one
+        copy of this process does; else through a middle process that exits at once, so the
+        generation re-parents to the supervisor (two copies, and a wait for the middle one's
+        exit: about 10 ms of a big project's reload)."""
+        if os.getppid() == job["supervisor"]:
+            child = self._sibling()
+            if child == 0:
+                self._become(job, fds)
+                return True
+            if child is not None:
+                self.send({"forked": child})
+                _close_all(fds)
+                return False
         try:
             middle = os.fork()
         except OSError as exc:
@@ -278,6 +299,28 @@ class WarmParent:
                 continue
             except ChildProcessError:
                 return False
+
+    def _sibling(self) -> "int | None":
+        """``os.fork()`` with ``CLONE_PARENT``: the child's parent is ours. Python's own fork
+        hooks run around it as ``os.fork()`` runs them (the process is single-threaded: the
+        warm parent never keeps a thread). None where it is not known to work (this machine's
+        clone numbering, no libc) or the kernel refused: then fork twice."""
+        number = _SYS_CLONE.get(os.uname().machine)
+        if number is None or self.clone is None:
+            return None
+        import ctypes
+        import signal
+
+        ctypes.pythonapi.PyOS_BeforeFork()
+        pid = self.clone(number, _CLONE_PARENT | signal.SIGCHLD, 0, 0, 0, 0)
+        if pid == 0:
+            ctypes.pythonapi.PyOS_AfterFork_Child()
+            return 0
+        ctypes.pythonapi.PyOS_AfterFork_Parent()
+        if pid < 0:
+            self.clone = None  # refused (a seccomp filter, a kernel without it): not again
+            return None
+        return int(pid)
 
     def _become(self, job: dict, fds: list) -> None:
         """In the grandchild: become the generation, as a cold child would start."""
@@ -377,6 +420,21 @@ class WarmParent:
         os.closerange(control + 1, limit)
         self.ctl = socket.socket(fileno=control)
         return self.ctl
+
+
+def _libc() -> tuple:
+    """(libc, its ``syscall()`` for clone(2)), or (None, None) without them. The GIL stays held
+    across ``syscall()``, as ``os.fork()`` holds it across ``fork()``."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syscall = ctypes.PyDLL(None).syscall
+    except (OSError, AttributeError):
+        return None, None
+    syscall.restype = ctypes.c_long
+    syscall.argtypes = [ctypes.c_long] * 6
+    return libc, syscall
 
 
 def _flush_stdio() -> None:

@@ -24,10 +24,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from reloadkit.proc.warmplan import ProjectImports
+from typing import Protocol
 
 __all__ = ["ImportFacts", "SourceFacts", "conflict", "import_facts"]
 
@@ -195,12 +192,20 @@ def conflict(moved: ImportFacts, other: ImportFacts, owner: Callable[[str], str 
     return None
 
 
+class KnownModules(Protocol):
+    """What :class:`SourceFacts` needs of warmplan.ProjectImports."""
+
+    files: dict[str, str]
+
+    def roots(self, names: Iterable[str]) -> list[str]: ...
+
+
 class SourceFacts:
     """:func:`import_facts` of the project's modules as their files stand now (a file is read
     again when it changes). A module that imports a project module no generation imported
     yet is bound: a cold start runs that one at its place, which nobody recorded."""
 
-    def __init__(self, project: ProjectImports) -> None:
+    def __init__(self, project: KnownModules) -> None:
         self.project = project
         self._read: dict[str, tuple[tuple[str, int, int], ImportFacts]] = {}
         self._roots: tuple[int, list[str], set[str]] = (-1, [], set())
