@@ -146,14 +146,16 @@ def run_loop(port: int, *, requests: int, interval: float, timeout: float, path:
     return loop.start().wait()
 
 
-def wait_for_body(port: int, expected: str, *, deadline: float, pause: float = 0.002, path: str = "/") -> Reply | None:
-    """Poll until a response with ``expected`` as body arrives; None at the deadline.
+def wait_for_body(port: int, expected: str, *, deadline: float, pause: float = 0.002, path: str = "/",
+                  within: bool = False) -> Reply | None:
+    """Poll until a response with ``expected`` as body (``within``: in the body) arrives; None
+    at the deadline.
 
     The returned reply's ``started + latency`` is when that first response arrived.
     """
     while time.monotonic() < deadline:
         reply = http_get(port, timeout=max(0.05, min(5.0, deadline - time.monotonic())), path=path)
-        if reply.outcome == "ok" and reply.body == expected:
+        if reply.outcome == "ok" and (expected in reply.body if within else reply.body == expected):
             return reply
         time.sleep(pause)
     return None

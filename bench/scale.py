@@ -77,6 +77,43 @@ class Settings:
     start_timeout: float = 180.0
     floor_runs: int = 3
     reloadkit_path: str | None = None  # a checkout to run reloadkit from (PYTHONPATH)
+    edit: str = "handler"
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What is edited: ``apply(project, number)`` saves the file and returns the path to poll
+    and what its body then contains (``within``) or is."""
+
+    key: str
+    description: str
+    apply: Callable[[shopgen.Project, int], tuple[str, str]]
+    within: bool
+
+
+def _handler(project: shopgen.Project, number: int) -> tuple[str, str]:
+    return shopgen.marker_path(project.middle), shopgen.edit_handler(project, project.middle, f"v{number}")
+
+
+def _model(project: shopgen.Project, number: int) -> tuple[str, str]:
+    shopgen.add_column(project, project.middle, 0, f"col_v{number}")
+    return f"/r{project.middle}/m0", f'"col_v{number}"'
+
+
+def _setting(project: shopgen.Project, number: int) -> tuple[str, str]:
+    shopgen.edit_setting(project, "CURRENCY", f"C{number}")
+    return "/", f'"C{number}"'
+
+
+EDITS = {
+    edit.key: edit
+    for edit in (
+        Edit("handler", "the body of `GET /rK/marker` in `shop/routers/r_K.py`", _handler, False),
+        Edit("model", "a column added to `M{K}_0` in `shop/models/m_K.py` (shown by `GET /rK/m0`)", _model, True),
+        Edit("setting", "`CURRENCY` in `shop/settings.py` (shown by `GET /`), which every router imports through"
+             " `shop/describe.py`", _setting, True),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -106,7 +143,10 @@ TOOLS = (
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="40,160,640", help="models per project, multiples of 10 (default 40,160,640)")
-    parser.add_argument("--edits", type=int, default=5, help="handler edits per tool and size (default 5)")
+    parser.add_argument("--edits", type=int, default=5, help="edits per tool and size (default 5)")
+    parser.add_argument("--edit", choices=sorted(EDITS), default="handler",
+                        help="what is edited: a handler's body (the default; the floor is measured for it only),"
+                             " a model (a column added), a setting")
     parser.add_argument("--tools", default="reloadkit,uvicorn",
                         help="reloadkit, uvicorn or both (default both)")
     parser.add_argument("--gap", type=float, default=2.0, help="seconds at least between a served edit and the next")
@@ -197,12 +237,14 @@ def settle(proc: ToolProcess, s: Settings) -> float:
     return round(time.monotonic() - began, 2)
 
 
-def serve(port: int, proc: ToolProcess, expected: str, path: str, deadline: float, pause: float) -> Any:
+def serve(port: int, proc: ToolProcess, expected: str, path: str, deadline: float, pause: float,
+          within: bool = False) -> Any:
     """The first reply with ``expected`` (None at the deadline); fails fast if the tool exits."""
     while time.monotonic() < deadline:
         if not proc.running():
             raise ToolError(f"exited with code {proc.popen.returncode}: {proc.log_tail(4)}")
-        reply = wait_for_body(port, expected, deadline=min(deadline, time.monotonic() + 1.0), pause=pause, path=path)
+        reply = wait_for_body(port, expected, deadline=min(deadline, time.monotonic() + 1.0), pause=pause, path=path,
+                              within=within)
         if reply is not None:
             return reply
     return None
@@ -237,8 +279,9 @@ def run_tool(tool: ScaleTool, size: int, workdir: Path, registry: Registry, s: S
     state.mkdir()
     mid = project.middle
     path = shopgen.marker_path(mid)
+    edit = EDITS[s.edit]
     port = free_port()
-    result: dict[str, Any] = {"key": tool.key, "label": tool.label, "edited": f"shop/routers/r_{mid}.py {path}"}
+    result: dict[str, Any] = {"key": tool.key, "label": tool.label, "edited": edit.description.replace("K", str(mid))}
     env = {**base_env(), **tool.env()}
     if tool.key.startswith("reloadkit") and s.reloadkit_path:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (s.reloadkit_path, env.get("PYTHONPATH"))))
@@ -254,9 +297,9 @@ def run_tool(tool: ScaleTool, size: int, workdir: Path, registry: Registry, s: S
         latencies: list[float] = []
         moments: list[tuple[float, float]] = []
         for number in range(1, s.edits + 1):
-            expected = shopgen.edit_handler(project, mid, f"v{number}")
+            poll, expected = edit.apply(project, number)
             written = time.monotonic()
-            reply = serve(port, proc, expected, path, written + s.reload_timeout, s.poll)
+            reply = serve(port, proc, expected, poll, written + s.reload_timeout, s.poll, within=edit.within)
             if reply is None:
                 raise ToolError(f"edit {number} not served within {s.reload_timeout:.0f} s: {proc.log_tail(4)}")
             answered = reply.started + reply.latency
@@ -366,14 +409,15 @@ def markdown(data: dict[str, Any]) -> str:
     meta = data["meta"]
     m = meta["machine"]
     lines = [
-        f"## Scale: one handler edited in generated FastAPI projects ({meta['date']})", "",
+        f"## Scale: one {meta['settings'].get('edit', 'handler')} edited in generated FastAPI projects ({meta['date']})", "",
         f"Command: `{meta['command']}` ({meta.get('duration_s', '?')} s)", "",
         f"Machine: {m['cpu']}, {m['usable_cores']} of {m['cores']} cores usable, {m['memory_gib']} GiB, {m['os']}, "
         f"{m['python']}; `uptime` at start: {meta['uptime_at_start']}; at end: {meta.get('uptime_at_end', '?')}", "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + "; reloadkit at commit "
         f"`{meta['reloadkit_source']['commit'] or '?'}`.", "",
-        "Tools: " + "; ".join(f"`{t}`" for t in meta["setups"]) + ". The edit: the body of `GET /rK/marker` in "
-        "`shop/routers/r_K.py`, K = modules // 2; write → first response with the new body, a new connection "
+        "Tools: " + "; ".join(f"`{t}`" for t in meta["setups"]) + ". The edit: "
+        f"{EDITS[meta['settings'].get('edit', 'handler')].description}, K = modules // 2; write → first response"
+        " with the new body, a new connection "
         f"every {meta['settings']['poll'] * 1000:.0f} ms; {meta['settings']['edits']} edits per tool and size, "
         f"each after the tool settled (≥ {meta['settings']['gap']:g} s, then its process tree idle).", "",
         table(data), "",
@@ -444,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
     tools = [tool for tool in TOOLS if tool.key in wanted]
     if len(tools) != len(wanted):
         raise SystemExit(f"--tools: among {', '.join(tool.key for tool in TOOLS)}")
-    s = Settings(sizes=sizes, edits=args.edits, gap=args.gap, floor_runs=args.floor_runs,
+    s = Settings(sizes=sizes, edits=args.edits, gap=args.gap, floor_runs=args.floor_runs, edit=args.edit,
                  reloadkit_path=str(Path(args.reloadkit).resolve()) if args.reloadkit else None)
     if not take_over_run():
         log("bench", "could not become a child subreaper: orphans of orphans may escape the final sweep")
@@ -466,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
             row: dict[str, Any] = {"models": size, "modules": size // shopgen.PER_MODULE, "tools": []}
             data["sizes"].append(row)
             try:
+                if s.edit != "handler":
+                    raise ToolError(f"measured for a handler's body only, not for --edit {s.edit}")
                 row["floor"] = floor(size, workdir, s.floor_runs)
                 log(f"{size}", f"floor {row['floor']['reimport_ms']} + {row['floor']['server_start_ms']} ms")
             except (ToolError, subprocess.TimeoutExpired) as exc:
