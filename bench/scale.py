@@ -102,7 +102,9 @@ def _model(project: shopgen.Project, number: int) -> tuple[str, str]:
 
 def _setting(project: shopgen.Project, number: int) -> tuple[str, str]:
     shopgen.edit_setting(project, "CURRENCY", f"C{number}")
-    return "/", f'"C{number}"'
+    # Not `GET /`: it builds the OpenAPI schema of every route on its first call (seconds at
+    # 640 models), which would be timed as the reload.
+    return f"/r{project.middle}/m0", f'"currency":"C{number}"'
 
 
 EDITS = {
@@ -110,8 +112,8 @@ EDITS = {
     for edit in (
         Edit("handler", "the body of `GET /rK/marker` in `shop/routers/r_K.py`", _handler, False),
         Edit("model", "a column added to `M{K}_0` in `shop/models/m_K.py` (shown by `GET /rK/m0`)", _model, True),
-        Edit("setting", "`CURRENCY` in `shop/settings.py` (shown by `GET /`), which every router imports through"
-             " `shop/describe.py`", _setting, True),
+        Edit("setting", "`CURRENCY` in `shop/settings.py` (shown by `GET /rK/m0`), which every router imports"
+             " through `shop/describe.py`", _setting, True),
     )
 }
 

@@ -12,6 +12,7 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import types
+    from collections.abc import Mapping
 
 
 def threads() -> int:
@@ -49,6 +50,31 @@ def describe(link: str) -> str:
 #: would keep the warm parent's value, not the generation's.
 PER_GENERATION = frozenset({"LISTEN_PID", "RELOADKIT_PID", "RELOADKIT_GENERATION", "RELOADKIT_CHANGED",
                              "RELOADKIT_BINDS_HELD", "RELOADKIT_BINDS_LEARN"})
+
+
+#: Modules that keep a copy of the whole environment, taken when imported, as (module, class,
+#: attribute): wsgiref's handlers (Django's runserver) put it into every request's environ.
+#: Reading it is not a reason to leave them out: a generation's copy is corrected instead
+#: (:func:`correct_snapshots`). Left out, wsgiref.handlers took Django's test client and with
+#: it every Wagtail module out of the project checkpoint.
+SNAPSHOTS = (("wsgiref.handlers", "BaseHandler", "os_environ"),)
+
+
+def correct_snapshots(parent: "Mapping[str, str]", generation: "Mapping[str, str]") -> None:
+    """In a generation: each copy of the environment taken in the warm parent, where the two
+    environments differ (the per-generation variables, the parent's own), as a cold import
+    would have taken it. A key the program itself changed before the import is left as it is."""
+    for module_name, holder, attribute in SNAPSHOTS:
+        copy = getattr(getattr(sys.modules.get(module_name), holder, None), attribute, None)
+        if not isinstance(copy, dict):
+            continue
+        for key in set(parent) | set(generation):
+            if parent.get(key) == generation.get(key) or copy.get(key) != parent.get(key):
+                continue
+            if key in generation:
+                copy[key] = generation[key]
+            else:
+                copy.pop(key, None)
 
 
 #: Set up the terminal when imported (readline's line editor): the warm parent is not in the
@@ -123,7 +149,7 @@ class Guard:
             def __getitem__(self, key: str) -> str:
                 if key in PER_GENERATION and guard.culprit is None:
                     module = importing_module()
-                    if module is not None:
+                    if module is not None and all(module != snapshot[0] for snapshot in SNAPSHOTS):
                         guard.culprit = (module, f"reads {key} when imported")
                 return super().__getitem__(key)
 
@@ -150,7 +176,8 @@ def _django_setup(settings: str) -> None:
 
 
 def attempt(name: str, guard: "Guard") -> tuple:
-    """Import ``name``; if that fails, undo it: (why, the modules it first imported) or (None, []).
+    """Import ``name``; if that fails, undo it: (why, the modules it first imported, the module
+    it did not find, if that is why) or (None, [], None).
 
     An import that raises here may succeed in a generation (a Django app reads settings the
     generation's own code configures), so nothing of the attempt may stay: every module first
@@ -166,6 +193,7 @@ def attempt(name: str, guard: "Guard") -> tuple:
     unraisable: list = []  # "Exception ignored in ..." while importing: only said if the import succeeds
     previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
     why: str | None = None
+    missing: str | None = None
     try:
         if name.startswith(DJANGO_SETUP):
             _django_setup(name[len(DJANGO_SETUP):])
@@ -175,6 +203,8 @@ def attempt(name: str, guard: "Guard") -> tuple:
         why = f"imports {exc}, left out"
     except BaseException as exc:  # noqa: BLE001 - an import that fails here is the generation's to do
         why = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        if isinstance(exc, ModuleNotFoundError):
+            missing = exc.name
     else:
         why = None if guard.refused == refused else "went on without a module left out"
     finally:
@@ -182,7 +212,7 @@ def attempt(name: str, guard: "Guard") -> tuple:
     if why is None:
         for args in unraisable:
             previous_hook(args)
-        return None, []
+        return None, [], None
     added = {key: module for key, module in sys.modules.items() if before.get(key) is not module}
     for key in added:
         sys.modules.pop(key, None)
@@ -198,4 +228,4 @@ def attempt(name: str, guard: "Guard") -> tuple:
                 delattr(holder, attribute)
             except (AttributeError, TypeError):
                 pass
-    return why, sorted(set(added) | {name})
+    return why, sorted(set(added) | {name}), missing

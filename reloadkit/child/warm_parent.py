@@ -156,10 +156,12 @@ class WarmParent:
                 if parent and parent not in sys.modules and not name.startswith(imports.DJANGO_SETUP):
                     continue  # its package failed or was left out: so is it
                 blocked = guard.blocked
-                why, rolled_back = imports.attempt(name, guard)
+                why, rolled_back, missing = imports.attempt(name, guard)
                 if why is not None:
-                    failed.append([name, why, [other for other in rolled_back if other != name]])
-                    guard.failed.update(rolled_back)  # first imported by an attempt that failed: out with it
+                    failed.append([name, why, [other for other in rolled_back if other != name], missing])
+                    # Out with it for the rest of this build; what it first imported was undone
+                    # with it and is tried by itself when its turn comes.
+                    guard.failed.add(name)
                 else:
                     imported += 1
                     if guard.blocked > blocked:  # it went on without a module left out: not as cold
@@ -344,8 +346,10 @@ class WarmParent:
             if job["listen_pid"]:
                 env["LISTEN_PID"] = pid
             env["RELOADKIT_PID"] = pid
+            parent_env = dict(os.environ)
             os.environ.clear()
             os.environ.update(env)
+            self.imports.correct_snapshots(parent_env, env)
             _show_environment(env)
             os.chdir(job["cwd"])
             self._fresh_signals()

@@ -55,6 +55,7 @@ class WarmParents:
             project.project = ProjectImports()
             project.excluded = base.excluded
             project.failed_imports = base.failed_imports
+            project.not_found = base.not_found
         return cls(base, project)
 
     def _all(self) -> list[WarmParent]:

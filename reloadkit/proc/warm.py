@@ -125,6 +125,10 @@ class WarmParent:
         self.modules: dict[str, str] = {}  # name -> file, in the order reported
         self.excluded: dict[str, str] = {}  # name -> why
         self.failed_imports: dict[str, str] = {}  # name -> why its import failed in a warm parent
+        # Of those, the ones that failed for a module no cold start found either (bs4's html5lib
+        # builder without html5lib): not imported by themselves, but not refused to their
+        # importers, which meet the same ModuleNotFoundError as in a cold start.
+        self.not_found: set[str] = set()
         self.parent: _Parent | None = None
         self.building: _Parent | None = None
         self.build_at: float | None = None
@@ -366,7 +370,7 @@ class WarmParent:
             if stop is not None:
                 self.debug(f"the project checkpoint holds nothing imported after this: {stop}")
         skip = set(self.failed_imports) | project_skip
-        refuse = project_skip if self.project is not None else skip
+        refuse = project_skip if self.project is not None else skip - self.not_found
         names = [name for name in self.modules if name not in self.excluded]
         held = [name for name in names if name not in skip]
         try:
@@ -456,14 +460,17 @@ class WarmParent:
 
     def _left_out(self, failed: object) -> bool:
         """Whether imports raised in the parent (``[name, why, [modules it first imported]]``):
-        they and the modules they took along are skipped by every later build (each generation
-        imports them itself, as a cold one does). The first is said in one line, all at ``-v``."""
+        they are skipped by every later build (each generation imports them itself, as a cold
+        one does). What one first imported was undone with it and tried by itself in the same
+        build, which reports it if it fails alone: a failure that takes half of the installed
+        packages along (Wagtail's app modules need settings) must not leave them all out. The
+        first is said in one line, all at ``-v``."""
         new: dict[str, str] = {}
         tainted = False
         for entry in failed if isinstance(failed, list) else ():
-            if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], list)):
+            if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[2], list)):
                 continue
-            name, why = str(entry[0]), str(entry[1])
+            name, why, missing = str(entry[0]), str(entry[1]), entry[3]
             tainted = True
             if self.project is not None and name in self.project.files:
                 # A project module fails because it imports a hot one, or needs what only the
@@ -473,8 +480,8 @@ class WarmParent:
                 self.debug(f"--warm: {name} stays out of the project checkpoint: {_first_sentence(why)}")
                 continue
             new.setdefault(name, why)
-            for other in entry[2]:
-                new.setdefault(str(other), f"first imported by {name}, whose import failed there")
+            if isinstance(missing, str) and missing not in self.modules:
+                self.not_found.add(name)
         if not new:
             return tainted
         fresh = [name for name in new if name not in self.failed_imports]

@@ -147,6 +147,21 @@ LIBS = {
         "import os\n\nimport fwregistry\n\nfwregistry.register('uuidstr')\n"
         "if 'FW_SETTINGS' not in os.environ:\n    raise RuntimeError('settings are not configured')\n"
     ),
+    # A framework module that fails without settings after importing a library that imports
+    # fine by itself (Wagtail's app modules take PIL, pydantic, requests... along): the
+    # library must stay in the warm parent.
+    "fwtaker.py": (
+        "import os\n\nimport piddep\n\n"
+        "if 'FW_SETTINGS' not in os.environ:\n    raise RuntimeError('settings are not configured')\n"
+    ),
+    "piddep.py": "import os\n\nPID = os.getpid()\n",
+    # An optional part that needs a package nobody installed, imported under `except ImportError`
+    # (bs4's html5lib builder): the package must stay, without the part, as in a cold start.
+    "optlib/__init__.py": (
+        "import os\n\nPID = os.getpid()\n\ntry:\n    from optlib import _extra\nexcept ImportError:\n"
+        "    _extra = None\n"
+    ),
+    "optlib/_extra.py": "import not_installed_anywhere  # noqa: F401\n",
 }
 
 
@@ -236,6 +251,45 @@ def test_no_generation_forks_from_a_parent_where_an_import_failed(project: Path)
         assert rk.count(r"discarded the warm parent pid \d+: an import failed in it") == 1, rk.output
         assert "already registered" not in rk.output
         assert "failed warm" not in rk.output
+        assert "starts cold" not in rk.output
+
+
+def test_what_a_failed_import_took_along_stays_in_the_parent(project: Path) -> None:
+    """An import that fails in the warm parent is undone with everything it imported first;
+    those modules are then imported by themselves, and held when that works: one framework
+    module that needs settings must not leave out every library it imports (Wagtail's app
+    modules took 632 along, and with them the whole project checkpoint). A module that needs
+    a package no cold start found either is not imported by itself, but its importer, which
+    expects the ImportError, is held."""
+    with _start_pitfalls(project, "fwtaker,optlib", FW_SETUP="1") as rk:
+        _serving(rk, "v0", 0)
+        rk.wait_for_output(READY)
+        warm = _bump(rk, project, 1)
+        assert warm["held"] == ["optlib", "piddep"], rk.output
+        assert rk.count(r"fwtaker is left out of the warm parent: its import failed there") == 1, rk.output
+        assert "starts cold" not in rk.output
+
+
+def test_wsgiref_is_held_and_its_copy_of_the_environment_is_the_generations(project: Path) -> None:
+    """wsgiref's handlers copy the whole environment when imported (every request's environ
+    under Django's runserver), which reads the per-generation variables: held in the warm
+    parent all the same (Django's test client imports it, and Wagtail Django's test client),
+    and each generation's copy is the one a cold import would have taken."""
+    with _start_pitfalls(project, "wsgiref.handlers") as rk:
+        cold = _serving(rk, "v0", 0)
+        rk.wait_for_output(READY)
+        warm = _bump(rk, project, 1)
+        cold_copy, warm_copy = cold["snapshot_diff"], warm["snapshot_diff"]
+        for key in ("LISTEN_PID", "RELOADKIT_PID"):
+            assert cold_copy[key] == warm_copy[key] == "PID"
+        assert (cold_copy["RELOADKIT_GENERATION"], warm_copy["RELOADKIT_GENERATION"]) == ("0", "1")
+        assert "RELOADKIT_CHANGED" in warm_copy
+        for key in PER_GENERATION_ENV:
+            cold_copy.pop(key, None)
+            warm_copy.pop(key, None)
+        assert warm_copy == cold_copy
+        assert "RELOADKIT_WARM_FD" not in warm_copy  # the warm parent's own
+        assert "wsgiref.handlers is left out" not in rk.output
         assert "starts cold" not in rk.output
 
 

@@ -1,7 +1,8 @@
 """An HTTP server on reloadkit's socket that imports the installed modules named in
 $WARM_LIBS (each one a pitfall of forking: a thread, a socket, buffered output, atexit)
-and the project's own module, then answers JSON: pid, generation, VERSION, a random number.
-SIGTERM ends it cleanly (atexit handlers run, stdout is flushed)."""
+and the project's own module, then answers JSON: pid, generation, VERSION, a random number,
+the modules imported in another process (the warm parent) and where wsgiref's copy of the
+environment differs from it. SIGTERM ends it cleanly (atexit handlers run, stdout is flushed)."""
 
 import importlib
 import json
@@ -24,6 +25,25 @@ import project_mod  # noqa: E402
 
 import reloadkit  # noqa: E402
 
+
+def held_by_another_process() -> list:
+    """The loaded modules that noted another pid (``PID``) when imported: the warm parent's."""
+    return sorted(name for name, module in list(sys.modules.items())
+                  if isinstance(getattr(module, "PID", None), int) and module.PID != os.getpid())
+
+
+def snapshot_diff() -> dict:
+    """Where wsgiref's copy of the environment (taken when imported) and the environment differ,
+    with the copy's values ("PID" for this process's pid), and the copy's RELOADKIT_* ones."""
+    handlers = sys.modules.get("wsgiref.handlers")
+    if handlers is None:
+        return {}
+    copy = handlers.BaseHandler.os_environ
+    keys = {key for key in set(copy) | set(os.environ) if copy.get(key) != os.environ.get(key)}
+    keys |= {key for key in copy if key.startswith("RELOADKIT_")}
+    return {key: (copy[key].replace(str(os.getpid()), "PID") if key in copy else None) for key in sorted(keys)}
+
+
 # A graceful stop: SIGTERM is acted on between requests, never in the middle of one.
 wakeup_read, wakeup_write = os.pipe()
 os.set_blocking(wakeup_write, False)
@@ -45,5 +65,6 @@ while True:
                 break
             request += chunk
         body = json.dumps({"pid": os.getpid(), "generation": os.environ["RELOADKIT_GENERATION"],
-                           "version": project_mod.VERSION, "random": RANDOM}).encode()
+                           "version": project_mod.VERSION, "random": RANDOM,
+                           "held": held_by_another_process(), "snapshot_diff": snapshot_diff()}).encode()
         conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
