@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "CONTRACT_VARIABLES",
+    "ENVIRON_COPIES",
     "FIRST_FD",
     "GENERATION_VARIABLES",
     "RELOAD_KEY",
@@ -49,3 +50,8 @@ GENERATION_VARIABLES = (
     "RELOADKIT_BINDS_HELD",  # the inodes of the sockets this generation was given (bind adoption)
     "RELOADKIT_BINDS_LEARN",
 )
+
+#: Modules that copy the whole environment when imported (wsgiref's handlers, runserver's
+#: request environ): left out of the installed-modules parent, held by the project
+#: checkpoint, and the copy corrected in each generation (child/warm_imports.py: SNAPSHOTS).
+ENVIRON_COPIES = ("wsgiref.handlers",)

@@ -54,9 +54,11 @@ PER_GENERATION = frozenset({"LISTEN_PID", "RELOADKIT_PID", "RELOADKIT_GENERATION
 
 #: Modules that keep a copy of the whole environment, taken when imported, as (module, class,
 #: attribute): wsgiref's handlers (Django's runserver) put it into every request's environ.
-#: Reading it is not a reason to leave them out: a generation's copy is corrected instead
-#: (:func:`correct_snapshots`). Left out, wsgiref.handlers took Django's test client and with
-#: it every Wagtail module out of the project checkpoint.
+#: The installed-modules parent leaves them out (its copy would lack what the program sets
+#: before importing them, DJANGO_SETTINGS_MODULE); the project checkpoint imports them where
+#: a cold start does, after the program's own set-up, and holds them: a generation's copy is
+#: corrected where its environment differs (:func:`correct_snapshots`). Left out there,
+#: wsgiref.handlers took Django's test client and with it every Wagtail module out.
 SNAPSHOTS = (("wsgiref.handlers", "BaseHandler", "os_environ"),)
 
 
@@ -104,8 +106,9 @@ class Guard:
     """While warming: refuses the modules left out, and names the module that reads a
     per-generation variable or starts a thread from Python when it is imported."""
 
-    def __init__(self, exclude: set) -> None:
+    def __init__(self, exclude: set, snapshots: "set | frozenset" = frozenset()) -> None:
         self.exclude = exclude
+        self.snapshots = snapshots  # may read the per-generation variables: corrected in each generation
         self.blocked = 0
         self.failed: set = set()  # left out with an import that failed in this build (exact names)
         self.refused = 0
@@ -149,7 +152,7 @@ class Guard:
             def __getitem__(self, key: str) -> str:
                 if key in PER_GENERATION and guard.culprit is None:
                     module = importing_module()
-                    if module is not None and all(module != snapshot[0] for snapshot in SNAPSHOTS):
+                    if module is not None and module not in guard.snapshots:
                         guard.culprit = (module, f"reads {key} when imported")
                 return super().__getitem__(key)
 

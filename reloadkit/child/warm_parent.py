@@ -85,6 +85,9 @@ class WarmParent:
         self.libc: ctypes.CDLL | None = None
         self.clone: Any = None  # libc's syscall(), for clone(2): see _sibling
         self.imports: Any = None  # warm_imports.py, loaded by path when warming
+        # The environment it was started with: the project checkpoint's django.setup() adds
+        # DJANGO_SETTINGS_MODULE, as the program does before its own call.
+        self.started_environ = dict(os.environ)
 
     # --- talking to the supervisor ------------------------------------------------------
 
@@ -134,11 +137,14 @@ class WarmParent:
             os.dup2(null, 1)
             os.dup2(null, 2)
             os.close(null)
-        exclude = set(plan.get("exclude", ())) | imports.TERMINAL_MODULES
+        # A copy of the environment is held only where the program's own set-up ran before it
+        # (the checkpoint's django.setup(), after the settings module the program named).
+        snapshots = {snapshot[0] for snapshot in imports.SNAPSHOTS} if plan.get("checkpoint") else set()
+        exclude = (set(plan.get("exclude", ())) - snapshots) | imports.TERMINAL_MODULES
         threads, fds = imports.threads(), imports.fds()
         imported = 0
         failed: list = []
-        guard = imports.Guard(exclude)
+        guard = imports.Guard(exclude, snapshots)
         skip = set(plan.get("skip", ()))  # not imported by themselves
         guard.failed.update(plan.get("refuse", skip))  # not imported at all
         sys.meta_path.insert(0, guard)
@@ -346,10 +352,9 @@ class WarmParent:
             if job["listen_pid"]:
                 env["LISTEN_PID"] = pid
             env["RELOADKIT_PID"] = pid
-            parent_env = dict(os.environ)
             os.environ.clear()
             os.environ.update(env)
-            self.imports.correct_snapshots(parent_env, env)
+            self.imports.correct_snapshots(self.started_environ, env)
             _show_environment(env)
             os.chdir(job["cwd"])
             self._fresh_signals()

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from reloadkit.child.protocol import ENVIRON_COPIES
 from reloadkit.config.settings import Config
 from reloadkit.errors import SpawnError
 from reloadkit.proc import process
@@ -371,7 +372,9 @@ class WarmParent:
                 self.debug(f"the project checkpoint holds nothing imported after this: {stop}")
         skip = set(self.failed_imports) | project_skip
         refuse = project_skip if self.project is not None else skip - self.not_found
-        names = [name for name in self.modules if name not in self.excluded]
+        # The checkpoint imports a copy of the environment at its place (protocol.py).
+        copies = set(ENVIRON_COPIES) if self.project is not None else set()
+        names = [name for name in self.modules if name not in self.excluded or name in copies]
         held = [name for name in names if name not in skip]
         try:
             child = process.spawn(
@@ -395,6 +398,7 @@ class WarmParent:
             "skip": sorted(skip),
             "refuse": sorted(refuse),
             "quiet": self.project is not None,
+            "checkpoint": self.project is not None,
             "path": self.project.roots(held) if self.project is not None else [],
             "project": [name for name in held if self.project is not None and name in self.project.files],
             "mode": self.command.mode,
@@ -459,7 +463,8 @@ class WarmParent:
             self._failed(str(message.get("error") or "the warm parent exited while importing"))
 
     def _left_out(self, failed: object) -> bool:
-        """Whether imports raised in the parent (``[name, why, [modules it first imported]]``):
+        """Whether imports raised in the parent (``[name, why, [modules it first imported], the
+        module it did not find or None]``):
         they are skipped by every later build (each generation imports them itself, as a cold
         one does). What one first imported was undone with it and tried by itself in the same
         build, which reports it if it fails alone: a failure that takes half of the installed

@@ -270,26 +270,33 @@ def test_what_a_failed_import_took_along_stays_in_the_parent(project: Path) -> N
         assert "starts cold" not in rk.output
 
 
-def test_wsgiref_is_held_and_its_copy_of_the_environment_is_the_generations(project: Path) -> None:
+def test_wsgiref_is_held_by_the_checkpoint_and_its_copy_of_the_environment_is_the_generations(project: Path) -> None:
     """wsgiref's handlers copy the whole environment when imported (every request's environ
-    under Django's runserver), which reads the per-generation variables: held in the warm
-    parent all the same (Django's test client imports it, and Wagtail Django's test client),
-    and each generation's copy is the one a cold import would have taken."""
+    under Django's runserver), which reads the per-generation variables. The installed-modules
+    parent leaves them out (its copy would lack what the program sets first); the project
+    checkpoint, which imports them where a cold start does, holds them (Django's test client
+    imports them, and Wagtail imports the test client), and each generation's copy is the one
+    a cold import would have taken."""
     with _start_pitfalls(project, "wsgiref.handlers") as rk:
         cold = _serving(rk, "v0", 0)
         rk.wait_for_output(READY)
-        warm = _bump(rk, project, 1)
-        cold_copy, warm_copy = cold["snapshot_diff"], warm["snapshot_diff"]
-        for key in ("LISTEN_PID", "RELOADKIT_PID"):
-            assert cold_copy[key] == warm_copy[key] == "PID"
-        assert (cold_copy["RELOADKIT_GENERATION"], warm_copy["RELOADKIT_GENERATION"]) == ("0", "1")
-        assert "RELOADKIT_CHANGED" in warm_copy
-        for key in PER_GENERATION_ENV:
-            cold_copy.pop(key, None)
-            warm_copy.pop(key, None)
-        assert warm_copy == cold_copy
-        assert "RELOADKIT_WARM_FD" not in warm_copy  # the warm parent's own
-        assert "wsgiref.handlers is left out" not in rk.output
+        from_base = _bump(rk, project, 1)  # makes project_mod hot: the checkpoint is rebuilt
+        fell_back = rk.wait_for_output(r"generation 1 does not start from the project checkpoint").end()
+        wait_for(lambda: re.search(CHECKPOINT_READY, rk.output[fell_back:]), 60, "the checkpoint with project_mod hot")
+        from_checkpoint = _bump(rk, project, 2)
+        assert re.search(r"generation 2 forked warm from pid \d+ \(the project checkpoint", rk.output), rk.output
+        assert rk.count(r"wsgiref.handlers is left out of the warm parent: it reads \w+ when imported") == 1, rk.output
+        assert "wsgiref.handlers is left out of the project checkpoint" not in rk.output
+        cold_copy = cold["snapshot_diff"]
+        for generation, report in ((1, from_base), (2, from_checkpoint)):
+            copy = report["snapshot_diff"]
+            for key in ("LISTEN_PID", "RELOADKIT_PID"):
+                assert cold_copy[key] == copy[key] == "PID"
+            assert (cold_copy["RELOADKIT_GENERATION"], copy["RELOADKIT_GENERATION"]) == ("0", str(generation))
+            assert "RELOADKIT_CHANGED" in copy
+            assert "RELOADKIT_WARM_FD" not in copy  # the warm parent's own
+            assert {k: v for k, v in copy.items() if k not in PER_GENERATION_ENV} == {
+                k: v for k, v in cold_copy.items() if k not in PER_GENERATION_ENV}
         assert "starts cold" not in rk.output
 
 

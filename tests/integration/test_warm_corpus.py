@@ -70,15 +70,20 @@ def wagtail(tmp: Path, template: Path) -> Project:
     root = tmp / "mysite"
     shutil.copytree(template, root)
     (root / "home" / "version.py").write_text("VERSION = 'v0'\n")
+    # wsgiref's copy of the environment (runserver's request environ), which the warm parent
+    # holds and corrects: the settings module mysite/wsgi.py set before the import.
     (root / "home" / "views.py").write_text(
+        "import sys\n\n"
         "from django.apps import apps\n"
         "from django.http import JsonResponse\n"
         "from wagtail.models import Page, Site\n\n"
         "from home.version import VERSION\n\n\n"
         "def rk(request):\n"
+        "    copy = sys.modules['wsgiref.handlers'].BaseHandler.os_environ\n"
         "    return JsonResponse({'version': VERSION, 'apps': sorted(a.label for a in apps.get_app_configs()),\n"
         "                         'pages': [p.title for p in Page.objects.order_by('path')],\n"
-        "                         'sites': Site.objects.count()})\n"
+        "                         'sites': Site.objects.count(),\n"
+        "                         'wsgiref_settings': copy.get('DJANGO_SETTINGS_MODULE')})\n"
     )
     urls = root / "mysite" / "urls.py"
     urls.write_text(urls.read_text().replace(

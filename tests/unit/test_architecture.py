@@ -268,6 +268,12 @@ def test_the_warm_imports_copy_of_the_generation_variables() -> None:
     assert set(copy) == set(protocol.GENERATION_VARIABLES)
 
 
+def test_the_warm_imports_copy_of_the_environment_copies() -> None:
+    copy = _assigned(PACKAGE / "child" / "warm_imports.py", "SNAPSHOTS")
+    assert isinstance(copy, tuple)
+    assert tuple(entry[0] for entry in copy) == protocol.ENVIRON_COPIES
+
+
 def test_the_single_sources_are_used() -> None:
     from reloadkit.browser import livereload
     from reloadkit.child import middleware, notify
