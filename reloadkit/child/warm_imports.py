@@ -179,8 +179,8 @@ def _django_setup(settings: str) -> None:
 
 
 def attempt(name: str, guard: "Guard") -> tuple:
-    """Import ``name``; if that fails, undo it: (why, the modules it first imported, the module
-    it did not find, if that is why) or (None, [], None).
+    """Import ``name``; if that fails, undo it: (why, the module it did not find, if that is
+    why) or (None, None).
 
     An import that raises here may succeed in a generation (a Django app reads settings the
     generation's own code configures), so nothing of the attempt may stay: every module first
@@ -215,7 +215,7 @@ def attempt(name: str, guard: "Guard") -> tuple:
     if why is None:
         for args in unraisable:
             previous_hook(args)
-        return None, [], None
+        return None, None
     added = {key: module for key, module in sys.modules.items() if before.get(key) is not module}
     for key in added:
         sys.modules.pop(key, None)
@@ -231,4 +231,4 @@ def attempt(name: str, guard: "Guard") -> tuple:
                 delattr(holder, attribute)
             except (AttributeError, TypeError):
                 pass
-    return why, sorted(set(added) | {name}), missing
+    return why, missing

@@ -137,10 +137,9 @@ class WarmParent:
             os.dup2(null, 1)
             os.dup2(null, 2)
             os.close(null)
-        # A copy of the environment is held only where the program's own set-up ran before it
-        # (the checkpoint's django.setup(), after the settings module the program named).
-        snapshots = {snapshot[0] for snapshot in imports.SNAPSHOTS} if plan.get("checkpoint") else set()
-        exclude = (set(plan.get("exclude", ())) - snapshots) | imports.TERMINAL_MODULES
+        exclude = set(plan.get("exclude", ())) | imports.TERMINAL_MODULES
+        # Copies of the environment the project checkpoint holds (corrected in each generation).
+        snapshots = set(plan.get("copies", ()))
         threads, fds = imports.threads(), imports.fds()
         imported = 0
         failed: list = []
@@ -162,9 +161,9 @@ class WarmParent:
                 if parent and parent not in sys.modules and not name.startswith(imports.DJANGO_SETUP):
                     continue  # its package failed or was left out: so is it
                 blocked = guard.blocked
-                why, rolled_back, missing = imports.attempt(name, guard)
+                why, missing = imports.attempt(name, guard)
                 if why is not None:
-                    failed.append([name, why, [other for other in rolled_back if other != name], missing])
+                    failed.append([name, why, missing])
                     # Out with it for the rest of this build; what it first imported was undone
                     # with it and is tried by itself when its turn comes.
                     guard.failed.add(name)

@@ -394,11 +394,11 @@ class WarmParent:
             parent.added = parent.modules - self.parent.modules
         plan = {
             "modules": names,
-            "exclude": sorted(self.excluded),
+            "exclude": sorted(set(self.excluded) - copies),
+            "copies": sorted(copies),
             "skip": sorted(skip),
             "refuse": sorted(refuse),
             "quiet": self.project is not None,
-            "checkpoint": self.project is not None,
             "path": self.project.roots(held) if self.project is not None else [],
             "project": [name for name in held if self.project is not None and name in self.project.files],
             "mode": self.command.mode,
@@ -463,19 +463,18 @@ class WarmParent:
             self._failed(str(message.get("error") or "the warm parent exited while importing"))
 
     def _left_out(self, failed: object) -> bool:
-        """Whether imports raised in the parent (``[name, why, [modules it first imported], the
-        module it did not find or None]``):
-        they are skipped by every later build (each generation imports them itself, as a cold
-        one does). What one first imported was undone with it and tried by itself in the same
-        build, which reports it if it fails alone: a failure that takes half of the installed
-        packages along (Wagtail's app modules need settings) must not leave them all out. The
-        first is said in one line, all at ``-v``."""
+        """Whether imports raised in the parent (``[name, why, the module it did not find or
+        None]``): they are skipped by every later build (each generation imports them itself,
+        as a cold one does). What one first imported was undone with it and tried by itself in
+        the same build, which reports it if it fails alone: a failure that takes half of the
+        installed packages along (Wagtail's app modules need settings) must not leave them all
+        out. The first is said in one line, all at ``-v``."""
         new: dict[str, str] = {}
         tainted = False
         for entry in failed if isinstance(failed, list) else ():
-            if not (isinstance(entry, list) and len(entry) == 4 and isinstance(entry[2], list)):
+            if not (isinstance(entry, list) and len(entry) == 3):
                 continue
-            name, why, missing = str(entry[0]), str(entry[1]), entry[3]
+            name, why, missing = str(entry[0]), str(entry[1]), entry[2]
             tainted = True
             if self.project is not None and name in self.project.files:
                 # A project module fails because it imports a hot one, or needs what only the

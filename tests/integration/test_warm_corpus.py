@@ -70,8 +70,8 @@ def wagtail(tmp: Path, template: Path) -> Project:
     root = tmp / "mysite"
     shutil.copytree(template, root)
     (root / "home" / "version.py").write_text("VERSION = 'v0'\n")
-    # wsgiref's copy of the environment (runserver's request environ), which the warm parent
-    # holds and corrects: the settings module mysite/wsgi.py set before the import.
+    # wsgiref's copy of the environment (runserver's request environ), which the project
+    # checkpoint holds and corrects: the settings module mysite/wsgi.py set before the import.
     (root / "home" / "views.py").write_text(
         "import sys\n\n"
         "from django.apps import apps\n"
