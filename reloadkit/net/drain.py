@@ -182,6 +182,7 @@ class Drain:
         settled: float = 0.25,
         before_signal: Callable[[], None] | None = None,
         boundaries: bool = False,
+        hold: Callable[[list[tuple[int, TcpConnection]]], None] | None = None,
     ) -> None:
         self.pid = pid
         self.number = number
@@ -194,6 +195,9 @@ class Drain:
         # connections are then taken over (kept.py), and a server that dies of the signal
         # (waitress) cuts none.
         self.boundaries = boundaries
+        # Called (frozen) with the connections of each look after which it waits: the caller
+        # keeps new requests from beginning on them (kept.py), so that the ones under way end.
+        self.hold = hold
         self.started = time.monotonic()
         self.done = False
         self.next_at: float | None = self.started  # when the next look is due
@@ -241,6 +245,8 @@ class Drain:
             ):
                 self.signal()
                 return True
+            if self.hold is not None and self.boundaries:
+                self.hold(held)
             run_for = max(0.002, time.monotonic() - look_started)
             self._waits = _cpu_waits(self.pid)
         finally:

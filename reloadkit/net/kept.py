@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 
 from reloadkit.net.drain import frozen
 from reloadkit.net.handover import Succession, set_interest
-from reloadkit.net.sockdiag import tcp_queues
+from reloadkit.net.sockdiag import TcpConnection, tcp_queues
 from reloadkit.net.takeover import (
     CLOSE,
     CUT,
@@ -310,6 +310,7 @@ class KeepAlive:
         self.held: dict[int, tuple[float, Ends | None]] = {}  # inode -> its reads held (hold_reads) until
         self.guarded: dict[int, int] = {}  # inode -> its user timeout before guard_shutdown
         self.upstreams: dict[int, Kept] = {}  # the generation's end of a kept upstream -> it
+        self.preheld: dict[int, tuple[int, socket.socket]] = {}  # inode -> (pid, duplicate): held while it drains
         self.trees: dict[int, set[int]] = {}
         self.kept: set[Kept] = set()
         self.next_look: float | None = None
@@ -335,6 +336,7 @@ class KeepAlive:
         """Before ``pid`` is told to stop (frozen): take every connection it holds on our
         TCP addresses, and park the kept connections whose upstream it serves."""
         if not self.enabled:
+            self._let_go(pid)
             return
         reason = takeover_unavailable()
         if reason is not None:
@@ -347,6 +349,7 @@ class KeepAlive:
         ours = {address: kept for kept in self.kept if (address := kept.upstream_address()) is not None}
         parked: list[int] = []
         boundary: list[int] = []
+        mid_response = 0
         pidfds: dict[int, int] = {}
         threads: dict[int, int | None] = {}
         hold_until = time.monotonic() + _HOLD_FOR
@@ -368,10 +371,14 @@ class KeepAlive:
                         self.upstreams[inode] = kept
                         parked.append(inode)
                         continue
+                    preheld = self.preheld.pop(inode, None)
                     try:
-                        if owner not in pidfds:
-                            pidfds[owner] = os.pidfd_open(owner)
-                        sock = take_fd(pidfds[owner], fd)
+                        if preheld is not None:
+                            sock = preheld[1]
+                        else:
+                            if owner not in pidfds:
+                                pidfds[owner] = os.pidfd_open(owner)
+                            sock = take_fd(pidfds[owner], fd)
                     except OSError as exc:
                         if refused(exc):
                             self._say_once(f"keep-alive takeover: not permitted here ({exc.strerror or exc});"
@@ -384,8 +391,11 @@ class KeepAlive:
                         continue
                     self.taken[inode] = (sock, succession)
                     self.marks[inode] = mark(sock)
-                    if owner in still and hold_reads(sock, one_thread=threads.setdefault(owner, _threads(owner)) == 1):
+                    if preheld is not None or (
+                            owner in still and hold_reads(sock, one_thread=threads.setdefault(owner, _threads(owner)) == 1)):
                         self.held[inode] = (hold_until, ends)
+                    if ends is not None and inode not in boundary:
+                        mid_response += 1
                     since = self.marks[inode]
                     if (inode in self.held or (since is not None and since.waiting)) and (
                             previous := guard_shutdown(sock)) is not None:
@@ -394,11 +404,50 @@ class KeepAlive:
             finally:
                 for pidfd in pidfds.values():
                     os.close(pidfd)
+                self._let_go(pid)  # held while it drained, and no longer its connections
         if parked:
             self.parking.park(pid, parked, boundary)
             self.trees[pid] = pids
             self.next_look = time.monotonic()
-            self.debug(f"keep-alive takeover: {len(parked)} connection(s) of pid {pid} wait for it to let go")
+            self.debug(f"keep-alive takeover: {len(parked)} connection(s) of pid {pid} wait for it to let go"
+                       f" ({mid_response} between a request and its answer)")
+
+    def hold_idle(self, pid: int, conns: Iterable[tuple[int, TcpConnection]]) -> None:
+        """While the drain waits for ``pid`` (frozen) to end the responses it has under way:
+        hold the reads of its connections (those :func:`hold_reads` can hold), so that no new
+        request begins on them and the drain finds a moment with no response under way. Under
+        steady traffic on every connection there is none otherwise, and the signal would find
+        requests read and unanswered, which daphne drops as its reactor stops. A request sent
+        meanwhile waits in the kernel, for the next generation; :meth:`take` keeps the hold.
+        ``conns``: the drain's look, (descriptor, connection) pairs."""
+        if not self.enabled or not self.available:
+            return
+        ours = {address for kept in self.kept if (address := kept.upstream_address()) is not None}
+        pidfd: int | None = None
+        try:
+            for fd, conn in conns:
+                if conn.inode in self.preheld or conn.inode in self.taken or conn.remote in ours:
+                    continue  # a kept connection's upstream: the relay holds its requests itself
+                if pidfd is None:
+                    pidfd = os.pidfd_open(pid)
+                sock = take_fd(pidfd, fd)
+                if hold_reads(sock):
+                    self.preheld[conn.inode] = (pid, sock)
+                else:
+                    sock.close()
+        except OSError:
+            return  # gone, or not permitted: take() says so once
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+
+    def _let_go(self, pid: int | None = None) -> None:
+        """Give back the reads held while ``pid`` (None: any) drained and drop the duplicates."""
+        for inode, (owner, sock) in list(self.preheld.items()):
+            if pid is None or owner == pid:
+                del self.preheld[inode]
+                resume_reads(sock)
+                sock.close()
 
     def deadline(self) -> float | None:
         due = [at for kept in self.kept if (at := kept.deadline()) is not None]
@@ -431,6 +480,7 @@ class KeepAlive:
             unguard_shutdown(self.taken[inode][0], previous)
 
     def exited(self, pid: int, kind: str) -> None:
+        self._let_go(pid)  # ended while it drained: its clients see the end of file now
         self._perform(self.parking.exited(pid, kind))
         self.trees.pop(pid, None)
 
@@ -471,6 +521,7 @@ class KeepAlive:
                 sock.close()
 
     def close(self) -> None:
+        self._let_go()
         for inode in list(self.held):
             self._resume(inode)  # a generation may outlive us: it reads its connections again
         for inode in list(self.guarded):

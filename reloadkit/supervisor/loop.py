@@ -535,7 +535,8 @@ class Supervisor:
                 handover.relay_queued(child.pid)
 
             self.drains[child.pid] = Drain(child.pid, action.number, ports, paths, _DRAIN_LIMIT, before_signal=before_signal,
-                                           boundaries=keepalive.available)
+                                           boundaries=keepalive.available,
+                                           hold=functools.partial(keepalive.hold_idle, child.pid))
             return
         child.signal(action.number)
         child.snapshot()  # after the signal: a stop must not wait for a walk of /proc

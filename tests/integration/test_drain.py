@@ -9,7 +9,9 @@ child had run a quarter of a second.
 
 from __future__ import annotations
 
+import functools
 import os
+import selectors
 import signal
 import socket
 import subprocess
@@ -133,3 +135,88 @@ def test_frozen_stops_for_the_block_what_runs_and_leaves_stopped_what_was() -> N
             proc.wait(10)
             assert proc.stdin is not None
             proc.stdin.close()
+
+
+LOOP_SERVER = """
+import os, selectors, signal, socket, sys
+listener = socket.socket(fileno=int(sys.argv[1]))
+listener.setblocking(False)
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+selector = selectors.DefaultSelector()
+selector.register(listener, selectors.EVENT_READ)
+selector.register(sys.stdin, selectors.EVENT_READ)
+slow = []
+while True:
+    for key, _ in selector.select():
+        if key.fileobj is listener:
+            conn, _ = listener.accept()
+            conn.setblocking(False)
+            selector.register(conn, selectors.EVENT_READ)
+        elif key.fileobj is sys.stdin:  # a line: answer the slow request
+            sys.stdin.readline()
+            slow.pop().sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 4\\r\\n\\r\\nslow")
+        else:
+            request = key.fileobj.recv(65536)
+            if not request:
+                selector.unregister(key.fileobj)
+                key.fileobj.close()
+            elif request.startswith(b"GET /slow"):
+                slow.append(key.fileobj)
+            else:
+                key.fileobj.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok")
+"""
+
+
+def _answer(client: socket.socket) -> bytes:
+    client.settimeout(10)
+    return client.recv(65536)
+
+
+@pytest.mark.skipif(not diag_available(), reason="no sock_diag")
+def test_while_a_response_is_under_way_the_other_connections_reads_are_held() -> None:
+    """Under steady traffic the drain would find no moment without a response under way:
+    while it waits, it holds the reads of the generation's connections (KeepAlive.hold_idle),
+    so the requests under way end and no new one begins. A generation that exits before it
+    is taken over gets them back, and the duplicates are closed: its clients see its end."""
+    from reloadkit.net.kept import KeepAlive
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+    proc = subprocess.Popen([sys.executable, "-c", LOOP_SERVER, str(fd)], pass_fds=[fd], stdin=subprocess.PIPE,
+                            env={"PYTHONDONTWRITEBYTECODE": "1"})
+    keepalive = KeepAlive([], selectors.DefaultSelector(), lambda message: None)
+    slow, idle = socket.create_connection(("127.0.0.1", port)), socket.create_connection(("127.0.0.1", port))
+    try:
+        idle.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        assert _answer(idle).endswith(b"ok")
+        slow.sendall(b"GET /slow HTTP/1.1\r\n\r\n")  # read, and answered when told on stdin
+        wait_for(lambda: len(serving_connections(proc.pid, {port}, set())) == 2, 20, "both connections")
+        drain = Drain(proc.pid, signal.SIGTERM, {port}, set(), limit=30.0, settled=0.05, boundaries=True,
+                      hold=functools.partial(keepalive.hold_idle, proc.pid))
+        _run_drain_until(drain, done=False, ran=0.2)  # the slow response holds the stop
+        assert len(keepalive.preheld) == 2
+        idle.sendall(b"GET / HTTP/1.1\r\n\r\n")  # held: it waits in the kernel
+        _run_drain_until(drain, done=False, ran=0.4)
+        idle.setblocking(False)
+        with pytest.raises(BlockingIOError):  # not answered: the child did not see it
+            idle.recv(1)
+        assert proc.stdin is not None
+        proc.stdin.write(b"\n")
+        proc.stdin.flush()
+        assert _answer(slow).endswith(b"slow")  # the response under way ends
+        _run_drain_until(drain, done=True)  # no response under way now: the signal goes
+        assert proc.wait(10) == 0
+        keepalive.exited(proc.pid, "graceful")
+        assert keepalive.preheld == {}
+        try:  # its end, not a hang on a duplicate: a reset, as its request was left unread
+            assert _answer(idle) == b""
+        except ConnectionResetError:
+            pass
+    finally:
+        keepalive.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        for sock in (slow, idle, listener):
+            sock.close()

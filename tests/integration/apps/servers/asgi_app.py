@@ -1,5 +1,6 @@
 """An ASGI app (with lifespan) for uvicorn, hypercorn and daphne."""
 
+import asyncio
 import json
 import os
 
@@ -23,6 +24,8 @@ async def app(scope, receive, send):
             await send({"type": "http.response.body", "body": part, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
         return
+    if scope["path"] == "/slow":  # a request under way for 50 ms
+        await asyncio.sleep(0.05)
     if scope["path"] == "/info":
         client = scope.get("client")
         body = json.dumps({
