@@ -33,6 +33,7 @@ __all__ = [
     "PathFilter",
     "application_files",
     "current_tracker",
+    "module_file",
     "prime",
     "send_lines",
     "send_modules",
@@ -415,11 +416,8 @@ class ImportTracker:
         for name, module in list(sys.modules.items()):
             if name in self._scanned:
                 continue
-            try:
-                filename = getattr(module, "__file__", None)
-            except Exception:  # noqa: BLE001 - lazy modules may raise anything
-                continue
-            if not isinstance(filename, str):
+            filename = module_file(module)
+            if filename is None:
                 continue  # may get a file later (being initialised); look again next time
             self._scanned.add(name)
             self._consider(filename)
@@ -575,6 +573,20 @@ def current_tracker() -> ImportTracker | None:
     return None
 
 
+def module_file(module: object) -> str | None:
+    """A module's ``__file__``, read from its namespace: an attribute lookup would run a lazy
+    module (importlib.util.LazyLoader runs it on the first one), which the program may never
+    do. autobahn's vendored flatbuffers is one: run, it imports numpy, whose OpenBLAS starts
+    a thread; in a warm parent that thread is gone from the generations, which then hang at
+    exit joining it."""
+    try:
+        namespace = object.__getattribute__(module, "__dict__")
+    except (AttributeError, TypeError):
+        return None
+    filename = namespace.get("__file__") if isinstance(namespace, dict) else None
+    return filename if isinstance(filename, str) else None
+
+
 def prime() -> None:
     """In a warm parent, before it forks: decide once for the files of the modules imported so
     far what a generation's tracker will decide (a filter like the one it builds: the same
@@ -584,11 +596,8 @@ def prime() -> None:
     path_filter = PathFilter.for_this_process(excludes)
     known: dict[str, str | None] = {}
     for module in list(sys.modules.values()):
-        try:
-            filename = getattr(module, "__file__", None)
-        except Exception:  # noqa: BLE001 - lazy modules may raise anything
-            continue
-        if isinstance(filename, str):
+        filename = module_file(module)
+        if filename is not None:
             known[filename] = path_filter.keep(filename)
     _PRIMED = (path_filter.key(), known, tuple(dict.fromkeys(kept for kept in known.values() if kept is not None)))
 
@@ -619,11 +628,7 @@ def application_files(excludes: Iterable[str] = ()) -> list[str]:
     path_filter = PathFilter.for_this_process(excludes)
     found: dict[str, None] = {}
     for module in list(sys.modules.values()):
-        try:
-            filename = getattr(module, "__file__", None)
-        except Exception:  # noqa: BLE001
-            continue
-        kept = path_filter.keep(filename)
+        kept = path_filter.keep(module_file(module))
         if kept is not None:
             found[kept] = None
     return list(found)

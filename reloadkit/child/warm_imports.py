@@ -225,10 +225,10 @@ def attempt(name: str, guard: "Guard") -> tuple:
     gone = {id(module) for module in added.values()}
     for key in added:
         package, _, attribute = key.rpartition(".")
-        holder = sys.modules.get(package)
-        if holder is not None and id(getattr(holder, attribute, None)) in gone:
-            try:
-                delattr(holder, attribute)
-            except (AttributeError, TypeError):
-                pass
+        try:  # its namespace, not its attributes: a lookup would run a lazy module (tracker.py)
+            namespace = object.__getattribute__(sys.modules[package], "__dict__")
+        except (KeyError, AttributeError, TypeError):
+            continue
+        if isinstance(namespace, dict) and id(namespace.get(attribute)) in gone:
+            del namespace[attribute]
     return why, missing

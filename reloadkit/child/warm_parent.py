@@ -175,7 +175,7 @@ class WarmParent:
         finally:
             os.environ = real_environ  # noqa: B003
             guard.close()
-        self._finish_warming(started, imported, failed)
+        self._finish_warming(started, imported, failed, threads)
 
     def _check(self, guard: "Guard", name: str, threads: int, fds: dict) -> None:
         """Leave out what made the process unfit to fork: a thread, a descriptor, a variable read."""
@@ -187,7 +187,7 @@ class WarmParent:
         if new:
             self._retry(name, f"opens {self.imports.describe(new[0])} when imported")
 
-    def _finish_warming(self, started: float, imported: int, failed: list) -> None:
+    def _finish_warming(self, started: float, imported: int, failed: list, threads: int) -> None:
         import time
 
         self.tracker = self._load_tracker()
@@ -200,6 +200,9 @@ class WarmParent:
         self.adopt = self._load_tracker("_reloadkit_adopt", "adopt.py")
         self.reloaders = self._load_tracker("_reloadkit_reloaders", "reloaders.py")
         self.libc, self.clone = _libc()
+        if self.imports.threads() > threads:  # past the checks: a generation would lack it
+            self.send({"error": "a thread started in the warm parent after its imports"})
+            os._exit(1)
         sys.path[:] = self.fresh.path
         _flush_stdio()
         import gc

@@ -75,7 +75,7 @@ Start = Callable[..., Reloadkit]
 def start(request: pytest.FixtureRequest) -> Iterator[Start]:
     """``start_server`` in one mode of the matrix; at the end, every reloadkit it started ran in
     that mode: warm forked every generation after the first and never fell back to a cold
-    start; cold never built a warm parent."""
+    start; cold never built a warm parent. No generation had to be killed."""
     mode: str = request.param
     started: list[Reloadkit] = []
 
@@ -87,6 +87,7 @@ def start(request: pytest.FixtureRequest) -> Iterator[Start]:
     yield start
     assert started
     for rk in started:
+        assert "did not stop within" not in rk.output, rk.output  # each stopped on its signal, cold or warm
         if mode == "warm":
             assert "forked warm" in rk.output, rk.output
             assert "starts cold" not in rk.output, rk.output

@@ -118,8 +118,9 @@ def test_a_warm_generation_starts_exactly_as_a_cold_one(project: Path, kind: str
 
 # --- the pitfalls of forking a warm interpreter -----------------------------------------------
 
+LIB_THREAD = "import threading\nimport time\n\nthreading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n"
 LIBS = {
-    "threadlib": "import threading\nimport time\n\nthreading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n",
+    "threadlib": LIB_THREAD,
     "socklib": "import socket\n\nSOCK = socket.socket()\n",
     "printlib": "print('PARTIAL', end='')\n",
     "atexitlib": "import atexit\nimport os\n\natexit.register(lambda: print(f'ATEXIT {os.getpid()}', flush=True))\n",
@@ -162,6 +163,16 @@ LIBS = {
         "    _extra = None\n"
     ),
     "optlib/_extra.py": "import not_installed_anywhere  # noqa: F401\n",
+    # A package that puts a lazy submodule in sys.modules (importlib.util.LazyLoader) and never
+    # touches it: run, it starts a thread (autobahn's vendored flatbuffers imports numpy, whose
+    # OpenBLAS does). A warm generation forked after that hung at exit, joining a thread of the
+    # warm parent's.
+    "lazylib/__init__.py": (
+        "import importlib.util\nimport sys\n\nspec = importlib.util.find_spec('lazylib._heavy')\n"
+        "spec.loader = importlib.util.LazyLoader(spec.loader)\nmodule = importlib.util.module_from_spec(spec)\n"
+        "sys.modules['lazylib._heavy'] = module\nspec.loader.exec_module(module)\n"
+    ),
+    "lazylib/_heavy.py": LIB_THREAD,
 }
 
 
@@ -219,6 +230,23 @@ def test_a_module_that_starts_a_thread_or_opens_a_socket_is_left_out(project: Pa
         assert rk.count(r"socklib is left out of the warm parent: it opens a socket when imported") == 1
         assert "DeprecationWarning" not in rk.output
         assert "starts cold" not in rk.output
+
+
+def test_a_lazy_module_is_run_by_neither_the_warm_parent_nor_a_generation(project: Path) -> None:
+    """reloadkit reads the files of the imported modules; a lazy one must stay unrun, cold or
+    warm, as the program left it: run, this one starts a thread. The generations stop on
+    their signal (a warm one used to hang at exit, until killed after --stop-timeout)."""
+    with _start_pitfalls(project, "lazylib") as rk:
+        cold = _serving(rk, "v0", 0)
+        rk.wait_for_output(READY)
+        rk.wait_for_output(CHECKPOINT_READY)
+        warm = [_bump(rk, project, generation) for generation in (1, 2)]
+        rk.wait_for_output(r"stopped with status 0", count=2)
+        for page in (cold, *warm):
+            assert (page["lazy"], page["threads"]) == ("pending", 1), page
+        assert "did not stop" not in rk.output
+        assert "starts cold" not in rk.output
+        assert "a thread started" not in rk.output
 
 
 def test_a_module_whose_import_fails_in_the_parent_is_rolled_back_and_left_out(project: Path) -> None:

@@ -105,3 +105,22 @@ def test_what_django_setup_imports_is_reported_as_imported_by_that_call(tmp_path
         f"proj.models:{setup}",
         "proj.fields:proj.models",
     ], result.stdout
+
+
+def test_a_lazy_modules_file_is_read_without_running_it(tmp_path: Path) -> None:
+    """importlib.util.LazyLoader runs a module at its first attribute lookup: reloadkit reads
+    its ``__file__`` from its namespace, and it stays unrun, as the program left it."""
+    import importlib.util
+
+    path = tmp_path / "lazy_probe_mod.py"
+    path.write_text("RAN = True\n")
+    spec = importlib.util.spec_from_file_location("lazy_probe_mod", path)
+    assert spec is not None and spec.loader is not None
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert tracker.module_file(module) == str(path)
+    assert type(module).__name__ == "_LazyModule"  # not run
+    assert tracker.module_file(None) is None
+    assert module.RAN  # the lookup runs it
+    assert type(module).__name__ == "module"

@@ -28,8 +28,9 @@ import reloadkit  # noqa: E402
 
 def held_by_another_process() -> list:
     """The loaded modules that noted another pid (``PID``) when imported: the warm parent's."""
-    return sorted(name for name, module in list(sys.modules.items())
-                  if isinstance(getattr(module, "PID", None), int) and module.PID != os.getpid())
+    pids = {name: getattr(module, "PID", None) for name, module in list(sys.modules.items())
+            if type(module).__name__ != "_LazyModule"}  # a lookup would run a lazy one
+    return sorted(name for name, pid in pids.items() if isinstance(pid, int) and pid != os.getpid())
 
 
 def snapshot_diff() -> dict:
@@ -42,6 +43,13 @@ def snapshot_diff() -> dict:
     keys = {key for key in set(copy) | set(os.environ) if copy.get(key) != os.environ.get(key)}
     keys |= {key for key in copy if key.startswith("RELOADKIT_")}
     return {key: (copy[key].replace(str(os.getpid()), "PID") if key in copy else None) for key in sorted(keys)}
+
+
+def lazy() -> str | None:
+    """Whether lazylib's lazy submodule (test_warm's LIBS) is still to run: type() does not
+    run it, as an attribute lookup would."""
+    module = sys.modules.get("lazylib._heavy")
+    return None if module is None else "pending" if type(module).__name__ == "_LazyModule" else "ran"
 
 
 # A graceful stop: SIGTERM is acted on between requests, never in the middle of one.
@@ -66,5 +74,6 @@ while True:
             request += chunk
         body = json.dumps({"pid": os.getpid(), "generation": os.environ["RELOADKIT_GENERATION"],
                            "version": project_mod.VERSION, "random": RANDOM,
-                           "held": held_by_another_process(), "snapshot_diff": snapshot_diff()}).encode()
+                           "held": held_by_another_process(), "snapshot_diff": snapshot_diff(),
+                           "threads": len(os.listdir("/proc/self/task")), "lazy": lazy()}).encode()
         conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
