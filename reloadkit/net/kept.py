@@ -43,6 +43,7 @@ from reloadkit.net.takeover import (
     Mark,
     Parking,
     connections_on,
+    counters,
     guard_shutdown,
     hold_reads,
     mark,
@@ -51,6 +52,7 @@ from reloadkit.net.takeover import (
     replay,
     resume_reads,
     socket_fds,
+    still_receiving,
     take_fd,
     takeover_unavailable,
     tcp_state,
@@ -311,6 +313,9 @@ class KeepAlive:
         self.guarded: dict[int, int] = {}  # inode -> its user timeout before guard_shutdown
         self.upstreams: dict[int, Kept] = {}  # the generation's end of a kept upstream -> it
         self.preheld: dict[int, tuple[int, socket.socket]] = {}  # inode -> (pid, duplicate): held while it drains
+        # inode -> its counters when held mid-request (None: held at a request boundary)
+        self.preheld_at: dict[int, tuple[int, int] | None] = {}
+        self.receiving: dict[int, int] = {}  # inode -> pid: held mid-request, still arriving: not again
         self.trees: dict[int, set[int]] = {}
         self.kept: set[Kept] = set()
         self.next_look: float | None = None
@@ -372,6 +377,7 @@ class KeepAlive:
                         parked.append(inode)
                         continue
                     preheld = self.preheld.pop(inode, None)
+                    self.preheld_at.pop(inode, None)
                     try:
                         if preheld is not None:
                             sock = preheld[1]
@@ -391,8 +397,8 @@ class KeepAlive:
                         continue
                     self.taken[inode] = (sock, succession)
                     self.marks[inode] = mark(sock)
-                    if preheld is not None or (
-                            owner in still and hold_reads(sock, one_thread=threads.setdefault(owner, _threads(owner)) == 1)):
+                    if preheld is not None or (inode not in self.receiving and owner in still and hold_reads(
+                            sock, one_thread=threads.setdefault(owner, _threads(owner)) == 1)):
                         self.held[inode] = (hold_until, ends)
                     if ends is not None and inode not in boundary:
                         mid_response += 1
@@ -426,13 +432,21 @@ class KeepAlive:
         pidfd: int | None = None
         try:
             for fd, conn in conns:
-                if conn.inode in self.preheld or conn.inode in self.taken or conn.remote in ours:
+                if conn.inode in self.preheld:
+                    sock = self.preheld[conn.inode][1]
+                    if still_receiving(self.preheld_at.get(conn.inode), counters(sock), False):
+                        self.receiving[conn.inode] = pid  # an upload: its server reads the rest
+                        self._let_go_of(conn.inode)
+                    continue
+                if conn.inode in self.receiving or conn.inode in self.taken or conn.remote in ours:
                     continue  # a kept connection's upstream: the relay holds its requests itself
                 if pidfd is None:
                     pidfd = os.pidfd_open(pid)
                 sock = take_fd(pidfd, fd)
                 if hold_reads(sock):
                     self.preheld[conn.inode] = (pid, sock)
+                    at_boundary = conn.queues is not None and conn.queues.sent is not None and conn.queues.at_request_boundary()
+                    self.preheld_at[conn.inode] = None if at_boundary else counters(sock)
                 else:
                     sock.close()
         except OSError:
@@ -443,11 +457,18 @@ class KeepAlive:
 
     def _let_go(self, pid: int | None = None) -> None:
         """Give back the reads held while ``pid`` (None: any) drained and drop the duplicates."""
-        for inode, (owner, sock) in list(self.preheld.items()):
+        for inode, (owner, _sock) in list(self.preheld.items()):
             if pid is None or owner == pid:
-                del self.preheld[inode]
-                resume_reads(sock)
-                sock.close()
+                self._let_go_of(inode)
+        for inode, owner in list(self.receiving.items()):
+            if pid is None or owner == pid:
+                del self.receiving[inode]
+
+    def _let_go_of(self, inode: int) -> None:
+        _pid, sock = self.preheld.pop(inode)
+        self.preheld_at.pop(inode, None)
+        resume_reads(sock)
+        sock.close()
 
     def deadline(self) -> float | None:
         due = [at for kept in self.kept if (at := kept.deadline()) is not None]

@@ -42,6 +42,7 @@ _INET_DIAG_INFO = 2
 _INET_DIAG_MSG = 72  # sizeof(struct inet_diag_msg)
 _TCPI_LAST_DATA_SENT = 44  # offsetof(struct tcp_info, tcpi_last_data_sent): milliseconds ago
 _TCPI_BYTES_RECEIVED = 128  # offsetof(struct tcp_info, tcpi_bytes_received), Linux >= 4.1
+_TCPI_BYTES_SENT = 200  # offsetof(struct tcp_info, tcpi_bytes_sent), Linux >= 4.19
 
 # TCP states (include/net/tcp_states.h)
 ESTABLISHED = 1
@@ -162,23 +163,30 @@ def _tcp_info(answer: bytes) -> bytes | None:
 @dataclass(frozen=True)
 class TcpQueues:
     """What the kernel says of one TCP connection: bytes unread by its owner (``rqueue``),
-    bytes not yet acknowledged by the peer (``wqueue``), bytes received in its life, and how
-    many milliseconds ago it last sent and last received data."""
+    bytes not yet acknowledged by the peer (``wqueue``), bytes received in its life, how
+    many milliseconds ago it last sent and last received data, and bytes sent in its life
+    (None before Linux 4.19)."""
 
     rqueue: int
     wqueue: int
     received: int
     sent_ago: int
     received_ago: int
+    sent: int | None = None
 
     def at_request_boundary(self) -> bool:
         """Does its server seem to be between a response and the next request (a client that
         does not pipeline)? Nothing unacknowledged, and either the next request waits unread,
         or the last send came after the last receipt: in a later millisecond, or in the same
         one if both are 20 ms old (a quick answer; a request still served then whose arrival
-        fell in the millisecond of the previous answer looks the same)."""
+        fell in the millisecond of the previous answer looks the same). A connection that has
+        sent nothing yet is at one only while its server has read nothing of it: the kernel
+        counts its "last send" from the handshake, which made a first request served for
+        20 ms look answered."""
         if self.wqueue:
             return False
+        if self.sent == 0:
+            return self.rqueue == self.received
         return bool(self.rqueue) or self.sent_ago < self.received_ago or (
             self.sent_ago == self.received_ago and self.sent_ago >= 20)
 
@@ -192,7 +200,8 @@ def _queues(answer: bytes) -> TcpQueues | None:
         return None
     sent_ago, received_ago = struct.unpack_from("=I4xI", info, _TCPI_LAST_DATA_SENT)
     (received,) = struct.unpack_from("=Q", info, _TCPI_BYTES_RECEIVED)
-    return TcpQueues(rqueue, wqueue, int(received), sent_ago, received_ago)
+    sent = struct.unpack_from("=Q", info, _TCPI_BYTES_SENT)[0] if len(info) >= _TCPI_BYTES_SENT + 8 else None
+    return TcpQueues(rqueue, wqueue, int(received), sent_ago, received_ago, None if sent is None else int(sent))
 
 
 def tcp_queues(family: int, local: tuple, remote: tuple) -> TcpQueues | None:

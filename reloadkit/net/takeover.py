@@ -49,7 +49,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reloadkit.child.adopt import TAKEN_USER_TIMEOUT
-from reloadkit.net.sockdiag import _TCPI_BYTES_RECEIVED, _TCPI_LAST_DATA_SENT, socket_fds, tcp_connections
+from reloadkit.net.sockdiag import (
+    _TCPI_BYTES_RECEIVED,
+    _TCPI_BYTES_SENT,
+    _TCPI_LAST_DATA_SENT,
+    socket_fds,
+    tcp_connections,
+)
 
 __all__ = [
     "CLOSE",
@@ -62,6 +68,7 @@ __all__ = [
     "SIGNALLED",
     "Parking",
     "connections_on",
+    "counters",
     "exit_kind",
     "guard_shutdown",
     "hold_reads",
@@ -69,6 +76,7 @@ __all__ = [
     "resume_reads",
     "socket_fds",
     "read_unanswered",
+    "still_receiving",
     "refused",
     "replay",
     "take_fd",
@@ -88,7 +96,6 @@ _SYS_PIDFD_GETFD = 438  # one number on every Linux architecture (syscalls from 
 TCP_ESTABLISHED = 1
 TCP_CLOSE_WAIT = 8  # the client closed its side; what it sent before is still to be served
 _STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT})
-_TCPI_BYTES_SENT = 200  # offsetof(struct tcp_info, tcpi_bytes_sent), Linux >= 4.19
 _REPLAY_LIMIT = 1 << 16  # the unread bytes copied at the take (the next request's head)
 _REQUEST_LINE = re.compile(rb"[A-Z][A-Z-]* [^ \r\n]")  # where an HTTP/1 request begins
 _HELD_LOWAT = 1 << 30  # above any request: the kernel caps it at half of tcp_rmem's maximum
@@ -213,7 +220,7 @@ def mark(sock: socket.socket) -> Mark | None:
     if sock.family not in (socket.AF_INET, socket.AF_INET6):
         return None
     for _ in range(3):
-        received = _received_sent(sock)
+        received = counters(sock)
         if received is None:
             return None
         try:
@@ -224,12 +231,13 @@ def mark(sock: socket.socket) -> Mark | None:
         if waiting:
             with contextlib.suppress(OSError):  # read meanwhile by its server: no copy
                 copy = sock.recv(min(waiting, _REPLAY_LIMIT), socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        if _received_sent(sock) == received:
+        if counters(sock) == received:
             return Mark(received[0], int(waiting), received[1], copy)
     return None
 
 
-def _received_sent(sock: socket.socket) -> tuple[int, int] | None:
+def counters(sock: socket.socket) -> tuple[int, int] | None:
+    """Bytes ``sock`` has received and sent in its life (TCP_INFO); None when unknown."""
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCPI_BYTES_SENT + 8)
     except OSError:
@@ -239,6 +247,16 @@ def _received_sent(sock: socket.socket) -> tuple[int, int] | None:
     (received,) = struct.unpack_from("=Q", info, _TCPI_BYTES_RECEIVED)
     (sent,) = struct.unpack_from("=Q", info, _TCPI_BYTES_SENT)
     return int(received), int(sent)
+
+
+def still_receiving(held_at: tuple[int, int] | None, now: tuple[int, int] | None, at_boundary: bool) -> bool:
+    """Was a connection whose reads are held (:func:`counters` then: ``held_at``) in the middle
+    of a request that is still arriving, an upload's body? Not at a request boundary then,
+    and bytes have come since while its server sent none (an answer comes before the next
+    request). Its reads must be given back, or the server waits for the rest forever."""
+    if at_boundary or held_at is None or now is None:
+        return False
+    return now[0] > held_at[0] and now[1] == held_at[1]
 
 
 def read_unanswered(sock: socket.socket, since: Mark | None = None) -> bool:

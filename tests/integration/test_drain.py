@@ -22,8 +22,10 @@ from collections.abc import Iterator
 import pytest
 from support import wait_for
 
-from reloadkit.net.drain import Drain, frozen, serving_connections
+from reloadkit.net.drain import Drain, _held_tcp, frozen, serving_connections
+from reloadkit.net.kept import KeepAlive
 from reloadkit.net.readiness import diag_available
+from reloadkit.net.sockdiag import TcpQueues
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux /proc")]
 
@@ -138,32 +140,41 @@ def test_frozen_stops_for_the_block_what_runs_and_leaves_stopped_what_was() -> N
 
 
 LOOP_SERVER = """
-import os, selectors, signal, socket, sys
+import os, re, selectors, signal, socket, sys
 listener = socket.socket(fileno=int(sys.argv[1]))
 listener.setblocking(False)
 signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 selector = selectors.DefaultSelector()
 selector.register(listener, selectors.EVENT_READ)
 selector.register(sys.stdin, selectors.EVENT_READ)
-slow = []
+slow, buffers = [], {}
 while True:
     for key, _ in selector.select():
-        if key.fileobj is listener:
+        conn = key.fileobj
+        if conn is listener:
             conn, _ = listener.accept()
             conn.setblocking(False)
             selector.register(conn, selectors.EVENT_READ)
-        elif key.fileobj is sys.stdin:  # a line: answer the slow request
+        elif conn is sys.stdin:  # a line: answer the slow request
             sys.stdin.readline()
             slow.pop().sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 4\\r\\n\\r\\nslow")
         else:
-            request = key.fileobj.recv(65536)
-            if not request:
-                selector.unregister(key.fileobj)
-                key.fileobj.close()
-            elif request.startswith(b"GET /slow"):
-                slow.append(key.fileobj)
+            data = conn.recv(65536)
+            if not data:
+                selector.unregister(conn)
+                conn.close()
+                continue
+            buffers[conn] = request = buffers.get(conn, b"") + data
+            head, end, body = request.partition(b"\\r\\n\\r\\n")
+            length = re.search(rb"Content-Length: (\\d+)", head)
+            if not end or len(body) < (int(length.group(1)) if length else 0):
+                continue  # the rest of it is on its way
+            del buffers[conn]
+            if head.startswith(b"GET /slow"):
+                slow.append(conn)
             else:
-                key.fileobj.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok")
+                answer = b"got" if head.startswith(b"POST") else b"ok"
+                conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n%s" % (len(answer), answer))
 """
 
 
@@ -173,19 +184,14 @@ def _answer(client: socket.socket) -> bytes:
 
 
 @pytest.mark.skipif(not diag_available(), reason="no sock_diag")
-def test_while_a_response_is_under_way_the_other_connections_reads_are_held() -> None:
+def test_while_a_response_is_under_way_the_other_connections_reads_are_held(
+        loop_child: tuple[subprocess.Popen[bytes], socket.socket, KeepAlive]) -> None:
     """Under steady traffic the drain would find no moment without a response under way:
     while it waits, it holds the reads of the generation's connections (KeepAlive.hold_idle),
     so the requests under way end and no new one begins. A generation that exits before it
     is taken over gets them back, and the duplicates are closed: its clients see its end."""
-    from reloadkit.net.kept import KeepAlive
-
-    listener = socket.create_server(("127.0.0.1", 0))
+    proc, listener, keepalive = loop_child
     port = listener.getsockname()[1]
-    fd = listener.fileno()
-    proc = subprocess.Popen([sys.executable, "-c", LOOP_SERVER, str(fd)], pass_fds=[fd], stdin=subprocess.PIPE,
-                            env={"PYTHONDONTWRITEBYTECODE": "1"})
-    keepalive = KeepAlive([], selectors.DefaultSelector(), lambda message: None)
     slow, idle = socket.create_connection(("127.0.0.1", port)), socket.create_connection(("127.0.0.1", port))
     try:
         idle.sendall(b"GET / HTTP/1.1\r\n\r\n")
@@ -214,9 +220,64 @@ def test_while_a_response_is_under_way_the_other_connections_reads_are_held() ->
         except ConnectionResetError:
             pass
     finally:
+        for sock in (slow, idle):
+            sock.close()
+
+
+@pytest.mark.skipif(not diag_available(), reason="no sock_diag")
+def test_an_upload_still_arriving_while_the_drain_waits_gets_its_reads_back(
+        loop_child: tuple[subprocess.Popen[bytes], socket.socket, KeepAlive]) -> None:
+    """A connection held in the middle of a request whose body is still on its way (bytes
+    arrive, and its server sends nothing) gets its reads back at the next look, and is not
+    held again: held, its server would wait for the rest and never answer."""
+    proc, listener, keepalive = loop_child
+    port = listener.getsockname()[1]
+    slow, upload = socket.create_connection(("127.0.0.1", port)), socket.create_connection(("127.0.0.1", port))
+    try:
+        slow.sendall(b"GET /slow HTTP/1.1\r\n\r\n")  # keeps the drain waiting
+        upload.sendall(b"POST /upload HTTP/1.1\r\nContent-Length: 10\r\n\r\n01234")  # half of its body
+        wait_for(lambda: all(queues.rqueue == 0 for queues in _queues(proc.pid, port)) and len(_queues(proc.pid, port)) == 2,
+                 20, "the child to read both requests so far")
+        drain = Drain(proc.pid, signal.SIGTERM, {port}, set(), limit=30.0, settled=0.05, boundaries=True,
+                      hold=functools.partial(keepalive.hold_idle, proc.pid))
+        _run_drain_until(drain, done=False, ran=0.2)
+        assert len(keepalive.preheld) == 2  # neither is at a request boundary
+        upload.sendall(b"56789")  # the rest of the body: bytes come, nothing is sent
+        _run_drain_until(drain, done=False, ran=0.4)
+        assert len(keepalive.preheld) == 1 and keepalive.receiving
+        assert _answer(upload).endswith(b"got")  # its server read the rest and answered
+        assert proc.stdin is not None
+        proc.stdin.write(b"\n")
+        proc.stdin.flush()
+        assert _answer(slow).endswith(b"slow")
+        _run_drain_until(drain, done=True)
+        assert proc.wait(10) == 0
+        keepalive.exited(proc.pid, "graceful")
+        assert keepalive.preheld == {} and keepalive.receiving == {}
+    finally:
+        for sock in (slow, upload):
+            sock.close()
+
+
+def _queues(pid: int, port: int) -> list[TcpQueues]:
+    return [conn.queues for _fd, conn in _held_tcp(pid, {port}) if conn.queues is not None]
+
+
+@pytest.fixture
+def loop_child() -> Iterator[tuple[subprocess.Popen[bytes], socket.socket, KeepAlive]]:
+    """LOOP_SERVER on a listening socket of ours, and a KeepAlive to hold its reads."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    fd = listener.fileno()
+    proc = subprocess.Popen([sys.executable, "-c", LOOP_SERVER, str(fd)], pass_fds=[fd], stdin=subprocess.PIPE,
+                            env={"PYTHONDONTWRITEBYTECODE": "1"})
+    keepalive = KeepAlive([], selectors.DefaultSelector(), lambda message: None)
+    try:
+        yield proc, listener, keepalive
+    finally:
         keepalive.close()
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
-        for sock in (slow, idle, listener):
-            sock.close()
+        assert proc.stdin is not None
+        proc.stdin.close()
+        listener.close()

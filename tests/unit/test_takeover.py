@@ -37,6 +37,7 @@ from reloadkit.net.takeover import (
     replay,
     resume_reads,
     socket_fds,
+    still_receiving,
     take_fd,
     takeover_unavailable,
     tcp_state,
@@ -96,9 +97,23 @@ def test_a_released_connection_is_served_only_while_it_can_be() -> None:
     (TcpQueues(0, 0, 100, sent_ago=2, received_ago=2), False),  # the same millisecond, just now
     (TcpQueues(0, 0, 100, sent_ago=40, received_ago=40), True),  # a quick answer, long ago
     (TcpQueues(0, 12, 100, sent_ago=0, received_ago=5), False),  # its answer is still on the way
+    # Nothing sent yet: the kernel's "last send" is the handshake, as old as the request.
+    (TcpQueues(0, 0, 100, sent_ago=40, received_ago=40, sent=0), False),  # its first request, read
+    (TcpQueues(60, 0, 100, sent_ago=40, received_ago=40, sent=0), False),  # part of it read
+    (TcpQueues(100, 0, 100, sent_ago=40, received_ago=40, sent=0), True),  # none of it read
+    (TcpQueues(0, 0, 100, sent_ago=40, received_ago=40, sent=82), True),  # answered long ago
 ])
 def test_the_request_boundary_of_the_kernels_queues(queues: TcpQueues, boundary: bool) -> None:
     assert queues.at_request_boundary() is boundary
+
+
+def test_a_connection_held_mid_request_is_still_receiving_while_bytes_come_and_none_go() -> None:
+    held_at = (500, 300)
+    assert still_receiving(held_at, (540, 300), at_boundary=False)  # the body's rest: no answer
+    assert not still_receiving(held_at, (500, 300), at_boundary=False)  # nothing new: served
+    assert not still_receiving(held_at, (540, 382), at_boundary=False)  # answered, then the next
+    assert not still_receiving(held_at, (540, 300), at_boundary=True)  # idle: the next request
+    assert not still_receiving(None, (540, 300), at_boundary=False)  # counters unknown
 
 
 _HOLDER = """
