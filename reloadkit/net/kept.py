@@ -437,6 +437,7 @@ class KeepAlive:
                     if still_receiving(self.preheld_at.get(conn.inode), counters(sock), False):
                         self.receiving[conn.inode] = pid  # an upload: its server reads the rest
                         self._let_go_of(conn.inode)
+                        self.debug(f"keep-alive takeover: {conn.inode}: a request still arriving; its reads are not held")
                     continue
                 if conn.inode in self.receiving or conn.inode in self.taken or conn.remote in ours:
                     continue  # a kept connection's upstream: the relay holds its requests itself

@@ -9,8 +9,10 @@ net/kept.py)."""
 from __future__ import annotations
 
 import http.client
+import socket
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +158,38 @@ def test_requests_under_way_on_every_connection_end_before_the_stop(server_proje
         errors = [error for client in clients for error in client.errors]
         assert errors == [], (errors[:5], rk.output[-3000:])
         assert [client.connections for client in clients] == [1, 1]
+
+
+def test_an_upload_under_way_across_a_reload_is_answered(server_project: Path) -> None:
+    """While the drain waits (two clients keep requests under way) it holds the reads of the
+    old generation's connections; an upload whose body is still arriving gets its reads back,
+    and its server (uvicorn, which finishes what it has begun) reads the rest and answers.
+    Held, it read the rest only once the takeover gave its reads back, 0.5 s later."""
+    pytest.importorskip("uvicorn")
+    with start_server(server_project, ["127.0.0.1:0"], SERVERS["uvicorn"], "-v") as rk:
+        url = rk.wait_listening()[0]
+        host, port = url.split("://", 1)[1].rstrip("/").rsplit(":", 1)
+        rk.wait_for_output(r"ready in \d+ ms")
+        with KeepAliveClient(url, "/slow") as first, KeepAliveClient(url, "/slow") as second:
+            answers = []
+            for number in range(1, 4):
+                for client in (first, second):
+                    client.wait_requests(3)
+                with socket.create_connection((host, int(port)), timeout=15) as upload:
+                    upload.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 400000\r\n\r\n")
+                    for part in range(20):  # a slow client: 20 KB every 50 ms, across the reload
+                        upload.sendall(b"x" * 20_000)
+                        if part == 5:
+                            write_file(server_project / "version.py", f"VERSION = 'v{number}'\n")
+                        time.sleep(0.05)  # the client's pace, not a wait for a condition
+                    answer = b""
+                    while not answer.endswith(b" 400000") and (chunk := upload.recv(65536)):
+                        answer += chunk
+                    answers.append(answer.split(b"\r\n\r\n")[-1].decode())
+                wait_for(lambda n=number: first.last_body == f"v{n}", 30, f"the clients to see v{number}")
+        assert answers == ["v0 400000", "v1 400000", "v2 400000"], (answers, rk.output[-3000:])
+        assert "a request still arriving; its reads are not held" in rk.output, rk.output[-3000:]
+        assert first.errors == second.errors == [], (first.errors[:3], second.errors[:3])
 
 
 def test_a_requests_session_sees_no_exception_across_many_reloads(server_project: Path) -> None:

@@ -26,6 +26,16 @@ async def app(scope, receive, send):
         return
     if scope["path"] == "/slow":  # a request under way for 50 ms
         await asyncio.sleep(0.05)
+    if scope["path"] == "/upload":  # reads the whole body, answers its size
+        size, more = 0, True
+        while more:
+            message = await receive()
+            size += len(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = f"{VERSION} {size}".encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+        return
     if scope["path"] == "/info":
         client = scope.get("client")
         body = json.dumps({
