@@ -249,12 +249,12 @@ def counters(sock: socket.socket) -> tuple[int, int] | None:
     return int(received), int(sent)
 
 
-def still_receiving(held_at: tuple[int, int] | None, now: tuple[int, int] | None, at_boundary: bool) -> bool:
-    """Was a connection whose reads are held (:func:`counters` then: ``held_at``) in the middle
-    of a request that is still arriving, an upload's body? Not at a request boundary then,
-    and bytes have come since while its server sent none (an answer comes before the next
-    request). Its reads must be given back, or the server waits for the rest forever."""
-    if at_boundary or held_at is None or now is None:
+def still_receiving(held_at: tuple[int, int] | None, now: tuple[int, int] | None) -> bool:
+    """Was a connection whose reads are held in the middle of a request (:func:`counters`
+    then: ``held_at``; None when it was held at a request boundary) still receiving it, an
+    upload's body? Bytes have come since, and its server sent none (an answer comes before
+    the next request). Its reads must be given back, or the server waits for the rest."""
+    if held_at is None or now is None:
         return False
     return now[0] > held_at[0] and now[1] == held_at[1]
 

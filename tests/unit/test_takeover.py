@@ -109,11 +109,11 @@ def test_the_request_boundary_of_the_kernels_queues(queues: TcpQueues, boundary:
 
 def test_a_connection_held_mid_request_is_still_receiving_while_bytes_come_and_none_go() -> None:
     held_at = (500, 300)
-    assert still_receiving(held_at, (540, 300), at_boundary=False)  # the body's rest: no answer
-    assert not still_receiving(held_at, (500, 300), at_boundary=False)  # nothing new: served
-    assert not still_receiving(held_at, (540, 382), at_boundary=False)  # answered, then the next
-    assert not still_receiving(held_at, (540, 300), at_boundary=True)  # idle: the next request
-    assert not still_receiving(None, (540, 300), at_boundary=False)  # counters unknown
+    assert still_receiving(held_at, (540, 300))  # the body's rest: no answer
+    assert not still_receiving(held_at, (500, 300))  # nothing new: served
+    assert not still_receiving(held_at, (540, 382))  # answered, then the next request
+    assert not still_receiving(None, (540, 300))  # held at a boundary: the next request
+    assert not still_receiving(held_at, None)  # counters unknown
 
 
 _HOLDER = """
