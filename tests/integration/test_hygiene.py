@@ -293,7 +293,9 @@ def test_sigkill_of_reloadkit_ends_descendants_that_dropped_the_environment(tmp_
         rk.wait_listening()
         procs = _tree(record, 0)
         scrubbed = procs["scrubbed"]
-        assert "RELOADKIT_TREE" not in _environ(scrubbed.pid) and scrubbed.ppid() == rk.proc.pid
+        # It records itself just before its exec: the environment goes with the exec.
+        wait_for(lambda: "RELOADKIT_TREE" not in _environ(scrubbed.pid), 20, "the daemon to exec with an empty environment")
+        assert scrubbed.ppid() == rk.proc.pid
         guardian = _guardian(rk.proc.pid, {procs["child"].pid, scrubbed.pid})
         _wait_guardian_rounds(guardian, 4)  # it has looked at the tree since the daemon exists
         os.kill(rk.proc.pid, signal.SIGKILL)

@@ -229,6 +229,8 @@ def test_changes_during_a_restart_are_not_lost_and_do_not_cascade(tmp_path: Path
 
     def started(count: int) -> None:
         wait_for(lambda: len(_starts(tmp_path)) >= count, 20, f"{count} children to have started")
+        # The child can serve before reloadkit's line about its start reaches the test.
+        rk.wait_for_output(rf"started pid \d+ \(generation {count - 1}\)")
 
     with Reloadkit(versioned_args("-v", "--strict-order", "--stop-timeout", "1", flags=("--ignore-term",)), cwd=tmp_path) as rk:
         rk.wait_listening()
