@@ -47,6 +47,7 @@ from reloadkit.net.takeover import (
     guard_shutdown,
     hold_reads,
     mark,
+    peek,
     read_unanswered,
     refused,
     replay,
@@ -434,7 +435,7 @@ class KeepAlive:
             for fd, conn in conns:
                 if conn.inode in self.preheld:
                     sock = self.preheld[conn.inode][1]
-                    if still_receiving(self.preheld_at.get(conn.inode), counters(sock)):
+                    if still_receiving(self.preheld_at.get(conn.inode), counters(sock), peek(sock)):
                         self.receiving[conn.inode] = pid  # an upload: its server reads the rest
                         self._let_go_of(conn.inode)
                         self.debug(f"keep-alive takeover: {conn.inode}: a request still arriving; its reads are not held")

@@ -73,6 +73,7 @@ __all__ = [
     "guard_shutdown",
     "hold_reads",
     "mark",
+    "peek",
     "resume_reads",
     "socket_fds",
     "read_unanswered",
@@ -249,14 +250,24 @@ def counters(sock: socket.socket) -> tuple[int, int] | None:
     return int(received), int(sent)
 
 
-def still_receiving(held_at: tuple[int, int] | None, now: tuple[int, int] | None) -> bool:
+def still_receiving(held_at: tuple[int, int] | None, now: tuple[int, int] | None, waiting: bytes) -> bool:
     """Was a connection whose reads are held in the middle of a request (:func:`counters`
     then: ``held_at``; None when it was held at a request boundary) still receiving it, an
-    upload's body? Bytes have come since, and its server sent none (an answer comes before
-    the next request). Its reads must be given back, or the server waits for the rest."""
-    if held_at is None or now is None:
+    upload's body? Bytes have come since, its server sent none, and what waits unread
+    (``waiting``, its first bytes) does not begin a request line: the next request after an
+    answer the boundary test missed (a same-millisecond one) does. Its reads must be given
+    back, or the server waits for the rest."""
+    if held_at is None or now is None or not waiting or _REQUEST_LINE.match(waiting) is not None:
         return False
     return now[0] > held_at[0] and now[1] == held_at[1]
+
+
+def peek(sock: socket.socket, size: int = 64) -> bytes:
+    """The first ``size`` bytes waiting unread on ``sock``, left there (b"" for none)."""
+    try:
+        return sock.recv(size, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:
+        return b""
 
 
 def read_unanswered(sock: socket.socket, since: Mark | None = None) -> bool:

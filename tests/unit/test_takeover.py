@@ -108,12 +108,13 @@ def test_the_request_boundary_of_the_kernels_queues(queues: TcpQueues, boundary:
 
 
 def test_a_connection_held_mid_request_is_still_receiving_while_bytes_come_and_none_go() -> None:
-    held_at = (500, 300)
-    assert still_receiving(held_at, (540, 300))  # the body's rest: no answer
-    assert not still_receiving(held_at, (500, 300))  # nothing new: served
-    assert not still_receiving(held_at, (540, 382))  # answered, then the next request
-    assert not still_receiving(None, (540, 300))  # held at a boundary: the next request
-    assert not still_receiving(held_at, None)  # counters unknown
+    held_at, body, request = (500, 300), b"xxxxxxxx", b"GET / HTTP/1.1\r\n"
+    assert still_receiving(held_at, (540, 300), body)  # the body's rest: no answer
+    assert not still_receiving(held_at, (500, 300), b"")  # nothing new: served
+    assert not still_receiving(held_at, (540, 382), body)  # answered since
+    assert not still_receiving(held_at, (540, 300), request)  # answered before: the next request
+    assert not still_receiving(None, (540, 300), body)  # held at a boundary
+    assert not still_receiving(held_at, None, body)  # counters unknown
 
 
 _HOLDER = """
