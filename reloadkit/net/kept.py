@@ -43,7 +43,6 @@ from reloadkit.net.takeover import (
     Mark,
     Parking,
     connections_on,
-    counters,
     guard_shutdown,
     hold_reads,
     mark,
@@ -401,7 +400,7 @@ class KeepAlive:
                     if preheld is not None or (inode not in self.receiving and owner in still and hold_reads(
                             sock, one_thread=threads.setdefault(owner, _threads(owner)) == 1)):
                         self.held[inode] = (hold_until, ends)
-                    if ends is not None and inode not in boundary:
+                    if ends is not None and not at_boundary:
                         mid_response += 1
                     since = self.marks[inode]
                     if (inode in self.held or (since is not None and since.waiting)) and (
@@ -435,7 +434,8 @@ class KeepAlive:
             for fd, conn in conns:
                 if conn.inode in self.preheld:
                     sock = self.preheld[conn.inode][1]
-                    if still_receiving(self.preheld_at.get(conn.inode), counters(sock), peek(sock)):
+                    now = None if conn.queues is None else (conn.queues.received, conn.queues.sent or 0)
+                    if still_receiving(self.preheld_at.get(conn.inode), now, peek(sock)):
                         self.receiving[conn.inode] = pid  # an upload: its server reads the rest
                         self._let_go_of(conn.inode)
                         self.debug(f"keep-alive takeover: {conn.inode}: a request still arriving; its reads are not held")
@@ -447,8 +447,10 @@ class KeepAlive:
                 sock = take_fd(pidfd, fd)
                 if hold_reads(sock):
                     self.preheld[conn.inode] = (pid, sock)
-                    at_boundary = conn.queues is not None and conn.queues.sent is not None and conn.queues.at_request_boundary()
-                    self.preheld_at[conn.inode] = None if at_boundary else counters(sock)
+                    queues = conn.queues  # the look's counters: the same frozen moment, no second read
+                    self.preheld_at[conn.inode] = (
+                        None if queues is None or queues.sent is None or queues.at_request_boundary()
+                        else (queues.received, queues.sent))
                 else:
                     sock.close()
         except OSError:
