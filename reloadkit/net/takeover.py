@@ -68,7 +68,6 @@ __all__ = [
     "SIGNALLED",
     "Parking",
     "connections_on",
-    "counters",
     "exit_kind",
     "guard_shutdown",
     "hold_reads",
@@ -221,7 +220,7 @@ def mark(sock: socket.socket) -> Mark | None:
     if sock.family not in (socket.AF_INET, socket.AF_INET6):
         return None
     for _ in range(3):
-        received = counters(sock)
+        received = _received_sent(sock)
         if received is None:
             return None
         try:
@@ -232,12 +231,12 @@ def mark(sock: socket.socket) -> Mark | None:
         if waiting:
             with contextlib.suppress(OSError):  # read meanwhile by its server: no copy
                 copy = sock.recv(min(waiting, _REPLAY_LIMIT), socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        if counters(sock) == received:
+        if _received_sent(sock) == received:
             return Mark(received[0], int(waiting), received[1], copy)
     return None
 
 
-def counters(sock: socket.socket) -> tuple[int, int] | None:
+def _received_sent(sock: socket.socket) -> tuple[int, int] | None:
     """Bytes ``sock`` has received and sent in its life (TCP_INFO); None when unknown."""
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCPI_BYTES_SENT + 8)
