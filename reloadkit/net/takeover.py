@@ -250,7 +250,7 @@ def _received_sent(sock: socket.socket) -> tuple[int, int] | None:
 
 
 def still_receiving(held_at: tuple[int, int] | None, now: tuple[int, int] | None, waiting: bytes) -> bool:
-    """Was a connection whose reads are held in the middle of a request (:func:`counters`
+    """Was a connection whose reads are held in the middle of a request (bytes received, sent
     then: ``held_at``; None when it was held at a request boundary) still receiving it, an
     upload's body? Bytes have come since, its server sent none, and what waits unread
     (``waiting``, its first bytes) does not begin a request line: the next request after an
