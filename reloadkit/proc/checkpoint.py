@@ -68,8 +68,17 @@ class WarmParents:
     def pids(self) -> set[int]:
         return set().union(*(parent.pids() for parent in self._all()))
 
+    def _due(self) -> list[WarmParent]:
+        """The parents whose build may start now: one build at a time on a small machine, the
+        checkpoint's after the installed-modules parent's. A checkpoint build that must wait
+        is no deadline either: the loop would wake at once, again and again, until the other
+        build ends (the end of a build wakes it through the selector)."""
+        if self.project is None or self.base.building is not None:
+            return [self.base]
+        return [self.base, self.project]
+
     def deadline(self) -> float | None:
-        due = [at for at in (parent.deadline() for parent in self._all()) if at is not None]
+        due = [at for at in (parent.deadline() for parent in self._due()) if at is not None]
         return min(due) if due else None
 
     def learn(self, values: Iterable[str]) -> None:
@@ -83,8 +92,7 @@ class WarmParents:
 
     def tick(self, now: float) -> None:
         self.base.tick(now)
-        # One build at a time on a small machine: the checkpoint after the base parent.
-        if self.project is not None and self.base.building is None:
+        if self.project is not None and self.project in self._due():
             self.project.tick(now)
 
     def spawn(

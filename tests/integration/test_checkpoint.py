@@ -9,10 +9,12 @@ with the modules imported by the serving process itself, and with values from ea
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from support import SOURCE_PATH, Reloadkit, try_get, wait_for, write_file
 
@@ -156,6 +158,31 @@ def test_a_generation_from_the_checkpoint_imports_only_what_changed_and_its_impo
         assert fourth["imported_here"] == ["app.main", "app.models", "app.views_a", "app.views_b"]
         assert rk.count(r"generation 4 forked warm from pid \d+ \(the project checkpoint") == 1
         assert "starts cold" not in rk.output
+
+
+def test_the_supervisor_sleeps_while_the_checkpoint_waits_for_the_other_parents_build(tmp_path: Path) -> None:
+    """The checkpoint is built after the installed-modules parent, never beside it. Its build
+    falls due while the other one runs; that due time was still the loop's deadline, already
+    past, so the supervisor spun (a core for as long as the other build took: on 2 cores,
+    beside the build and the server). An installed module that takes a second to import
+    (it sleeps: no CPU) makes each build last that long."""
+    project = _write(tmp_path / "project", {**FILES, "serve.py": "import slowlib  # noqa: F401\n" + SERVE})
+    site = tmp_path / "lib" / "site-packages"
+    site.mkdir(parents=True)
+    (site / "slowlib.py").write_text("import time\n\ntime.sleep(1.0)\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(site), *SOURCE_PATH]), "PYTHONDONTWRITEBYTECODE": "1"}
+    with Reloadkit(["-v", "-b", "127.0.0.1:0", "--", sys.executable, "serve.py"], cwd=project, env=env) as rk:
+        assert rk.proc is not None
+        supervisor = psutil.Process(rk.proc.pid)
+        _answer(rk, 0)
+        before = supervisor.cpu_times()
+        rk.wait_for_output(CHECKPOINT_READY)
+        after = supervisor.cpu_times()
+        assert rk.count(r"warm parent pid \d+ ready") == 1  # built once in the window: then the checkpoint
+        # Asleep, the supervisor handles a few messages in these two seconds or more: a few
+        # milliseconds. Spinning, it used about a second (0.97-1.02 s measured).
+        used = after.user + after.system - before.user - before.system
+        assert used < 0.4, (used, rk.output[-2000:])
 
 
 def test_no_checkpoint_turns_it_off(project: Path) -> None:
