@@ -29,6 +29,7 @@ import selectors
 import socket
 import time
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from reloadkit.net.drain import frozen
 from reloadkit.net.handover import Succession, set_interest
@@ -296,6 +297,15 @@ class Kept:
         self.on_close(self)
 
 
+class _Prehold(NamedTuple):
+    """A connection whose reads the drain holds while its generation ends its responses."""
+
+    pid: int
+    sock: socket.socket  # the duplicate that holds them
+    #: (received, sent) when held mid-request, to tell an upload still arriving; None at a request boundary
+    counters: tuple[int, int] | None
+
+
 class KeepAlive:
     """Every connection taken from a stopping generation: parked while it holds them,
     kept (served through the next generations) once it lets go of them."""
@@ -312,9 +322,7 @@ class KeepAlive:
         self.held: dict[int, tuple[float, Ends | None]] = {}  # inode -> its reads held (hold_reads) until
         self.guarded: dict[int, int] = {}  # inode -> its user timeout before guard_shutdown
         self.upstreams: dict[int, Kept] = {}  # the generation's end of a kept upstream -> it
-        self.preheld: dict[int, tuple[int, socket.socket]] = {}  # inode -> (pid, duplicate): held while it drains
-        # inode -> its counters when held mid-request (None: held at a request boundary)
-        self.preheld_at: dict[int, tuple[int, int] | None] = {}
+        self.preheld: dict[int, _Prehold] = {}  # inode -> its reads held while its generation drains
         self.receiving: dict[int, int] = {}  # inode -> pid: held mid-request, still arriving: not again
         self.trees: dict[int, set[int]] = {}
         self.kept: set[Kept] = set()
@@ -377,10 +385,9 @@ class KeepAlive:
                         parked.append(inode)
                         continue
                     preheld = self.preheld.pop(inode, None)
-                    self.preheld_at.pop(inode, None)
                     try:
                         if preheld is not None:
-                            sock = preheld[1]
+                            sock = preheld.sock
                         else:
                             if owner not in pidfds:
                                 pidfds[owner] = os.pidfd_open(owner)
@@ -432,10 +439,9 @@ class KeepAlive:
         pidfd: int | None = None
         try:
             for fd, conn in conns:
-                if conn.inode in self.preheld:
-                    sock = self.preheld[conn.inode][1]
+                if (preheld := self.preheld.get(conn.inode)) is not None:
                     now = None if conn.queues is None else (conn.queues.received, conn.queues.sent or 0)
-                    if still_receiving(self.preheld_at.get(conn.inode), now, peek(sock)):
+                    if still_receiving(preheld.counters, now, peek(preheld.sock)):
                         self.receiving[conn.inode] = pid  # an upload: its server reads the rest
                         self._let_go_of(conn.inode)
                         self.debug(f"keep-alive takeover: {conn.inode}: a request still arriving; its reads are not held")
@@ -446,11 +452,10 @@ class KeepAlive:
                     pidfd = os.pidfd_open(pid)
                 sock = take_fd(pidfd, fd)
                 if hold_reads(sock):
-                    self.preheld[conn.inode] = (pid, sock)
                     queues = conn.queues  # the look's counters: the same frozen moment, no second read
-                    self.preheld_at[conn.inode] = (
+                    self.preheld[conn.inode] = _Prehold(pid, sock, (
                         None if queues is None or queues.sent is None or queues.at_request_boundary()
-                        else (queues.received, queues.sent))
+                        else (queues.received, queues.sent)))
                 else:
                     sock.close()
         except OSError:
@@ -461,16 +466,15 @@ class KeepAlive:
 
     def _let_go(self, pid: int | None = None) -> None:
         """Give back the reads held while ``pid`` (None: any) drained and drop the duplicates."""
-        for inode, (owner, _sock) in list(self.preheld.items()):
-            if pid is None or owner == pid:
+        for inode, preheld in list(self.preheld.items()):
+            if pid is None or preheld.pid == pid:
                 self._let_go_of(inode)
         for inode, owner in list(self.receiving.items()):
             if pid is None or owner == pid:
                 del self.receiving[inode]
 
     def _let_go_of(self, inode: int) -> None:
-        _pid, sock = self.preheld.pop(inode)
-        self.preheld_at.pop(inode, None)
+        sock = self.preheld.pop(inode).sock
         resume_reads(sock)
         sock.close()
 
