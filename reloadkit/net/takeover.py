@@ -227,10 +227,7 @@ def mark(sock: socket.socket) -> Mark | None:
             waiting = struct.unpack("=i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
         except OSError:
             return None
-        copy = b""
-        if waiting:
-            with contextlib.suppress(OSError):  # read meanwhile by its server: no copy
-                copy = sock.recv(min(waiting, _REPLAY_LIMIT), socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        copy = peek(sock, min(waiting, _REPLAY_LIMIT)) if waiting else b""  # b"": read meanwhile by its server
         if _received_sent(sock) == received:
             return Mark(received[0], int(waiting), received[1], copy)
     return None

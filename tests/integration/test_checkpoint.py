@@ -169,6 +169,7 @@ def test_the_supervisor_sleeps_while_the_checkpoint_waits_for_the_other_parents_
     project = _write(tmp_path / "project", {**FILES, "serve.py": "import slowlib  # noqa: F401\n" + SERVE})
     site = tmp_path / "lib" / "site-packages"
     site.mkdir(parents=True)
+    # The fixed pause is the thing under test: a build that lasts a second and uses no CPU.
     (site / "slowlib.py").write_text("import time\n\ntime.sleep(1.0)\n")
     env = {"PYTHONPATH": os.pathsep.join([str(site), *SOURCE_PATH]), "PYTHONDONTWRITEBYTECODE": "1"}
     with Reloadkit(["-v", "-b", "127.0.0.1:0", "--", sys.executable, "serve.py"], cwd=project, env=env) as rk:
