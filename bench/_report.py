@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import random
@@ -11,6 +12,13 @@ from typing import Any
 import psutil
 
 Row = dict[str, Any]
+
+
+def results_name(value: str) -> str:
+    """``--out``: a name in ``bench/results/``, checked before a run of minutes, not after it."""
+    if not value or os.sep in value or value.startswith("."):
+        raise argparse.ArgumentTypeError(f"a name for bench/results/, not a path: {value!r}")
+    return value
 
 
 def machine() -> dict[str, Any]:

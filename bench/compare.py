@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import Registry, take_over_run
 from _phases import QUICK, Settings, ToolBench, app_startup, as_dict, log
-from _report import chart, machine, markdown, rst
+from _report import chart, machine, markdown, results_name, rst
 from _tools import by_keys, versions
 from _workload import TreeStore
 
@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reloads", type=int, help="edits per tool (default 20; 5 with --quick)")
     parser.add_argument("--idle-seconds", type=float, help="idle CPU window (default 10 s; 3 s with --quick)")
     parser.add_argument("--trees", help="one or two extra-file tree sizes, e.g. 20000,100000")
-    parser.add_argument("--out", help="results name in bench/results/ (default latest, or quick)")
+    parser.add_argument("--out", type=results_name, help="results name in bench/results/ (default latest, or quick)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects and tool logs")
     parser.add_argument("--list", action="store_true", help="list the tools and exit")
     parser.add_argument("--render", metavar="NAME", help="only redo the tables and chart from bench/results/NAME.json")

@@ -37,7 +37,7 @@ from _appreport import chart, markdown, rst
 from _harness import Registry, take_over_run
 from _phases import log
 from _realapps import by_keys, reloadkit_options, tools_for
-from _report import machine
+from _report import machine, results_name
 from _tools import versions
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--apps", help="comma-separated app keys: fastapi,django,flask (default: all)")
     parser.add_argument("--tools", help="comma-separated tool keys (default: all; see --list)")
     parser.add_argument("--reloads", type=int, help="edits per tool (default 12; 4 with --quick)")
-    parser.add_argument("--out", help="results name in bench/results/ (default apps, or apps-quick)")
+    parser.add_argument("--out", type=results_name, help="results name in bench/results/ (default apps, or apps-quick)")
     parser.add_argument("--list", action="store_true", help="list the apps and tools and exit")
     parser.add_argument("--render", metavar="NAME", help="only redo the tables and chart from bench/results/NAME.json")
     return parser.parse_args(argv)

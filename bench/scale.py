@@ -56,7 +56,7 @@ from _client import wait_for_body
 from _harness import Registry, ToolProcess, memory_mb, reloadkit_roles, take_over_run, tree_cpu_over
 from _phases import ToolError, base_env, free_port, log, ms
 from _realapps import script
-from _report import machine, markdown_table
+from _report import machine, markdown_table, results_name
 from _tools import PYTHON, reloadkit_env, versions
 
 HERE = Path(__file__).resolve().parent
@@ -156,7 +156,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reloadkit", metavar="DIR",
                         help="run the reloadkit of this checkout (put on PYTHONPATH), e.g. a worktree of an older commit")
     parser.add_argument("--keep", action="store_true", help="keep the projects and the tools' logs (the path is printed)")
-    parser.add_argument("--out", default="scale", help="results name in bench/results/ (default scale)")
+    parser.add_argument("--out", type=results_name, default="scale", help="results name in bench/results/ (default scale)")
     parser.add_argument("--render", metavar="NAME", help="only redo the table from bench/results/NAME.json")
     return parser.parse_args(argv)
 

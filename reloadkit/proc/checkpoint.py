@@ -90,6 +90,12 @@ class WarmParents:
         for parent in self._all():
             parent.expect(added)
 
+    def look_ahead(self, now: float) -> None:
+        """A burst of changes began: the checks of the start that follows it, done while the
+        supervisor waits for the burst to end instead of after."""
+        for parent in self._all():
+            parent.look_ahead(now)
+
     def tick(self, now: float) -> None:
         self.base.tick(now)
         if self.project is not None and self.project in self._due():

@@ -217,6 +217,11 @@ class WarmParent:
         if (self.parent is not None or self.building is not None) and self.build_at is None:
             self.build_at = time.monotonic() + _BUILD_QUIET
 
+    def look_ahead(self, now: float) -> None:
+        """A start is near: what it will check of the ready parent's files, checked now."""
+        if self.parent is not None and self.given_up is None:
+            self.parent.fingerprint.look_ahead(now)
+
     def tick(self, now: float) -> None:
         if self.build_at is not None and now >= self.build_at:
             self.build_at = None
@@ -570,7 +575,7 @@ class WarmParent:
         if self.base_env is not None and self.base_env != parent.env:
             keys = sorted(set(self.base_env.items()) ^ set(parent.env.items()))
             return f"the environment changed ({keys[0][0]})"
-        changed = parent.fingerprint.changed()
+        changed = parent.fingerprint.changed_by(time.monotonic())
         if changed is not None:
             return changed
         try:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "Action", "AppBroken", "Begin", "Changed", "DrainNow", "Drained", "Event", "Exited", "Fail", "Finish", "KillTree", "Log",
+    "LookAhead",
     "PagesDown", "PagesReady", "Ready", "RestartAsked", "RestoreTerminal", "Shutdown", "Signal", "SpawnFailed",
     "Spawned", "Start", "StepDrain", "Stop", "SwitchTo", "Tick", "WarmFailed",
 ]
@@ -203,6 +204,12 @@ class PagesDown(Action):
 @dataclass(frozen=True)
 class RestoreTerminal(Action):
     """No child runs: put the terminal back as we found it."""
+
+
+@dataclass(frozen=True)
+class LookAhead(Action):
+    """A burst of changes began, and a start follows its end: what that start checks that
+    does not depend on which files the burst names may be checked now, while it settles."""
 
 
 @dataclass(frozen=True)

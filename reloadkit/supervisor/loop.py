@@ -62,6 +62,7 @@ from reloadkit.supervisor.events import (
     Finish,
     KillTree,
     Log,
+    LookAhead,
     PagesDown,
     PagesReady,
     Ready,
@@ -157,6 +158,7 @@ class Supervisor:
             RestoreTerminal: lambda _action: self.terminal.restore(),
             Finish: self._finish,
             WarmFailed: self._warm_failed,
+            LookAhead: self._look_ahead,
         }
 
     # --- logging --------------------------------------------------------------------------
@@ -350,6 +352,10 @@ class Supervisor:
 
     def _log(self, action: Log) -> None:
         {"info": self.info, "debug": self.debug}.get(action.level, self.warn)(action.text)
+
+    def _look_ahead(self, _action: LookAhead) -> None:
+        if self.warm is not None:
+            self.warm.look_ahead(time.monotonic())
 
     def _warm_failed(self, action: WarmFailed) -> None:
         if self.warm is not None:

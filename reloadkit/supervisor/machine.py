@@ -51,6 +51,7 @@ from reloadkit.supervisor.events import (
     Finish,
     KillTree,
     Log,
+    LookAhead,
     PagesDown,
     PagesReady,
     Ready,
@@ -183,6 +184,7 @@ class Machine:
             return
         self._debug(f"changed: {', '.join(sorted(changed)[:5])}{' ...' if len(changed) > 5 else ''}")
         writing = bool(event.writing & (changed | self.debouncer.pending))
+        began = not self.debouncer
         self.debouncer.add(changed, self._now, writing=writing)
         if not self.rules.overlap and self.restart is None and self.current is not None and self.current.alive:
             # Every change that passed the filters restarts: stop the old child now, while
@@ -191,6 +193,8 @@ class Machine:
             self.restart = Restart("")
             self._begin_stop(self.current, self.rules.stop_signal, drain=self.rules.drain)
             self.current = None
+        if began:
+            self._emit(LookAhead())
 
     def _on_app_broken(self, event: AppBroken) -> None:
         """A server that runs but cannot load the app answers a bare 500, or nothing, until

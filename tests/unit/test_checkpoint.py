@@ -4,6 +4,7 @@ processes: what it holds for a hot set, and whether a change leaves it usable.""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from reloadkit.proc.importorder import ImportFacts
 from reloadkit.proc.warmplan import HOT_LIMIT, ProjectImports
@@ -75,6 +76,24 @@ def test_a_change_to_a_module_it_holds_or_to_any_other_file_makes_it_unusable() 
     assert imports.unusable(held, ["/p/shop/models/m1.py"]) == "it holds shop.models.m1, which changed"
     assert imports.unusable(held, ["/p/settings.toml"]) == "settings.toml changed, which it may have read"
     assert imports.unusable(held, ["/p/shop/routers/r2.py"]) is not None  # a new module: a package may list it
+
+
+def test_a_changed_path_finds_its_module_through_links_and_after_more_modules_were_learned(tmp_path: Path) -> None:
+    """names_of resolves each module's file once (a reload must not resolve the whole
+    project's again): modules learned after a lookup are found, and so is a file named
+    through a link, or its module's file through one."""
+    real = tmp_path / "real"
+    (real / "shop").mkdir(parents=True)
+    for name in ("main", "views"):
+        (real / "shop" / f"{name}.py").write_text("")
+    (tmp_path / "link").symlink_to(real, target_is_directory=True)
+    imports = ProjectImports()
+    assert imports.learn("shop.main", str(tmp_path / "link" / "shop" / "main.py"), "__main__")
+    assert imports.names_of([str(real / "shop" / "main.py")]) == (["shop.main"], [])
+    views = str(tmp_path / "link" / "shop" / "views.py")
+    assert imports.names_of([views]) == ([], [views])
+    assert imports.learn("shop.views", str(real / "shop" / "views.py"), "shop.main")
+    assert imports.names_of([views, str(real / "shop" / "main.py")]) == (["shop.views", "shop.main"], [])
 
 
 def test_the_command_itself_is_never_a_project_module() -> None:

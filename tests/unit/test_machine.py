@@ -19,6 +19,7 @@ from reloadkit.supervisor.events import (
     Fail,
     Finish,
     KillTree,
+    LookAhead,
     PagesDown,
     PagesReady,
     RestartAsked,
@@ -86,6 +87,20 @@ def test_a_burst_of_changes_gives_one_restart_with_every_path() -> None:
     assert len(start.changed) == 300
     assert "restarting (300 files changed)" in logs(out)[0]
     assert starts(h.later(5)) == []
+
+
+def test_a_burst_asks_once_for_the_look_ahead_after_the_stop_and_the_next_burst_again() -> None:
+    """The warm parents' files are checked while the burst settles (warm.py's look_ahead),
+    not after it: once per burst, and after the old child was told to stop."""
+    h = Harness(cwd="/app")
+    old = h.begin()
+    out = h.change("a.py")
+    assert of(LookAhead, out) == [LookAhead()]
+    assert out.index(LookAhead()) > out.index(Stop(old, TERM, drain=True))
+    h.clock.now += 0.001
+    assert of(LookAhead, h.change("b.py")) == []  # the same burst
+    assert len(starts(h.settle())) == 1
+    assert of(LookAhead, h.change("a.py")) == [LookAhead()]
 
 
 def test_unread_changes_hold_the_batch_back() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from reloadkit.cli import parse_args
 from reloadkit.proc.warmplan import (
+    LOOK_AHEAD_FOR,
     ColdOnlyError,
     Fingerprint,
     eligible,
@@ -120,6 +121,23 @@ def test_the_fingerprint_sees_a_changed_module_a_new_package_and_the_project_fil
     print_ = Fingerprint.take([str(module)], str(project), sys.executable)
     (project / "requirements.txt").write_text("fastapi\n")
     assert print_.changed() == "requirements.txt changed"
+
+
+def test_a_look_ahead_answers_for_the_start_that_follows_it_and_no_later(tmp_path: Path) -> None:
+    """The files are looked at while a burst of changes settles; the start right after it
+    takes that answer, a start later than LOOK_AHEAD_FOR looks again."""
+    module = tmp_path / "lib" / "site-packages" / "lib.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("X = 1\n")
+    print_ = Fingerprint.take([str(module)], str(tmp_path), sys.executable)
+    assert print_.changed_by(100.0) is None  # no look ahead: a look now
+    print_.look_ahead(100.0)
+    module.write_text("X = 22\n")
+    assert print_.changed_by(100.0 + LOOK_AHEAD_FOR) is None  # the look ahead's answer
+    assert "a warm module changed" in (print_.changed_by(100.0 + LOOK_AHEAD_FOR + 0.001) or "")
+    assert "a warm module changed" in (print_.changed_by(99.0) or "")  # not a look ahead of this start
+    print_.look_ahead(200.0)
+    assert "a warm module changed" in (print_.changed_by(200.0) or "")
 
 
 def test_per_generation_variables_are_not_the_parents() -> None:
