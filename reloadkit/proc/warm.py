@@ -13,7 +13,8 @@ The warm set is learned: the first generation runs cold and reports what it impo
 warm parent is built in the background while it serves and used from the next reload on.
 What it imported must stay as it was: before each warm start the files of the warm modules,
 the ``site-packages`` directories they came from, the project's dependency files, the
-interpreter and the environment are compared with what they were when it was built; any
+interpreter and the environment are compared with what they were when it was built (the
+files while the burst of changes settles: :meth:`WarmParent.look_ahead`); any
 change makes that start cold, with one line saying why, and the parent is rebuilt. Any
 failure of the warm path does the same; nothing is lost.
 """
