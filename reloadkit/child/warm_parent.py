@@ -88,6 +88,7 @@ class WarmParent:
         # The environment it was started with: the project checkpoint's django.setup() adds
         # DJANGO_SETTINGS_MODULE, as the program does before its own call.
         self.started_environ = dict(os.environ)
+        self.known: frozenset = frozenset()  # sys.modules as of the last fork (_known_modules)
 
     # --- talking to the supervisor ------------------------------------------------------
 
@@ -251,6 +252,7 @@ class WarmParent:
         while True:
             job, fds = self._next_job()
             _flush_stdio()  # what the warm parent buffered must not print twice
+            self._known_modules()
             if self._fork_twice(job, fds):
                 return job
 
@@ -266,6 +268,15 @@ class WarmParent:
             if job is None:
                 os._exit(0)  # the supervisor is gone or done with us
             return job, fds
+
+    def _known_modules(self) -> None:
+        """The modules a generation starts with, as a set made before the fork: made in the
+        generation, touching each name copies the pages that hold them (about 1 ms). Only
+        imports change sys.modules here, so a set of its size is current."""
+        import fcntl  # noqa: F401 - what the generation imports before its tracker starts (_place_fds)
+
+        if len(self.known) != len(sys.modules):
+            self.known = frozenset(sys.modules)
 
     def _fork_twice(self, job: dict, fds: list) -> bool:
         """Fork the generation as the supervisor's child; True in the generation.
@@ -396,7 +407,7 @@ class WarmParent:
         tracker = getattr(self, "tracker", None)
         if tracker is not None and "1" in (env.get("RELOADKIT_IMPORTS"), env.get("RELOADKIT_WARM_REPORT")):
             try:
-                tracker.WARM_MODULES = frozenset(sys.modules)  # the warm parent's: known
+                tracker.WARM_MODULES = self.known  # the warm parent's: known
                 tracker.start_tracking()
             except Exception as exc:  # noqa: BLE001 - as the --imports hook does
                 sys.stderr.write(f"reloadkit: not tracking imports in this process: {type(exc).__name__}: {exc}\n")
