@@ -348,16 +348,20 @@ class ProjectImports:
     importer: dict[str, str] = field(default_factory=dict)  # name -> the module whose body imported it
     hot: list[str] = field(default_factory=list)  # most recent last
     failed: set[str] = field(default_factory=set)  # failed in a checkpoint with this hot set
-    # Real path -> name for the first _mapped entries of files (it only grows): resolving
-    # every file's path again on each reload grows with the project (6 ms at 640 models).
-    _by_real: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
-    _mapped: int = field(default=0, repr=False, compare=False)
+    # Real path -> name of files, kept as it grows: resolving every file's path again on
+    # each reload grows with the project (6 ms at 640 models).
+    _by_real: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name, path in self.files.items():
+            self._by_real[os.path.realpath(path)] = name
 
     def learn(self, name: str, path: str, importer: str) -> bool:
         """A project module a generation imported; True if it is new."""
         if name in self.files or name == "__main__" or name.startswith("__main__."):
             return False
         self.files[name] = path
+        self._by_real[os.path.realpath(path)] = name
         if importer:
             self.importer[name] = importer
         return True
@@ -384,10 +388,6 @@ class ProjectImports:
 
     def names_of(self, paths: Iterable[str]) -> tuple[list[str], list[str]]:
         """(the modules whose files these are, the paths that are no known module's file)."""
-        if self._mapped < len(self.files):
-            for learned, file in list(self.files.items())[self._mapped :]:
-                self._by_real[os.path.realpath(file)] = learned
-            self._mapped = len(self.files)
         names: list[str] = []
         unknown: list[str] = []
         for path in paths:
