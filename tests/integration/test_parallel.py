@@ -92,4 +92,6 @@ def test_changes_while_the_old_generation_stops_give_one_follow_up(tmp_path: Pat
         wait_for(lambda: try_get(url) == "v1", 20, "v1 from generation 2")
         write_file(tmp_path / "version.py", "VERSION = 'v2'\n")  # positive control
         wait_for(lambda: try_get(url) == "v2", 20, "v2")
+        # The answer can come before the test has read reloadkit's line for its generation.
+        rk.wait_for_output(r"started pid \d+ \(generation 3\)")
         assert rk.generations() == 4, rk.output

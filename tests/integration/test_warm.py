@@ -125,7 +125,9 @@ def test_a_warm_generations_tracker_knows_every_module_it_was_forked_with(projec
         "import sys\n\n"
         "known = getattr(sys.modules.get('_reloadkit_import_tracker'), 'WARM_MODULES', frozenset())\n"
         "new = [name for name in set(sys.modules) - known if getattr(sys.modules[name], '__file__', None)]\n"
-        "print('UNKNOWN', sorted(set(new) - {'__main__'}) if known else 'cold', flush=True)\n"
+        "found = sorted(set(new) - {'__main__'}) if known else 'cold'\n"
+        "sys.stdout.write(f'UNKNOWN {found}\\n')  # one write: reloadkit's own lines share the pipe\n"
+        "sys.stdout.flush()\n"
         "import contractdump  # noqa: E402\n\n"
         "contractdump.main()\n"
     )
