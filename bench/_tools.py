@@ -70,9 +70,8 @@ def _missing(module: str) -> Callable[[], str | None]:
 
 
 def reloadkit_env() -> dict[str, str]:
-    """Run reloadkit from this checkout unless an installed copy is importable."""
-    if importlib.util.find_spec("reloadkit") is not None:
-        return {}
+    """Run reloadkit from this checkout, whatever copy is installed: the figures are this
+    tree's (an editable install of another worktree was measured instead, before)."""
     return {"PYTHONPATH": str(REPO)}
 
 
@@ -285,8 +284,20 @@ def versions() -> dict[str, str]:
         found["nodemon"] = nodemon
     env = {**os.environ, **reloadkit_env()}
     result = subprocess.run(
-        [PYTHON, "-c", "import reloadkit; print(getattr(reloadkit, '__version__', '?'))"],
+        [PYTHON, "-c", "import os, reloadkit; print(getattr(reloadkit, '__version__', '?'), os.path.dirname(os.path.dirname(reloadkit.__file__)))"],
         env=env, capture_output=True, text=True, timeout=60, cwd="/",
     )
-    found["reloadkit"] = result.stdout.strip() if result.returncode == 0 else "not importable"
+    found["reloadkit"] = _described(*result.stdout.split()) if result.returncode == 0 else "not importable"
     return found
+
+
+def _described(version: str = "?", tree: str = "?") -> str:
+    """reloadkit's version and where it ran from: the checkout's commit, and whether its
+    code had changes not committed (a figure is that code's only)."""
+    where = "this checkout" if Path(tree).resolve() == REPO else tree
+    commit = subprocess.run(["git", "-C", tree, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=60)
+    if commit.returncode != 0:
+        return f"{version} ({where})"
+    dirty = subprocess.run(["git", "-C", tree, "status", "--porcelain", "--", "reloadkit"], capture_output=True, text=True, timeout=60)
+    changed = " with uncommitted changes" if dirty.stdout.strip() else ""
+    return f"{version} ({where} at {commit.stdout.strip()}{changed})"
