@@ -253,8 +253,50 @@ class WarmParent:
             job, fds = self._next_job()
             _flush_stdio()  # what the warm parent buffered must not print twice
             self._known_modules()
+            if job.get("spare"):
+                job, fds = self._fork_spare(job, fds)
+                if job is None:
+                    continue
+                self._become(job, fds)
+                return job
             if self._fork_twice(job, fds):
                 return job
+
+    def _fork_spare(self, request: dict, fds: list) -> tuple:
+        """Fork the next generation ahead, while the supervisor waits for a burst of changes
+        to settle: it says its pid, then waits on its own socket (``fds[0]``) for the start's
+        job. Returns that job in the spare, (None, None) here. Only where the fork makes the
+        supervisor its parent at once (:meth:`_sibling`); else it says why not."""
+        import socket
+
+        sock = socket.socket(fileno=fds[0])
+        _close_all(fds[1:])
+        why = "the fork cannot make the supervisor its parent here (clone(2) with CLONE_PARENT)"
+        child = self._sibling() if os.getppid() == request["supervisor"] else None
+        if child == 0:
+            self.ctl.close()  # the parent's: the supervisor sees the parent end with the parent alone
+            self.ctl = sock
+            import signal
+
+            if self.libc is not None and self.libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+                if os.getppid() != request["supervisor"]:
+                    os._exit(1)  # the supervisor died meanwhile
+            try:
+                self.send({"spare": os.getpid()})
+            except OSError:
+                os._exit(0)  # the supervisor no longer wants it
+            job, fds = self._next_job()  # the supervisor closing it (the start went elsewhere) ends us
+            _leave_the_wakers_core()
+            return job, fds
+        if child is not None:
+            sock.close()
+            return None, None
+        try:
+            sock.send(b'{"nospare": "%s"}' % why.encode())
+        except OSError:
+            pass
+        sock.close()
+        return None, None
 
     def _next_job(self) -> tuple:
         """The next start request; the warm parent exits once the supervisor's end closes."""
@@ -442,6 +484,34 @@ class WarmParent:
         os.closerange(control + 1, limit)
         self.ctl = socket.socket(fileno=control)
         return self.ctl
+
+
+def _leave_the_wakers_core() -> None:
+    """Move off the core this process was woken on: the supervisor's, which the kernel
+    chose because the supervisor woke it (a wake-up over a socket is a "sync" one), and
+    where the supervisor's own work after the start would compete with the generation's.
+    The affinity mask is put back as it was: the program sees the one it was started with."""
+    getaffinity = getattr(os, "sched_getaffinity", None)
+    if getaffinity is None:
+        return
+    try:
+        allowed = getaffinity(0)
+        here = _current_cpu()
+        if here is None or here not in allowed or len(allowed) < 2:
+            return
+        os.sched_setaffinity(0, allowed - {here})
+        os.sched_setaffinity(0, allowed)
+    except OSError:
+        pass
+
+
+def _current_cpu() -> "int | None":
+    try:
+        with open("/proc/thread-self/stat", "rb") as handle:
+            stat = handle.read()
+        return int(stat[stat.rindex(b")") + 2 :].split()[36])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _libc() -> tuple:

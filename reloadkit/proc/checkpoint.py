@@ -92,9 +92,12 @@ class WarmParents:
 
     def look_ahead(self, now: float) -> None:
         """A burst of changes began: the checks of the start that follows it, done while the
-        supervisor waits for the burst to end instead of after."""
+        supervisor waits for the burst to end instead of after, and the generation forked
+        ahead from the parent it will most likely start from (the checkpoint, once built)."""
+        ready = [parent for parent in self._all() if parent.parent is not None and parent.given_up is None]
+        likely = ready[-1] if ready else None
         for parent in self._all():
-            parent.look_ahead(now)
+            parent.look_ahead(now, spare=parent is likely)
 
     def tick(self, now: float) -> None:
         self.base.tick(now)
@@ -111,14 +114,22 @@ class WarmParents:
         stderr_fd: int | None,
         changed: Sequence[str] = (),
     ) -> Child | None:
-        if self.project is not None:
-            child = self.project.spawn_checkpoint(
-                env, socket_fds, generation=generation, own_group=own_group, stderr_fd=stderr_fd, changed=changed
-            )
-            if child is not None:
-                self.from_project.add(generation)
-                return child
-        return self.base.spawn(env, socket_fds, generation=generation, own_group=own_group, stderr_fd=stderr_fd)
+        try:
+            if self.project is not None:
+                child = self.project.spawn_checkpoint(
+                    env, socket_fds, generation=generation, own_group=own_group, stderr_fd=stderr_fd, changed=changed
+                )
+                if child is not None:
+                    self.from_project.add(generation)
+                    return child
+            return self.base.spawn(env, socket_fds, generation=generation, own_group=own_group, stderr_fd=stderr_fd)
+        finally:
+            self.drop_spare()
+
+    def drop_spare(self) -> None:
+        """What was forked ahead and not used by this start (or a cold one) is killed now."""
+        for parent in self._all():
+            parent.drop_spare()
 
     def failed(self, generation: int, *, off: str | None = None) -> None:
         """A warm generation failed where cold ones served: one from the checkpoint turns the

@@ -73,9 +73,42 @@ _MAX_RETRIES = 12  # modules left out (a thread, a descriptor) before warm is gi
 _MAX_BUILDS = 8  # builds that die before warm is given up
 _ENVIRON_ROOM = 8192
 _MAX_LEARNING_BUILDS = 3  # rebuilds for modules a warm generation imported that its parent had not
+_SPARE_TIMEOUT = 1.0  # a spare that has not said its pid by then is not waited for
 
 
 # --- the warm parent process -----------------------------------------------------------------------
+
+
+@dataclass
+class _Spare:
+    """A generation forked ahead from a parent while a burst of changes settles: it waits on
+    its own socket for the start's job (environment, fds), which is all a start then costs.
+    Its pid comes on that socket once it is forked (``pid`` is None until :meth:`settle` has
+    read it: the loop does not wait for the fork)."""
+
+    sock: socket.socket
+    pid: int | None = None
+    refused: str | None = None  # the parent could not fork one: why
+
+    def settle(self) -> bool:
+        """Read the pid if it is not known yet (waiting for the fork, at most
+        :data:`_SPARE_TIMEOUT`); False if there is no spare to use."""
+        if self.pid is None and self.refused is None:
+            message = _message(self.sock, _SPARE_TIMEOUT)
+            if message and isinstance(message.get("spare"), int):
+                self.pid = int(message["spare"])
+            else:
+                self.refused = str(message.get("nospare", "")) if message else ""
+        return self.pid is not None
+
+    def close(self) -> None:
+        """Kill it by pid (read first if need be); a fork that never said its pid finds its
+        socket closed and exits."""
+        self.settle()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        if self.pid is not None:
+            _kill(self.pid)
 
 
 @dataclass
@@ -89,8 +122,15 @@ class _Parent:
     ready: bool = False
     registered: bool = False
     added: set[str] = field(default_factory=set)  # its modules the parent before it had not
+    spare: _Spare | None = None
+
+    def drop_spare(self) -> None:
+        if self.spare is not None:
+            self.spare.close()
+            self.spare = None
 
     def close(self) -> None:
+        self.drop_spare()
         with contextlib.suppress(OSError):
             self.sock.close()
         with contextlib.suppress(OSError):
@@ -141,6 +181,7 @@ class WarmParent:
         self.given_up: str | None = None
         self._said: set[str] = set()
         self._source_facts: SourceFacts | None = None
+        self.spares = True  # False once a parent said it cannot fork one (no clone(2) with CLONE_PARENT)
         #: Set for the project checkpoint (checkpoint.py): it also holds the project's modules.
         self.project: ProjectImports | None = None
         if enabled and unsupported is not None:
@@ -182,7 +223,13 @@ class WarmParent:
         return self.command is not None and self.given_up is None
 
     def pids(self) -> set[int]:
-        return {parent.pid for parent in (self.parent, self.building) if parent is not None}
+        """Our processes: the parents and a spare (its pid read now if it was not: the clean-up
+        of a stopping generation asks, and must not take it for an orphan)."""
+        parents = [parent for parent in (self.parent, self.building) if parent is not None]
+        for parent in parents:
+            self._settle_spare(parent)
+        return {parent.pid for parent in parents} | {
+            parent.spare.pid for parent in parents if parent.spare is not None and parent.spare.pid is not None}
 
     def deadline(self) -> float | None:
         return self.build_at
@@ -218,10 +265,29 @@ class WarmParent:
         if (self.parent is not None or self.building is not None) and self.build_at is None:
             self.build_at = time.monotonic() + _BUILD_QUIET
 
-    def look_ahead(self, now: float) -> None:
-        """A start is near: what it will check of the ready parent's files, checked now."""
-        if self.parent is not None and self.given_up is None:
-            self.parent.fingerprint.look_ahead(now)
+    def look_ahead(self, now: float, *, spare: bool = False) -> None:
+        """A start is near: what it will check of the ready parent's files, checked now; with
+        ``spare``, the generation is forked meanwhile too (the parent forks while this process
+        goes on), and :meth:`_fork` only hands it its job."""
+        parent = self.parent
+        if parent is None or self.given_up is not None:
+            return
+        if spare and self.spares and parent.spare is None:
+            sock = self._ask_spare(parent)
+            if sock is not None:
+                parent.spare = _Spare(sock)
+        parent.fingerprint.look_ahead(now)
+
+    def drop_spare(self) -> None:
+        """The start went elsewhere (or cold): the spare forked ahead is not left waiting."""
+        if self.parent is not None:
+            self._end_spare(self.parent)
+
+    def _end_spare(self, parent: _Parent) -> None:
+        self._settle_spare(parent)
+        if parent.spare is not None:
+            self.debug(f"--warm: the generation forked ahead as pid {parent.spare.pid} is not used; ending it")
+            parent.drop_spare()
 
     def tick(self, now: float) -> None:
         if self.build_at is not None and now >= self.build_at:
@@ -260,13 +326,13 @@ class WarmParent:
             return None
         started = time.monotonic()
         try:
-            pid = self._fork(parent, env, socket_fds, own_group, stderr_fd)
+            pid, ahead = self._fork(parent, env, socket_fds, own_group, stderr_fd)
         except OSError as exc:
             self._discard(parent)
             self.info(f"generation {generation} starts cold: {exc}; rebuilding the warm parent")
             self._build()
             return None
-        self.debug(f"generation {generation} forked warm from pid {parent.pid} in {(time.monotonic() - started) * 1000:.1f} ms")
+        self.debug(f"generation {generation} forked warm from pid {parent.pid} in {(time.monotonic() - started) * 1000:.1f} ms{ahead}")
         return Child(pid=pid, generation=generation, argv=self.argv)
 
     def spawn_checkpoint(
@@ -307,14 +373,14 @@ class WarmParent:
             return None
         started = time.monotonic()
         try:
-            pid = self._fork(parent, env, socket_fds, own_group, stderr_fd)
+            pid, ahead = self._fork(parent, env, socket_fds, own_group, stderr_fd)
         except OSError as exc:
             self._discard(parent)
             self.debug(f"generation {generation} does not start from the project checkpoint: {exc}")
             self.build_at = self.build_at or time.monotonic() + _CHECKPOINT_QUIET
             return None
         self.debug(f"generation {generation} forked warm from pid {parent.pid} (the project checkpoint)"
-                   f" in {(time.monotonic() - started) * 1000:.1f} ms")
+                   f" in {(time.monotonic() - started) * 1000:.1f} ms{ahead}")
         return Child(pid=pid, generation=generation, argv=self.argv)
 
     def failed(self, generation: int, *, off: str | None = None) -> None:
@@ -527,21 +593,9 @@ class WarmParent:
             if ready:
                 self._on_building()
 
-    def _receive(self, parent: _Parent, timeout: float) -> dict[str, Any] | None:
-        """One message from a parent, {} on its end, None if nothing came in ``timeout``."""
-        if not _select([parent.sock], timeout)[0]:
-            return None
-        try:
-            data = parent.sock.recv(65536)
-        except OSError:
-            return {}
-        if not data:
-            return {}
-        try:
-            message = json.loads(data)
-        except ValueError:
-            return {"error": "the warm parent said something unreadable"}
-        return message if isinstance(message, dict) else {}
+    def _receive(self, parent: _Parent | socket.socket, timeout: float) -> dict[str, Any] | None:
+        """One message from a parent (or a spare), {} on its end, None if nothing came in ``timeout``."""
+        return _message(parent.sock if isinstance(parent, _Parent) else parent, timeout)
 
     def _unregister(self, parent: _Parent) -> None:
         if parent.registered:
@@ -550,6 +604,7 @@ class WarmParent:
                 self.selector.unregister(parent.sock)
 
     def _discard(self, parent: _Parent) -> None:
+        self._end_spare(parent)
         self._unregister(parent)
         parent.close()
         if parent is self.parent:
@@ -585,6 +640,34 @@ class WarmParent:
             return f"the warm parent (pid {parent.pid}) is gone"
         return None
 
+    def _ask_spare(self, parent: _Parent) -> socket.socket | None:
+        """Ask ``parent`` to fork a spare now; the socket it will talk on, or None."""
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        request = {"spare": True, "supervisor": os.getpid()}
+        try:
+            parent.sock.sendmsg(
+                [json.dumps(request).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [theirs.fileno()]))]
+            )
+        except OSError:
+            mine.close()
+            return None  # the parent is gone: the start's checks find it
+        finally:
+            theirs.close()
+        return mine
+
+    def _settle_spare(self, parent: _Parent) -> None:
+        """The spare's pid, read if it was not; a parent that could not fork one is not asked again."""
+        spare = parent.spare
+        if spare is None or spare.settle():
+            return
+        parent.spare = None
+        spare.close()
+        if spare.refused:
+            self.spares = False
+            self.debug(f"--warm: no generation is forked ahead: {spare.refused}")
+        else:
+            self.debug(f"--warm: {self.label} (pid {parent.pid}) did not fork a generation ahead")
+
     def _fork(
         self,
         parent: _Parent,
@@ -592,7 +675,8 @@ class WarmParent:
         socket_fds: Sequence[int],
         own_group: bool,
         stderr_fd: int | None,
-    ) -> int:
+    ) -> tuple[int, str]:
+        """The generation's pid, and how it was forked: by the parent now, or ahead (a spare)."""
         assert self.command is not None
         command = self.command
         job = {
@@ -614,23 +698,36 @@ class WarmParent:
                 os.fstat(fd)
             except OSError:
                 raise OSError(f"fd {fd} is closed and cannot be passed on") from None
+        self._settle_spare(parent)
+        spare, parent.spare = parent.spare, None
+        if spare is not None:
+            try:
+                pid = self._start(spare.sock, job, fds, f"the generation forked ahead from pid {parent.pid}", forked=spare.pid)
+            except OSError as exc:
+                spare.close()
+                self.debug(f"--warm: {exc}; forking the generation now")
+            else:
+                spare.sock.close()  # it is the generation now: not killed
+                return pid, f" (forked ahead as pid {spare.pid})"
         # Replies left from a start that failed half-way are not this start's.
         while self._receive(parent, 0.0) not in (None, {}):
             pass
+        return self._start(parent.sock, job, fds, f"the warm parent (pid {parent.pid})"), ""
+
+    def _start(self, sock: socket.socket, job: dict[str, Any], fds: Sequence[int], who: str, *, forked: int | None = None) -> int:
+        """Send the job; the generation's pid once it says it started (a fork it reported
+        before it failed is killed)."""
         try:
-            parent.sock.sendmsg(
-                [json.dumps(job).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
-            )
+            sock.sendmsg([json.dumps(job).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
         except OSError as exc:
-            raise OSError(f"the warm parent (pid {parent.pid}) is gone ({exc.strerror or exc})") from None
-        forked: int | None = None
+            raise OSError(f"{who} is gone ({exc.strerror or exc})") from None
         deadline = time.monotonic() + _REPLY_TIMEOUT
         while True:
-            message = self._receive(parent, max(0.0, deadline - time.monotonic()))
+            message = self._receive(sock, max(0.0, deadline - time.monotonic()))
             if message is None or message == {}:
                 if forked is not None:
                     _kill(forked)
-                raise OSError(f"the warm parent (pid {parent.pid}) " + ("did not answer" if message is None else "died"))
+                raise OSError(f"{who} " + ("did not answer" if message is None else "died"))
             if "error" in message:
                 if forked is not None:
                     _kill(forked)
@@ -644,6 +741,23 @@ class WarmParent:
 def _first_sentence(text: str) -> str:
     sentence = text.split(". ", 1)[0]
     return sentence if len(sentence) <= 120 else sentence[:117] + "..."
+
+
+def _message(sock: socket.socket, timeout: float) -> dict[str, Any] | None:
+    """One JSON message, {} on the other end's close, None if nothing came in ``timeout``."""
+    if not _select([sock], timeout)[0]:
+        return None
+    try:
+        data = sock.recv(65536)
+    except OSError:
+        return {}
+    if not data:
+        return {}
+    try:
+        message = json.loads(data)
+    except ValueError:
+        return {"error": "the warm parent said something unreadable"}
+    return message if isinstance(message, dict) else {}
 
 
 def _select(socks: list[socket.socket], timeout: float) -> tuple[list[Any], list[Any], list[Any]]:

@@ -476,6 +476,8 @@ class Supervisor:
                 os.set_blocking(sock.fileno(), True)
         tee = self.tees.open() if self.config.overlap or self.browser.wants_stderr else None
         fds, own_group, stderr_fd = [sock.fileno() for sock in socks], not self.terminal.foreground, tee.write_fd if tee else None
+        if action.cold and self.warm is not None:
+            self.warm.drop_spare()
         try:
             warm = not action.cold and self.warm and self.warm.spawn(env, fds, generation=action.generation, own_group=own_group, stderr_fd=stderr_fd,
                                                                                        changed=changed)

@@ -116,6 +116,36 @@ def test_a_warm_generation_starts_exactly_as_a_cold_one(project: Path, kind: str
         assert "RuntimeWarning" not in rk.output  # runpy's, for a `-m` module imported before it runs
 
 
+def test_a_generation_forked_ahead_starts_exactly_as_a_cold_one(project: Path) -> None:
+    """While a burst of changes settles, the next generation is forked ahead from the warm
+    parent and waits for its job (docs/warm.rst): what it then becomes is what a cold start is,
+    and the stopping generation's clean-up did not take it for an orphan of its own."""
+    with _start(project, COMMANDS["script"](project), "--no-checkpoint") as rk:
+        cold = _report(project, 0)
+        rk.wait_for_output(READY)
+        _reload(rk, project, 1)
+        ahead = rk.wait_for_output(r"generation 1 forked warm from pid \d+ in [\d.]+ ms \(forked ahead as pid (\d+)\)")
+        warm = _report(project, 1)
+        assert warm["pid"] == int(ahead.group(1))
+        _compare(cold, warm)
+        assert "starts cold" not in rk.output
+
+
+def test_a_generation_forked_ahead_and_not_used_is_ended(project: Path) -> None:
+    """The checkpoint is the likely parent, but an edit of a file it may have read makes the
+    start fork from the installed-modules parent: what was forked ahead from the checkpoint
+    must not be left running."""
+    with _start(project, COMMANDS["script"](project)) as rk:
+        _report(project, 0)
+        rk.wait_for_output(READY)
+        rk.wait_for_output(CHECKPOINT_READY)
+        _reload(rk, project, 1)
+        spare = int(rk.wait_for_output(r"the generation forked ahead as pid (\d+) is not used; ending it").group(1))
+        rk.wait_for_output(r"generation 1 forked warm from pid \d+ in [\d.]+ ms\n")
+        assert _report(project, 1)["pid"] != spare
+        wait_for(lambda: not psutil.pid_exists(spare), 10, "the unused spare to be ended and reaped")
+
+
 def test_a_warm_generations_tracker_knows_every_module_it_was_forked_with(project: Path) -> None:
     """The warm parent makes that set before the fork (made in the generation, it costs about
     1 ms of copied pages). A module missing from it, one reloadkit's own code imports on the

@@ -73,6 +73,7 @@ def snapshot() -> dict:
         "signals": {str(int(n)): _handler(signal.getsignal(n)) for n in signal.valid_signals() if n < signal.SIGRTMIN},
         "sigmask": sorted(int(n) for n in signal.pthread_sigmask(signal.SIG_BLOCK, [])),
         "threads": len(os.listdir("/proc/self/task")),
+        "affinity": sorted(os.sched_getaffinity(0)),  # a fork ahead moves off the supervisor's core, and back
         "stdout_line_buffering": sys.stdout.line_buffering,
         "random": random.random(),
     }
