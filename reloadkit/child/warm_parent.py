@@ -276,11 +276,7 @@ class WarmParent:
         if child == 0:
             self.ctl.close()  # the parent's: the supervisor sees the parent end with the parent alone
             self.ctl = sock
-            import signal
-
-            if self.libc is not None and self.libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
-                if os.getppid() != request["supervisor"]:
-                    os._exit(1)  # the supervisor died meanwhile
+            self._die_with(request["supervisor"])
             try:
                 self.send({"spare": os.getpid()})
             except OSError:
@@ -387,7 +383,6 @@ class WarmParent:
 
     def _become(self, job: dict, fds: list) -> None:
         """In the grandchild: become the generation, as a cold child would start."""
-        import signal
         import time
 
         try:
@@ -397,9 +392,7 @@ class WarmParent:
                 if time.monotonic() > deadline:
                     raise OSError("not re-parented to the supervisor")
                 time.sleep(0.0001)
-            if self.libc is not None and self.libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
-                if os.getppid() != supervisor:
-                    os._exit(1)  # the supervisor died meanwhile
+            self._die_with(supervisor)
             os.setpgid(0, 0 if job["own_group"] else job["pgid"])
             ctl = self._place_fds(fds)
             env = job["env"]
@@ -430,6 +423,15 @@ class WarmParent:
                 self.send({"error": f"{type(exc).__name__}: {exc}"})
             finally:
                 os._exit(127)
+
+    def _die_with(self, supervisor: int) -> None:
+        """``PR_SET_PDEATHSIG`` = SIGKILL, as a cold child has; out at once if the supervisor
+        already died."""
+        import signal
+
+        if self.libc is not None and self.libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != supervisor:
+                os._exit(1)  # the supervisor died meanwhile
 
     def _fresh_signals(self) -> None:
         """The signal dispositions and mask of a fresh interpreter (the parent's may differ)."""
@@ -507,11 +509,16 @@ def _leave_the_wakers_core() -> None:
 
 def _current_cpu() -> "int | None":
     try:
-        with open("/proc/thread-self/stat", "rb") as handle:
-            stat = handle.read()
-        return int(stat[stat.rindex(b")") + 2 :].split()[36])
+        return int(_stat_fields("thread-self")[36])  # processor (field 39)
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _stat_fields(which: str) -> list:
+    """The fields of /proc/WHICH/stat after the command's name (field 3 is the first)."""
+    with open(f"/proc/{which}/stat", "rb") as handle:
+        stat = handle.read()
+    return stat[stat.rindex(b")") + 2 :].split()
 
 
 def _libc() -> tuple:
@@ -553,9 +560,7 @@ def _show_environment(env: dict) -> None:
     try:
         import ctypes
 
-        with open("/proc/self/stat", "rb") as handle:
-            stat = handle.read()
-        fields = stat[stat.rindex(b")") + 2 :].split()
+        fields = _stat_fields("self")
         start, end = int(fields[47]), int(fields[48])  # env_start, env_end (fields 50 and 51)
         block = b"".join(os.fsencode(key) + b"=" + os.fsencode(value) + b"\0" for key, value in env.items())
         if start <= 0 or len(block) > end - start:

@@ -493,7 +493,7 @@ class WarmParent:
         parent = self.building
         if parent is None:
             return
-        message = self._receive(parent, 0.0)
+        message = _message(parent.sock, 0.0)
         if message is None:
             return
         self._unregister(parent)
@@ -592,10 +592,6 @@ class WarmParent:
             ready, _, _ = _select([self.building.sock], remaining)
             if ready:
                 self._on_building()
-
-    def _receive(self, parent: _Parent | socket.socket, timeout: float) -> dict[str, Any] | None:
-        """One message from a parent (or a spare), {} on its end, None if nothing came in ``timeout``."""
-        return _message(parent.sock if isinstance(parent, _Parent) else parent, timeout)
 
     def _unregister(self, parent: _Parent) -> None:
         if parent.registered:
@@ -702,28 +698,29 @@ class WarmParent:
         spare, parent.spare = parent.spare, None
         if spare is not None:
             try:
-                pid = self._start(spare.sock, job, fds, f"the generation forked ahead from pid {parent.pid}", forked=spare.pid)
+                pid = self._start(spare.sock, job, fds, f"the generation forked ahead from pid {parent.pid}")
             except OSError as exc:
-                spare.close()
+                spare.close()  # killed by its pid
                 self.debug(f"--warm: {exc}; forking the generation now")
             else:
                 spare.sock.close()  # it is the generation now: not killed
                 return pid, f" (forked ahead as pid {spare.pid})"
         # Replies left from a start that failed half-way are not this start's.
-        while self._receive(parent, 0.0) not in (None, {}):
+        while _message(parent.sock, 0.0) not in (None, {}):
             pass
         return self._start(parent.sock, job, fds, f"the warm parent (pid {parent.pid})"), ""
 
-    def _start(self, sock: socket.socket, job: dict[str, Any], fds: Sequence[int], who: str, *, forked: int | None = None) -> int:
+    def _start(self, sock: socket.socket, job: dict[str, Any], fds: Sequence[int], who: str) -> int:
         """Send the job; the generation's pid once it says it started (a fork it reported
         before it failed is killed)."""
         try:
             sock.sendmsg([json.dumps(job).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
         except OSError as exc:
             raise OSError(f"{who} is gone ({exc.strerror or exc})") from None
+        forked: int | None = None
         deadline = time.monotonic() + _REPLY_TIMEOUT
         while True:
-            message = self._receive(sock, max(0.0, deadline - time.monotonic()))
+            message = _message(sock, max(0.0, deadline - time.monotonic()))
             if message is None or message == {}:
                 if forked is not None:
                     _kill(forked)
@@ -744,7 +741,8 @@ def _first_sentence(text: str) -> str:
 
 
 def _message(sock: socket.socket, timeout: float) -> dict[str, Any] | None:
-    """One JSON message, {} on the other end's close, None if nothing came in ``timeout``."""
+    """One JSON message from a warm parent (or a generation forked ahead), {} on the other
+    end's close, None if nothing came in ``timeout``."""
     if not _select([sock], timeout)[0]:
         return None
     try:

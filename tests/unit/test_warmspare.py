@@ -59,9 +59,9 @@ def _answer(theirs: socket.socket, reply: Callable[[], dict[str, object]]) -> th
     return thread
 
 
-def test_a_spare_is_known_by_pid_when_the_look_ahead_returns_and_ended_when_dropped(warm: tuple) -> None:
+def test_a_spare_is_known_by_pid_when_asked_for_and_ended_when_dropped(warm: tuple) -> None:
     manager, parent, theirs, _said = warm
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    sleeper = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])  # stands in for the fork
     try:
         thread = _answer(theirs, lambda: {"spare": sleeper.pid})
         manager.look_ahead(0.0, spare=True)
