@@ -38,6 +38,7 @@ _CLONE_PARENT = 0x00008000
 #: updates its cached thread id; raise() has asked the kernel since glibc 2.34.)
 _SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220, "ppc64le": 120, "ppc64": 120, "i686": 120, "armv7l": 120}
 _MAX_MESSAGE = 1 << 20
+_NO_SIBLING = "the fork cannot make the supervisor its parent here (clone(2) with CLONE_PARENT)"
 _MAX_FDS = 64
 
 
@@ -253,6 +254,9 @@ class WarmParent:
             job, fds = self._next_job()
             _flush_stdio()  # what the warm parent buffered must not print twice
             self._known_modules()
+            if job.get("build"):
+                self._fork_checkpoint(job, fds)
+                continue
             if job.get("spare"):
                 job, fds = self._fork_spare(job, fds)
                 if job is None:
@@ -271,7 +275,6 @@ class WarmParent:
 
         sock = socket.socket(fileno=fds[0])
         _close_all(fds[1:])
-        why = "the fork cannot make the supervisor its parent here (clone(2) with CLONE_PARENT)"
         child = self._sibling() if os.getppid() == request["supervisor"] else None
         if child == 0:
             self.ctl.close()  # the parent's: the supervisor sees the parent end with the parent alone
@@ -288,11 +291,40 @@ class WarmParent:
             sock.close()
             return None, None
         try:
-            sock.send(b'{"nospare": "%s"}' % why.encode())
+            sock.send(b'{"nospare": "%s"}' % _NO_SIBLING.encode())
         except OSError:
             pass
         sock.close()
         return None, None
+
+    def _fork_checkpoint(self, request: dict, fds: list) -> None:
+        """Fork the project checkpoint from this parent, which holds the installed modules it
+        would import first: it says its pid on its own socket (``fds[0]``), imports the rest of
+        its plan (the project's modules), says ready there and serves on it as a parent. Only
+        where the fork makes the supervisor its parent at once (:meth:`_sibling`); else it says
+        why not, and the supervisor starts a fresh interpreter."""
+        import socket
+
+        sock = socket.socket(fileno=fds[0])
+        _close_all(fds[1:])
+        child = self._sibling() if os.getppid() == request["supervisor"] else None
+        if child == 0:
+            try:
+                self.ctl.close()
+                self.ctl = sock
+                self._die_with(request["supervisor"])
+                self.send({"building": os.getpid()})
+                self.plan = request["build"]
+                self.warm()
+            except BaseException:  # noqa: BLE001 - the supervisor gave up on it: never the parent's code path
+                os._exit(1)
+            return
+        if child is None:
+            try:
+                sock.send(b'{"nobuild": "%s"}' % _NO_SIBLING.encode())
+            except OSError:
+                pass
+        sock.close()
 
     def _next_job(self) -> tuple:
         """The next start request; the warm parent exits once the supervisor's end closes."""

@@ -56,6 +56,7 @@ class WarmParents:
             project.excluded = base.excluded
             project.failed_imports = base.failed_imports
             project.not_found = base.not_found
+            project.origin = base
         return cls(base, project)
 
     def _all(self) -> list[WarmParent]:

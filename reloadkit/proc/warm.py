@@ -67,7 +67,7 @@ __all__ = [
 
 _REPLY_TIMEOUT = 10.0
 _BUILD_QUIET = 0.3  # build this long after the last report of a new module
-_CHECKPOINT_QUIET = 0.5  # the checkpoint is rebuilt this long after the reload that made it stale
+_CHECKPOINT_QUIET = 0.25  # the checkpoint is rebuilt this long after the reload that made it stale
 _BUILD_WAIT = 5.0  # a reload waits this long for a parent being built, then starts cold
 _MAX_RETRIES = 12  # modules left out (a thread, a descriptor) before warm is given up
 _MAX_BUILDS = 8  # builds that die before warm is given up
@@ -182,6 +182,9 @@ class WarmParent:
         self._said: set[str] = set()
         self._source_facts: SourceFacts | None = None
         self.spares = True  # False once a parent said it cannot fork one (no clone(2) with CLONE_PARENT)
+        #: For the project checkpoint: the installed-modules parent it is forked from when it can be.
+        self.origin: WarmParent | None = None
+        self.forked_builds = True  # False once that parent said it cannot (as for spares)
         #: Set for the project checkpoint (checkpoint.py): it also holds the project's modules.
         self.project: ProjectImports | None = None
         if enabled and unsupported is not None:
@@ -430,11 +433,6 @@ class WarmParent:
         if self.building is not None:
             self._discard(self.building)
             self.building = None
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        theirs.set_inheritable(True)
-        env = dict(self.base_env)
-        # Room for each generation's own environment in /proc/PID/environ (warm_parent.py).
-        env["RELOADKIT_WARM_FD"] = str(theirs.fileno()) + " " * _ENVIRON_ROOM
         # Skipped: not imported by themselves. Refused: not imported at all; the checkpoint's
         # django.setup() imports installed modules that failed alone (no settings then).
         project_skip: set[str] = set()
@@ -448,22 +446,6 @@ class WarmParent:
         copies = set(ENVIRON_COPIES) if self.project is not None else set()
         names = [name for name in self.modules if name not in self.excluded or name in copies]
         held = [name for name in names if name not in skip]
-        try:
-            child = process.spawn(
-                self.command.parent_argv(), env, keep_fds=[theirs.fileno()], own_group=True, generation=-1
-            )
-        except SpawnError as exc:
-            mine.close()
-            self._give_up(f"cannot start the warm parent: {exc}")
-            return
-        finally:
-            theirs.close()
-        fingerprint = Fingerprint.take(
-            [self.modules[name] for name in held], self.cwd, self.command.interpreter
-        )
-        parent = _Parent(child.pid, mine, dict(self.base_env), set(held), fingerprint)
-        if self.parent is not None:
-            parent.added = parent.modules - self.parent.modules
         plan = {
             "modules": names,
             "exclude": sorted(set(self.excluded) - copies),
@@ -477,17 +459,87 @@ class WarmParent:
             "target": self.command.file or self.command.target,
             "argv": list(self.command.argv),
         }
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            mine.send(json.dumps(plan).encode())
-        except OSError as exc:
-            parent.close()
-            self._failed(f"the warm parent did not take its plan ({exc})")
+            started = self._fork_build(mine, theirs, plan, held) or self._spawn_build(mine, theirs, plan, held)
+        finally:
+            theirs.close()
+        if started is None:
+            mine.close()
             return
+        pid, fingerprint, how = started
+        parent = _Parent(pid, mine, dict(self.base_env), set(held), fingerprint)
+        if self.parent is not None:
+            parent.added = parent.modules - self.parent.modules
         self.building = parent
         self.selector.register(mine, selectors.EVENT_READ, self._on_building)
         parent.registered = True
         what = "the project checkpoint" if self.project is not None else "a warm parent"
-        self.debug(f"building {what} (pid {child.pid}): {len(held)} modules")
+        self.debug(f"building {what} (pid {pid}{how}): {len(held)} modules")
+
+    def _spawn_build(
+        self, mine: socket.socket, theirs: socket.socket, plan: dict[str, Any], held: Sequence[str]
+    ) -> tuple[int, Fingerprint, str] | None:
+        """A fresh interpreter that imports the plan."""
+        assert self.command is not None and self.base_env is not None
+        theirs.set_inheritable(True)
+        env = dict(self.base_env)
+        # Room for each generation's own environment in /proc/PID/environ (warm_parent.py).
+        env["RELOADKIT_WARM_FD"] = str(theirs.fileno()) + " " * _ENVIRON_ROOM
+        try:
+            child = process.spawn(
+                self.command.parent_argv(), env, keep_fds=[theirs.fileno()], own_group=True, generation=-1
+            )
+        except SpawnError as exc:
+            self._give_up(f"cannot start the warm parent: {exc}")
+            return None
+        fingerprint = Fingerprint.take([self.modules[name] for name in held], self.cwd, self.command.interpreter)
+        try:
+            mine.send(json.dumps(plan).encode())
+        except OSError as exc:
+            _kill(child.pid)
+            self._failed(f"the warm parent did not take its plan ({exc})")
+            return None
+        return child.pid, fingerprint, ""
+
+    def _fork_build(
+        self, mine: socket.socket, theirs: socket.socket, plan: dict[str, Any], held: Sequence[str]
+    ) -> tuple[int, Fingerprint, str] | None:
+        """The project checkpoint forked from the installed-modules parent (:attr:`origin`),
+        which already holds the installed modules it would import: it imports only the
+        project's own, so a checkpoint a first edit made stale is back in the time of the
+        project's import (0.1 s for the FastAPI app), not a fresh interpreter's (0.55 s).
+        The order it imports in is then what a generation forked from that parent has: the
+        installed modules first. None where it cannot be forked so (then a fresh interpreter
+        builds it): no ready parent that is current and has the same environment, or a parent
+        that cannot fork with the supervisor as its parent."""
+        origin = self.origin
+        if origin is None or not self.forked_builds or self.command is None:
+            return None
+        source = origin.parent
+        if (source is None or not source.ready or origin.building is not None or origin.build_at is not None
+                or origin.given_up is not None or source.env != self.base_env or origin._stale(source) is not None):
+            return None
+        request = {"build": plan, "supervisor": os.getpid()}
+        try:
+            source.sock.sendmsg(
+                [json.dumps(request).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [theirs.fileno()]))]
+            )
+        except OSError:
+            return None  # it is gone: the next start's checks find it
+        message = _message(mine, _SPARE_TIMEOUT)
+        if message is None or not isinstance(message.get("building"), int):
+            if message is not None and "nobuild" in message:
+                self.forked_builds = False
+                self.debug(f"--warm: the project checkpoint is built by a fresh interpreter: {message['nobuild']}")
+            return None
+        assert self.project is not None
+        # What the installed-modules parent's imports depend on, as it saw it when it imported
+        # them (a change since is a change for this one too); the rest as it is now.
+        fingerprint = Fingerprint.take(
+            [self.modules[name] for name in held if name not in source.modules], self.cwd, self.command.interpreter)
+        fingerprint.stats.update(source.fingerprint.stats)
+        return int(message["building"]), fingerprint, f", forked from pid {source.pid}"
 
     def _on_building(self) -> None:
         parent = self.building

@@ -131,6 +131,30 @@ def test_a_generation_forked_ahead_starts_exactly_as_a_cold_one(project: Path) -
         assert "starts cold" not in rk.output
 
 
+def test_a_generation_from_a_checkpoint_forked_from_the_warm_parent_starts_exactly_as_a_cold_one(project: Path) -> None:
+    """An edit of a module the checkpoint holds (contractdump, which serve.py imports) makes
+    the next generation fork from the installed-modules parent, and the checkpoint is rebuilt
+    by a fork of that parent (docs/warm.rst): the generation after the next edit forks from
+    that checkpoint, and starts as a cold one (its socket, its quiet stdio, its environment
+    are not the generation's)."""
+    dump = project / "contractdump.py"
+    with _start(project, COMMANDS["script"](project)) as rk:
+        cold = _report(project, 0)
+        rk.wait_for_output(READY)
+        rk.wait_for_output(CHECKPOINT_READY)
+        dump.write_text(dump.read_text() + "\n# edited once\n")
+        rk.wait_for_output(r"generation 1 does not start from the project checkpoint: it holds contractdump")
+        _report(project, 1)
+        # The first build after generation 0, then the rebuild with contractdump hot.
+        built = rk.wait_for_output(r"building the project checkpoint \(pid (\d+), forked from pid \d+\)", count=2)
+        rk.wait_for_output(rf"project checkpoint pid {built.group(1)} ready")
+        dump.write_text(dump.read_text() + "# edited twice\n")
+        rk.wait_for_output(rf"generation 2 forked warm from pid {built.group(1)} \(the project checkpoint\)")
+        warm = _report(project, 2)
+        _compare(cold, warm)
+        assert "starts cold" not in rk.output
+
+
 def test_a_generation_forked_ahead_and_not_used_is_ended(project: Path) -> None:
     """The checkpoint is the likely parent, but an edit of a file it may have read makes the
     start fork from the installed-modules parent: what was forked ahead from the checkpoint

@@ -212,6 +212,10 @@ def _reloads_warm_as_cold(project: Project, *binds: str) -> str:
         # it falls back to the installed-modules parent; the checkpoint rebuilt with that
         # module hot starts all the others.
         assert len(re.findall(r"forked warm from pid \d+ \(the project checkpoint", output)) == RELOADS - 1, output
+        # Each checkpoint was forked from the installed-modules parent (Django's set-up then runs
+        # after every installed module, as in a generation forked from that parent).
+        builds = re.findall(r"building the project checkpoint \(pid \d+(, forked from pid \d+)?\)", output)
+        assert builds and all(builds), output
         return output
 
 

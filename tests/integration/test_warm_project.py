@@ -10,8 +10,9 @@ a schema (a field added), a setting, a route added, a route removed, a router mo
 serves it, EVERY endpoint is fetched, then a cold ``uvicorn shop.main:app --port`` of the same
 files (no reloadkit) is started and fetched the same way: status and body must be identical.
 Every reload is forked warm, from the project checkpoint unless the edit touched a module it
-held; none starts cold or fails warm, but for the syntax error's generation, which reloadkit
-starts again cold, as docs/warm.rst says.
+held (each checkpoint forked from the installed-modules parent); none starts cold or fails
+warm, but for the syntax error's generation, which reloadkit starts again cold, as
+docs/warm.rst says.
 ``GET /`` lists the tables in the order the models were imported: a warm start that imports
 the project's modules in another order than a cold start shows here.
 """
@@ -189,3 +190,7 @@ def test_warm_reloads_serve_what_a_cold_start_serves(tmp_path: Path) -> None:
     # file) fork from the installed-modules parent; the others from the project checkpoint.
     assert len(from_checkpoint) >= 4, output
     assert "discarded the warm parent" not in output, output  # the syntax error left the parents alone
+    # Every checkpoint was forked from the installed-modules parent: these reloads prove that
+    # its order (the installed modules first, then the project's) serves as a cold start does.
+    builds = re.findall(r"building the project checkpoint \(pid \d+(, forked from pid \d+)?\)", output)
+    assert len(builds) >= 4 and all(builds), output
