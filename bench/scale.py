@@ -23,7 +23,10 @@ uvicorn), the edited router rewritten as the benchmark does, the router and ``sh
 only importer) dropped from ``sys.modules`` and ``shop.main`` imported again; then uvicorn's own
 start in that process: ``uvicorn.Server`` on an already-listening socket with the app object
 just imported, to the first response (one request sent at once, answered when the server
-accepts). Both medians of ``--floor-runs``; their sum is what no reloader can go under.
+accepts). Both medians of ``--floor-runs``; their sum is what no reloader can go under. Beside
+it, the same work in a fork of that process (after ``gc.freeze()``, as a warm parent forks),
+through uvicorn's command line, from the fork to the first response: the fork's page copies
+on write are in it, so it is what no generation forked from a warm parent can go under.
 
 Also per size: the RSS and PSS of reloadkit's processes after the edits: the supervisor (with
 its guardian) and the warm parent(s). Results: bench/results/scale.json and scale.md.
@@ -170,42 +173,94 @@ def _median_min(values: list[float]) -> dict[str, float | None]:
 # --- the floor -----------------------------------------------------------------------------------
 
 _FLOOR = r"""
-import importlib, json, socket, statistics, sys, threading, time
+import gc, importlib, json, os, signal, socket, statistics, sys, threading, time
 from pathlib import Path
 root, apps, models, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 sys.path[:0] = [root, apps]
-import shopgen, uvicorn
+import shopgen, uvicorn, uvicorn.main
 import shop.main, shop.routers
 project = shopgen.Project(Path(root), models)
 mid = project.middle
 name = f"r_{mid}"
-imports, starts = [], []
-for run in range(runs):
-    expected = shopgen.edit_handler(project, mid, f"floor{run}")
-    began = time.perf_counter()
-    for gone in (f"shop.routers.{name}", "shop.main"):
-        del sys.modules[gone]
-    delattr(shop.routers, name)  # else main's "from .routers import r_K" finds the old module
-    main = importlib.import_module("shop.main")
-    imports.append(time.perf_counter() - began)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    server = uvicorn.Server(uvicorn.Config(main.app, fd=listener.fileno(), log_level="warning"))
-    began = time.perf_counter()
-    thread = threading.Thread(target=server.run)
-    thread.start()
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(128)
+
+
+def answer(expected):
     with socket.create_connection(listener.getsockname(), timeout=60) as client:
         client.sendall(f"GET /r{mid}/marker HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
         data = b""
         while chunk := client.recv(65536):
             data += chunk
-    starts.append(time.perf_counter() - began)
     assert data.endswith(expected.encode()), data[-200:]
+
+
+def drop():
+    for gone in (f"shop.routers.{name}", "shop.main"):
+        del sys.modules[gone]
+    delattr(shop.routers, name)  # else main's "from .routers import r_K" finds the old module
+
+
+def in_a_fork(expected):
+    # What a warm generation does: fork (after gc.freeze, as the warm parent), drop and
+    # re-import, then uvicorn's command line on the listening socket, to the first response.
+    gc.collect()
+    gc.freeze()
+    readable, writable = os.pipe()
+    began = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        took = {}
+        def client():
+            try:
+                answer(expected)
+                took["s"] = time.perf_counter() - began
+            finally:
+                os.kill(os.getpid(), signal.SIGINT)  # the server stops either way: no wait forever
+        try:
+            drop()
+            thread = threading.Thread(target=client)
+            thread.start()
+            try:
+                uvicorn.main.main(["--fd", str(listener.fileno()), "--log-level", "warning", "shop.main:app"],
+                                  standalone_mode=False)
+            except SystemExit:
+                pass
+            thread.join(60)
+            os.write(writable, json.dumps(took["s"]).encode())
+        finally:
+            os._exit(0)
+    os.close(writable)
+    data = b""
+    while chunk := os.read(readable, 100):
+        data += chunk
+    os.close(readable)
+    os.waitpid(pid, 0)
+    gc.unfreeze()
+    return json.loads(data)
+
+
+imports, starts, forked = [], [], []
+for run in range(runs):
+    expected = shopgen.edit_handler(project, mid, f"floor{run}")
+    began = time.perf_counter()
+    drop()
+    main = importlib.import_module("shop.main")
+    imports.append(time.perf_counter() - began)
+    server = uvicorn.Server(uvicorn.Config(main.app, fd=listener.fileno(), log_level="warning"))
+    began = time.perf_counter()
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    answer(expected)
+    starts.append(time.perf_counter() - began)
     server.should_exit = True
     thread.join(60)
-    listener.close()
-print(json.dumps({"import_s": imports, "server_start_s": starts}))
+    # As long as "floor{run}": each edit's file is then longer than the one before (shopgen's
+    # trailing comment), or the cached bytecode of the same second would be taken for it.
+    forked.append(in_a_fork(shopgen.edit_handler(project, mid, f"fork-{run}")))
+listener.close()
+print(json.dumps({"import_s": imports, "server_start_s": starts, "in_a_fork_s": forked}))
 """
 
 
@@ -218,11 +273,12 @@ def floor(size: int, workdir: Path, runs: int) -> dict[str, Any]:
     if result.returncode != 0:
         raise ToolError(f"floor: {(result.stderr.strip().splitlines() or ['?'])[-1]}")
     found = json.loads(result.stdout.strip().splitlines()[-1])
-    imports, starts = found["import_s"], found["server_start_s"]
+    imports, starts, forked = found["import_s"], found["server_start_s"], found["in_a_fork_s"]
     return {
         "reimport_ms": ms(statistics.median(imports)), "server_start_ms": ms(statistics.median(starts)),
         "total_ms": ms(statistics.median(imports) + statistics.median(starts)),
         "reimport_runs_ms": [ms(v) for v in imports], "server_start_runs_ms": [ms(v) for v in starts],
+        "in_a_fork_ms": ms(statistics.median(forked)), "in_a_fork_runs_ms": [ms(v) for v in forked],
     }
 
 
@@ -370,6 +426,7 @@ def table(data: dict[str, Any]) -> str:
     warm = [key for key in keys if key.startswith("reloadkit")]
     header += [f"{labels[key]} ÷ uvicorn" for key in warm if "uvicorn" in keys]
     header += ["floor: re-import + uvicorn start = total (ms)", *[f"{labels[key]} ÷ floor" for key in warm],
+               "the floor's work in a fork (ms)", *[f"{labels[key]} ÷ that" for key in warm],
                "reloadkit RSS / PSS (MB): supervisor; warm parents"]
     body = []
     for row in data["sizes"]:
@@ -379,6 +436,8 @@ def table(data: dict[str, Any]) -> str:
             cells += [_ratio(_tool(row, key).get("median"), uv.get("median")) for key in warm]
         cells.append(f"{_n(fl.get('reimport_ms'))} + {_n(fl.get('server_start_ms'))} = {_n(fl.get('total_ms'))}")
         cells += [_ratio(_tool(row, key).get("median"), fl.get("total_ms")) for key in warm]
+        cells.append(_n(fl.get("in_a_fork_ms")))
+        cells += [_ratio(_tool(row, key).get("median"), fl.get("in_a_fork_ms")) for key in warm]
         cells.append(_memory(_tool(row, warm[0]) if warm else {}))
         body.append(cells)
     return markdown_table(header, body)
@@ -426,7 +485,9 @@ def markdown(data: dict[str, Any]) -> str:
         "Floor: in a process that imported the whole project and uvicorn, the edited router rewritten, it and "
         "`shop.main` dropped from `sys.modules` and `shop.main` imported again (re-import), then "
         "`uvicorn.Server` started on a listening socket with that app, to its first response (uvicorn start); "
-        f"medians of {meta['settings']['floor_runs']}. RSS / PSS after the edits; PSS shares shared pages "
+        f"medians of {meta['settings']['floor_runs']}. In a fork: the same work in a fork of that process "
+        "(after `gc.freeze()`, as a warm parent forks), through uvicorn's command line (`--fd`), from the fork to "
+        "the first response: what a warm generation cannot go under. RSS / PSS after the edits; PSS shares shared pages "
         "among the processes that map them.", "",
         *[line for row in data["sizes"] for line in _details(row)], "",
     ]
