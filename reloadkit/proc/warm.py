@@ -111,6 +111,11 @@ class _Spare:
             _kill(self.pid)
 
 
+#: A warm parent being built: its pid, the supervisor's end of its socket, its fingerprint,
+#: and how it was started (for the -v line).
+_Build = tuple[int, socket.socket, Fingerprint, str]
+
+
 @dataclass
 class _Parent:
     pid: int
@@ -459,15 +464,10 @@ class WarmParent:
             "target": self.command.file or self.command.target,
             "argv": list(self.command.argv),
         }
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            started = self._fork_build(mine, theirs, plan, held) or self._spawn_build(mine, theirs, plan, held)
-        finally:
-            theirs.close()
+        started = self._fork_build(plan, held) or self._spawn_build(plan, held)
         if started is None:
-            mine.close()
             return
-        pid, fingerprint, how = started
+        pid, mine, fingerprint, how = started
         parent = _Parent(pid, mine, dict(self.base_env), set(held), fingerprint)
         if self.parent is not None:
             parent.added = parent.modules - self.parent.modules
@@ -477,11 +477,10 @@ class WarmParent:
         what = "the project checkpoint" if self.project is not None else "a warm parent"
         self.debug(f"building {what} (pid {pid}{how}): {len(held)} modules")
 
-    def _spawn_build(
-        self, mine: socket.socket, theirs: socket.socket, plan: dict[str, Any], held: Sequence[str]
-    ) -> tuple[int, Fingerprint, str] | None:
+    def _spawn_build(self, plan: dict[str, Any], held: Sequence[str]) -> _Build | None:
         """A fresh interpreter that imports the plan."""
         assert self.command is not None and self.base_env is not None
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         theirs.set_inheritable(True)
         env = dict(self.base_env)
         # Room for each generation's own environment in /proc/PID/environ (warm_parent.py).
@@ -491,20 +490,22 @@ class WarmParent:
                 self.command.parent_argv(), env, keep_fds=[theirs.fileno()], own_group=True, generation=-1
             )
         except SpawnError as exc:
+            mine.close()
             self._give_up(f"cannot start the warm parent: {exc}")
             return None
+        finally:
+            theirs.close()
         fingerprint = Fingerprint.take([self.modules[name] for name in held], self.cwd, self.command.interpreter)
         try:
             mine.send(json.dumps(plan).encode())
         except OSError as exc:
+            mine.close()
             _kill(child.pid)
             self._failed(f"the warm parent did not take its plan ({exc})")
             return None
-        return child.pid, fingerprint, ""
+        return child.pid, mine, fingerprint, ""
 
-    def _fork_build(
-        self, mine: socket.socket, theirs: socket.socket, plan: dict[str, Any], held: Sequence[str]
-    ) -> tuple[int, Fingerprint, str] | None:
+    def _fork_build(self, plan: dict[str, Any], held: Sequence[str]) -> _Build | None:
         """The project checkpoint forked from the installed-modules parent (:attr:`origin`),
         which already holds the installed modules it would import: it imports only the
         project's own, so a checkpoint a first edit made stale is back in the time of the
@@ -521,14 +522,19 @@ class WarmParent:
                 or origin.given_up is not None or source.env != self.base_env or origin._stale(source) is not None):
             return None
         request = {"build": plan, "supervisor": os.getpid()}
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             source.sock.sendmsg(
                 [json.dumps(request).encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [theirs.fileno()]))]
             )
+            message = _message(mine, _SPARE_TIMEOUT)
         except OSError:
-            return None  # it is gone: the next start's checks find it
-        message = _message(mine, _SPARE_TIMEOUT)
+            message = None  # the parent is gone: the next start's checks find it
+        finally:
+            theirs.close()
         if message is None or not isinstance(message.get("building"), int):
+            # A fork that comes later finds this socket closed, and exits.
+            mine.close()
             if message is not None and "nobuild" in message:
                 self.forked_builds = False
                 self.debug(f"--warm: the project checkpoint is built by a fresh interpreter: {message['nobuild']}")
@@ -539,7 +545,7 @@ class WarmParent:
         fingerprint = Fingerprint.take(
             [self.modules[name] for name in held if name not in source.modules], self.cwd, self.command.interpreter)
         fingerprint.stats.update(source.fingerprint.stats)
-        return int(message["building"]), fingerprint, f", forked from pid {source.pid}"
+        return int(message["building"]), mine, fingerprint, f", forked from pid {source.pid}"
 
     def _on_building(self) -> None:
         parent = self.building

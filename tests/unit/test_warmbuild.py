@@ -149,3 +149,31 @@ def test_a_parent_whose_files_changed_is_not_forked_from(setup: Setup) -> None:
     setup.checkpoint._build()
     _fresh_build(setup)
     _nothing_asked(setup.theirs)
+
+
+def test_a_fork_too_late_to_be_waited_for_talks_to_a_closed_socket_not_the_fresh_build(setup: Setup) -> None:
+    """The parent answers after the supervisor stopped waiting (a busy parent): the checkpoint
+    is built by a fresh interpreter on a socket of its own, and the late fork's pid reaches
+    nobody (it exits when its socket is closed)."""
+    built = threading.Event()
+    outcome: list[str] = []
+
+    def late() -> None:
+        fds = array.array("i")
+        _data, ancillary, _flags, _address = setup.theirs.recvmsg(1 << 16, socket.CMSG_SPACE(fds.itemsize))
+        fds.frombytes(ancillary[0][2])
+        with socket.socket(fileno=fds[0]) as sock:
+            built.wait(10)
+            try:
+                sock.send(json.dumps({"building": 1}).encode())
+            except OSError as exc:
+                outcome.append(type(exc).__name__)
+
+    thread = threading.Thread(target=late)
+    thread.start()
+    setup.checkpoint._build()  # waits for the pid at most _SPARE_TIMEOUT (1 s)
+    built.set()
+    thread.join(10)
+    _fresh_build(setup)
+    assert setup.checkpoint.forked_builds  # no answer is not a "cannot": asked again next time
+    assert outcome == ["BrokenPipeError"]
