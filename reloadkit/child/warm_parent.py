@@ -13,8 +13,11 @@ with ``CLONE_PARENT``; else twice, and the grandchild re-parents to the supervis
 subreaper), so it is reaped and tree-killed like a cold child, and becomes the
 generation exactly as a cold child would start: its fds, process group, death signal,
 signal dispositions, environment, cwd, ``sys.argv``/``sys.orig_argv``/``sys.path`` and
-``__main__``; then runs the script, ``-m`` module or ``-c`` code. The warm parent exits as
-soon as the supervisor's end closes (and by its death signal, when the supervisor dies).
+``__main__``; then runs the script, ``-m`` module or ``-c`` code. Asked to, the
+installed-modules parent forks the project checkpoint the same way: the fork imports the
+rest of its own plan (the project's modules) and then serves as a parent on a socket of its
+own. The warm parent exits as soon as the supervisor's end closes (and by its death signal,
+when the supervisor dies).
 """
 
 import os
