@@ -454,7 +454,7 @@ def test_without_a_child_subreaper_every_generation_starts_cold(project: Path) -
     from the start, said once at -v, and each reload starts cold at once (no wait for a
     re-parenting that never comes)."""
     site = _site(project.parent)
-    argv = [sys.executable, str(Path(__file__).parent / "no_subreaper.py"), "-m", "reloadkit", "run",
+    argv = [sys.executable, str(Path(__file__).parent / "refuse.py"), "subreaper", "-m", "reloadkit", "run",
             "-v", "--warm", "-b", "127.0.0.1:0", "--", sys.executable, "pitfalls.py"]
     env = {"REPORT_DIR": str(project.parent / "reports"), "WARM_LIBS": "quietlib",
            "PYTHONPATH": os.pathsep.join([str(site), *SOURCE_PATH])}
